@@ -1,0 +1,247 @@
+//! The commit leader: writes a group of records, syncs once, publishes them to the index and
+//! to the commit hook.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::{Location, Segment};
+use crate::store::Inner;
+use crate::wal::record::EncodedRecord;
+use crate::wal::segment::{segment_path, SegmentHeader, SEGMENT_HEADER_BYTES};
+use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
+use crate::{Lsn, SyncPolicy};
+
+/// A record placed in the log by the current group.
+struct Placed {
+    ticket: u64,
+    record: EncodedRecord,
+    lsn: Lsn,
+    segment: u32,
+    offset: u64,
+}
+
+impl Inner {
+    /// Leads one commit group; returns a result per pending record.
+    pub(crate) fn lead_group(&self, group: Vec<Pending>) -> Vec<(u64, Result<Outcome>)> {
+        if let Some(reason) = self.poison_reason() {
+            return group
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.ticket,
+                        Err(Error::Poisoned {
+                            reason: reason.clone(),
+                        }),
+                    )
+                })
+                .collect();
+        }
+        let mut results = Vec::with_capacity(group.len());
+        let mut placed = Vec::with_capacity(group.len());
+        let mut active = self.active.lock();
+        let write = self.place_and_write(&mut active, group, &mut placed, &mut results);
+        let write = write.and_then(|()| self.sync_if_required(&mut active));
+        drop(active);
+        if let Err(e) = write {
+            let reason = e.to_string();
+            self.poison(&reason);
+            results.extend(placed.into_iter().map(|p| {
+                (
+                    p.ticket,
+                    Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    }),
+                )
+            }));
+            return results;
+        }
+        self.publish(&placed);
+        results.extend(
+            placed
+                .iter()
+                .map(|p| (p.ticket, Ok(Outcome::Committed(p.lsn)))),
+        );
+        results
+    }
+
+    /// Stamps LSNs, rolls segments as needed and writes the group. Records that need no write
+    /// (duplicates, gaps) get their result in `results` right away.
+    fn place_and_write(
+        &self,
+        active: &mut ActiveSegment,
+        group: Vec<Pending>,
+        placed: &mut Vec<Placed>,
+        results: &mut Vec<(u64, Result<Outcome>)>,
+    ) -> Result<()> {
+        let mut lsn = active.written_lsn;
+        let mut buf: Vec<u8> = Vec::new();
+        for mut pending in group {
+            let next = lsn + 1;
+            match pending.rule {
+                LsnRule::Next => {}
+                LsnRule::Exactly(l) if l < next => {
+                    results.push((pending.ticket, Ok(Outcome::Duplicate)));
+                    continue;
+                }
+                LsnRule::Exactly(l) if l > next => {
+                    results.push((
+                        pending.ticket,
+                        Err(Error::LsnGap {
+                            expected: next,
+                            got: l,
+                        }),
+                    ));
+                    continue;
+                }
+                LsnRule::Exactly(_) => {}
+            }
+            pending.record.stamp(next);
+            let rec_len = pending.record.bytes.len() as u64;
+            let end = active.len + buf.len() as u64;
+            if end > SEGMENT_HEADER_BYTES && end + rec_len > self.opts.segment_bytes {
+                self.write_buf(active, &mut buf)?;
+                self.roll(active, lsn)?;
+            }
+            placed.push(Placed {
+                ticket: pending.ticket,
+                lsn: next,
+                segment: active.id,
+                offset: active.len + buf.len() as u64,
+                record: pending.record,
+            });
+            if let Some(p) = placed.last() {
+                buf.extend_from_slice(&p.record.bytes);
+            }
+            lsn = next;
+            active.written_lsn = lsn;
+        }
+        self.write_buf(active, &mut buf)
+    }
+
+    fn write_buf(&self, active: &mut ActiveSegment, buf: &mut Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        active
+            .file
+            .write_all_at(buf, active.len)
+            .ctx(|| format!("appending to segment {}", active.id))?;
+        active.len += buf.len() as u64;
+        active.unsynced = true;
+        buf.clear();
+        Ok(())
+    }
+
+    fn sync_if_required(&self, active: &mut ActiveSegment) -> Result<()> {
+        if self.opts.sync_policy == SyncPolicy::Always {
+            self.sync_active(active)?;
+        }
+        Ok(())
+    }
+
+    /// `fdatasync`s the active segment if it has unsynced bytes.
+    pub(crate) fn sync_active(&self, active: &mut ActiveSegment) -> Result<()> {
+        if !active.unsynced {
+            return Ok(());
+        }
+        active
+            .file
+            .sync_data()
+            .ctx(|| format!("syncing segment {}", active.id))?;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        active.unsynced = false;
+        Ok(())
+    }
+
+    /// Seals the active segment (synced, hint scheduled) and starts a new one whose records
+    /// follow `last_lsn`.
+    pub(crate) fn roll(&self, active: &mut ActiveSegment, last_lsn: Lsn) -> Result<()> {
+        active.unsynced = true; // a sealed segment is always synced, whatever the policy
+        self.sync_active(active)?;
+        let id = self.next_segment_id.fetch_add(1, Ordering::SeqCst);
+        let header = SegmentHeader {
+            id,
+            compacted: false,
+            lsn_mark: last_lsn,
+        };
+        let file = self.create_segment_file(id, &header)?;
+        let sealed = active.id;
+        {
+            let mut state = self.state.write();
+            if let Some(seg) = state.segments.get_mut(&sealed) {
+                seg.len = active.len;
+            }
+            state.segments.insert(
+                id,
+                Segment::new(file.clone(), SEGMENT_HEADER_BYTES, last_lsn, false),
+            );
+        }
+        *active = ActiveSegment {
+            id,
+            file,
+            len: SEGMENT_HEADER_BYTES,
+            unsynced: false,
+            written_lsn: last_lsn,
+        };
+        self.active_segment.store(id, Ordering::Release);
+        self.schedule_hint(sealed);
+        Ok(())
+    }
+
+    /// Creates a segment file with its header, durably (file and directory synced).
+    pub(crate) fn create_segment_file(
+        &self,
+        id: u32,
+        header: &SegmentHeader,
+    ) -> Result<Arc<dyn crate::io::FileIo>> {
+        let path = segment_path(&self.dir, id);
+        let file = self
+            .opts
+            .vfs
+            .open(&path, true)
+            .ctx(|| format!("creating {}", path.display()))?;
+        file.write_all_at(&header.encode(), 0)
+            .ctx(|| format!("writing header of {}", path.display()))?;
+        file.sync_data()
+            .ctx(|| format!("syncing {}", path.display()))?;
+        self.sync_dir()?;
+        Ok(file)
+    }
+
+    /// Makes the group visible: index, segment table, last LSN, then the commit hook.
+    fn publish(&self, placed: &[Placed]) {
+        let Some(last) = placed.last() else {
+            return;
+        };
+        {
+            let mut state = self.state.write();
+            for p in placed {
+                for span in &p.record.spans {
+                    let key = p.record.key(span);
+                    if span.is_delete {
+                        state.apply_delete(key, p.segment);
+                    } else {
+                        let loc = Location {
+                            segment: p.segment,
+                            value_offset: (p.offset + u64::from(span.value_start)) as u32,
+                            value_len: span.value_len,
+                            lsn: p.lsn,
+                        };
+                        state.apply_put(key, loc);
+                    }
+                }
+                if let Some(seg) = state.segments.get_mut(&p.segment) {
+                    seg.note_lsn(p.lsn);
+                    seg.len = seg.len.max(p.offset + p.record.bytes.len() as u64);
+                }
+            }
+            self.last_lsn.store(last.lsn, Ordering::Release);
+        }
+        if let Some(hook) = self.hook() {
+            for p in placed {
+                hook.committed(Arc::new(p.record.to_wal_record(p.lsn)));
+            }
+        }
+    }
+}

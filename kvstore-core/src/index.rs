@@ -1,0 +1,124 @@
+//! The in-memory state: an ordered index from key to the location of its newest value, and
+//! the table of segment files with their dead-byte accounting.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::io::FileIo;
+use crate::wal::record::op_disk_bytes;
+use crate::wal::segment::SegmentId;
+use crate::Lsn;
+
+/// Where the newest value of a key lives on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub segment: SegmentId,
+    /// File offset of the value's first byte.
+    pub value_offset: u32,
+    pub value_len: u32,
+    pub lsn: Lsn,
+}
+
+/// A segment file and what the engine knows about its contents.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub file: Arc<dyn FileIo>,
+    /// Bytes of valid data (header and whole records).
+    pub len: u64,
+    /// Bytes of operations that no longer decide any key's value.
+    pub dead_bytes: u64,
+    /// Lowest and highest LSN of a record inside; `min_lsn > max_lsn` when empty.
+    pub min_lsn: Lsn,
+    pub max_lsn: Lsn,
+    /// See [`crate::wal::segment::SegmentHeader::lsn_mark`].
+    pub lsn_mark: Lsn,
+    /// A compaction output (holds a subset of old records, not a stretch of the log).
+    pub compacted: bool,
+    /// Whether a valid hint file exists for it.
+    pub has_hint: bool,
+}
+
+impl Segment {
+    pub fn new(file: Arc<dyn FileIo>, len: u64, lsn_mark: Lsn, compacted: bool) -> Self {
+        Segment {
+            file,
+            len,
+            dead_bytes: 0,
+            min_lsn: Lsn::MAX,
+            max_lsn: 0,
+            lsn_mark,
+            compacted,
+            has_hint: false,
+        }
+    }
+
+    pub fn note_lsn(&mut self, lsn: Lsn) {
+        self.min_lsn = self.min_lsn.min(lsn);
+        self.max_lsn = self.max_lsn.max(lsn);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.min_lsn > self.max_lsn
+    }
+}
+
+/// Index plus segment table, guarded together by one `RwLock` so that a location and the
+/// file it points into are always read consistently.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub index: BTreeMap<Box<[u8]>, Location>,
+    pub segments: BTreeMap<SegmentId, Segment>,
+    /// Bytes of operations that currently decide a key's value.
+    pub live_bytes: u64,
+}
+
+impl State {
+    fn mark_dead(&mut self, segment: SegmentId, bytes: u64) {
+        if let Some(seg) = self.segments.get_mut(&segment) {
+            seg.dead_bytes += bytes;
+        }
+    }
+
+    /// Records a committed put: the previous value of the key becomes dead.
+    pub fn apply_put(&mut self, key: &[u8], loc: Location) {
+        let bytes = op_disk_bytes(key.len(), loc.value_len as usize);
+        self.live_bytes += bytes;
+        let old = match self.index.get_mut(key) {
+            Some(slot) => Some(std::mem::replace(slot, loc)),
+            None => {
+                self.index.insert(key.into(), loc);
+                None
+            }
+        };
+        if let Some(old) = old {
+            self.retire(key.len(), old);
+        }
+    }
+
+    /// Records a committed delete: the previous value and the tombstone itself are dead.
+    pub fn apply_delete(&mut self, key: &[u8], segment: SegmentId) {
+        self.mark_dead(segment, op_disk_bytes(key.len(), 0));
+        if let Some(old) = self.index.remove(key) {
+            self.retire(key.len(), old);
+        }
+    }
+
+    fn retire(&mut self, key_len: usize, old: Location) {
+        let bytes = op_disk_bytes(key_len, old.value_len as usize);
+        self.live_bytes = self.live_bytes.saturating_sub(bytes);
+        self.mark_dead(old.segment, bytes);
+    }
+
+    /// Sealed segments' dead bytes and total bytes.
+    pub fn sealed_dead_and_total(&self, active: SegmentId) -> (u64, u64) {
+        self.segments
+            .iter()
+            .filter(|(id, _)| **id != active)
+            .fold((0, 0), |(d, t), (_, s)| (d + s.dead_bytes, t + s.len))
+    }
+
+    /// The log segments (not compaction outputs), in LSN order.
+    pub fn log_segments(&self) -> impl Iterator<Item = (&SegmentId, &Segment)> {
+        self.segments.iter().filter(|(_, s)| !s.compacted)
+    }
+}

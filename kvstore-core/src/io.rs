@@ -1,0 +1,181 @@
+//! The file seam: segment files are reached through [`Vfs`] and [`FileIo`] so that tests can
+//! inject failing or tearing writes and failing fsyncs ([`FaultyVfs`]).
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A random-access file as the engine uses it.
+pub trait FileIo: Send + Sync + fmt::Debug {
+    /// Fills `buf` from `offset`; fails with `UnexpectedEof` past the end.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes written data durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+/// Opens files and syncs directories.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Opens `path` for reading and writing, creating it when `create` is set.
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FileIo>>;
+    /// Makes the directory's entries (created, renamed, deleted files) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsVfs;
+
+#[derive(Debug)]
+struct OsFile(File);
+
+impl FileIo for OsFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+}
+
+impl Vfs for OsVfs {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FileIo>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)?;
+        Ok(Arc::new(OsFile(file)))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A [`Vfs`] over the real file system that fails on command, for fault-injection tests.
+///
+/// Counters are shared by every file it opened. After `fail_syncs_after(n)`, the (n+1)-th
+/// and later `sync_data` calls fail; after `fail_writes_after(n)` the later writes fail;
+/// after `tear_writes_after(n)` the later writes store only half their bytes and then fail,
+/// as a crash in the middle of a write would leave them.
+#[derive(Debug, Clone, Default)]
+pub struct FaultyVfs {
+    faults: Arc<Faults>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    syncs: AtomicU64,
+    writes: AtomicU64,
+    syncs_allowed: AtomicU64,
+    writes_allowed: AtomicU64,
+    sync_limit_on: AtomicBool,
+    write_limit_on: AtomicBool,
+    tear: AtomicBool,
+}
+
+impl FaultyVfs {
+    /// A seam that behaves like the real file system until told otherwise.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Lets `n` more syncs succeed, then fails every later one.
+    pub fn fail_syncs_after(&self, n: u64) {
+        self.faults.syncs_allowed.store(
+            self.faults.syncs.load(Ordering::SeqCst) + n,
+            Ordering::SeqCst,
+        );
+        self.faults.sync_limit_on.store(true, Ordering::SeqCst);
+    }
+    /// Lets `n` more writes succeed, then fails every later one.
+    pub fn fail_writes_after(&self, n: u64) {
+        self.faults.writes_allowed.store(
+            self.faults.writes.load(Ordering::SeqCst) + n,
+            Ordering::SeqCst,
+        );
+        self.faults.write_limit_on.store(true, Ordering::SeqCst);
+        self.faults.tear.store(false, Ordering::SeqCst);
+    }
+    /// Lets `n` more writes succeed, then writes half of each later one and fails it.
+    pub fn tear_writes_after(&self, n: u64) {
+        self.fail_writes_after(n);
+        self.faults.tear.store(true, Ordering::SeqCst);
+    }
+    /// Stops injecting faults.
+    pub fn heal(&self) {
+        self.faults.sync_limit_on.store(false, Ordering::SeqCst);
+        self.faults.write_limit_on.store(false, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn FileIo>,
+    faults: Arc<Faults>,
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("injected {what} failure"))
+}
+
+impl FileIo for FaultyFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let f = &self.faults;
+        let n = f.writes.fetch_add(1, Ordering::SeqCst);
+        if f.write_limit_on.load(Ordering::SeqCst) && n >= f.writes_allowed.load(Ordering::SeqCst) {
+            if f.tear.load(Ordering::SeqCst) {
+                self.inner.write_all_at(&buf[..buf.len() / 2], offset)?;
+            }
+            return Err(injected("write"));
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        let f = &self.faults;
+        let n = f.syncs.fetch_add(1, Ordering::SeqCst);
+        if f.sync_limit_on.load(Ordering::SeqCst) && n >= f.syncs_allowed.load(Ordering::SeqCst) {
+            return Err(injected("fsync"));
+        }
+        self.inner.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl Vfs for FaultyVfs {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FileIo>> {
+        Ok(Arc::new(FaultyFile {
+            inner: OsVfs.open(path, create)?,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        OsVfs.sync_dir(dir)
+    }
+}

@@ -1,0 +1,147 @@
+//! The background thread: writes hint files for sealed segments, syncs under
+//! `SyncPolicy::EveryMillis`, and starts compaction when dead bytes pass the threshold.
+
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+
+use crate::store::Inner;
+use crate::wal::recovery::scan_segment;
+use crate::wal::segment::SegmentId;
+use crate::{wal::hint, SyncPolicy};
+
+/// Work handed to the background thread.
+#[derive(Debug)]
+pub(crate) enum Job {
+    WriteHint(SegmentId),
+}
+
+/// Handle on the background thread; stopping it joins it.
+#[derive(Default)]
+pub(crate) struct Maintenance {
+    jobs: Mutex<Option<Sender<Job>>>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Maintenance {
+    pub fn start(&self, inner: &Arc<Inner>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let weak = Arc::downgrade(inner);
+        let spawned = thread::Builder::new()
+            .name("kvstore-maintenance".into())
+            .spawn(move || run(weak, rx));
+        match spawned {
+            Ok(handle) => {
+                *self.jobs.lock() = Some(tx);
+                *self.handle.lock() = Some(handle);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not start the maintenance thread; hints and automatic compaction are off");
+            }
+        }
+    }
+
+    pub fn send(&self, job: Job) -> bool {
+        match self.jobs.lock().as_ref() {
+            Some(tx) => tx.send(job).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn stop(&self) {
+        self.jobs.lock().take();
+        if let Some(handle) = self.handle.lock().take() {
+            // The thread itself may drop the last handle; it must not join itself.
+            if handle.thread().id() != thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
+    let Some(inner) = weak.upgrade() else { return };
+    let every = match inner.opts.sync_policy {
+        SyncPolicy::EveryMillis(ms) => Some(Duration::from_millis(ms)),
+        _ => None,
+    };
+    let tick = every.map_or(inner.opts.maintenance_interval, |e| {
+        e.min(inner.opts.maintenance_interval)
+    });
+    drop(inner);
+    let mut last_sync = Instant::now();
+    let mut last_compaction_check = Instant::now();
+    loop {
+        let job = match jobs.recv_timeout(tick) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let Some(inner) = weak.upgrade() else { return };
+        if let Some(Job::WriteHint(id)) = job {
+            if let Err(e) = inner.write_hint(id) {
+                tracing::warn!(segment = id, error = %e, "writing a hint file failed; recovery will scan the segment");
+            }
+        }
+        if let Some(every) = every {
+            if last_sync.elapsed() >= every {
+                last_sync = Instant::now();
+                if let Err(e) = inner.flush() {
+                    tracing::error!(error = %e, "background sync failed");
+                }
+            }
+        }
+        if inner.opts.auto_compaction
+            && last_compaction_check.elapsed() >= inner.opts.maintenance_interval
+        {
+            last_compaction_check = Instant::now();
+            if inner.compaction_due() {
+                if let Err(e) = inner.compact_all(false) {
+                    tracing::warn!(error = %e, "automatic compaction failed");
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Asks the background thread for the segment's hint; without one, recovery scans it.
+    pub(crate) fn schedule_hint(&self, id: SegmentId) {
+        if !self.maintenance.send(Job::WriteHint(id)) {
+            tracing::debug!(
+                segment = id,
+                "no maintenance thread; segment stays without hint"
+            );
+        }
+    }
+
+    /// Builds the hint of a sealed segment by scanning it, and writes it durably.
+    pub(crate) fn write_hint(&self, id: SegmentId) -> crate::Result<()> {
+        // Compaction may be deleting this very segment.
+        let _exclusive = self.compaction_lock.lock();
+        let Some((file, len)) = ({
+            let state = self.state.read();
+            state.segments.get(&id).map(|s| (s.file.clone(), s.len))
+        }) else {
+            return Ok(()); // compacted away meanwhile
+        };
+        let (content, damage) = scan_segment(&file, len)
+            .map_err(|e| crate::Error::io(format!("scanning segment {id} for its hint"), e))?;
+        if let Some((offset, reason, _)) = damage {
+            return Err(crate::Error::Corrupt {
+                path: crate::wal::segment::segment_path(&self.dir, id),
+                offset,
+                reason,
+            });
+        }
+        hint::write(&self.dir, id, &content)?;
+        self.sync_dir()?;
+        if let Some(seg) = self.state.write().segments.get_mut(&id) {
+            seg.has_hint = true;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,436 @@
+//! `KvStore`: the public handle, and the shared state behind it.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::{Op, WriteBatch};
+use crate::error::{Error, IoContext, Result};
+use crate::hook::CommitHook;
+use crate::index::State;
+use crate::iter::Range;
+use crate::maintenance::Maintenance;
+use crate::options::Options;
+use crate::stats::Stats;
+use crate::wal::iter::WalIter;
+use crate::wal::record::{EncodedRecord, WalRecord, RECORD_HEADER_BYTES};
+use crate::wal::recovery;
+use crate::wal::writer::{ActiveSegment, CommitQueue, LsnRule, Outcome};
+use crate::{Lsn, LOCK_FILE_NAME, MAX_KEY_BYTES, MAX_RECORD_BYTES};
+
+/// An open store. Cheap to clone: clones share one engine; the last one to drop syncs the
+/// log and stops the background thread.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let store = kvstore_core::KvStore::open(dir.path())?;
+/// store.put(b"user:1", b"ada")?;
+/// assert_eq!(store.get(b"user:1")?, Some(b"ada".to_vec()));
+/// assert!(store.delete(b"user:1")?);
+/// assert!(!store.contains_key(b"user:1")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct KvStore {
+    pub(crate) inner: Arc<Inner>,
+    _closer: Arc<Closer>,
+}
+
+/// Shared by the user-visible handles only (never by the background thread), so that the last
+/// handle's drop stops the thread and syncs on the dropping thread, before the lock is freed.
+struct Closer(Arc<Inner>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.maintenance.stop();
+        if self.0.poison_reason().is_none() {
+            if let Err(e) = self.0.flush() {
+                tracing::error!(error = %e, "final sync on close failed");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for KvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStore")
+            .field("dir", &self.inner.dir)
+            .field("last_lsn", &self.last_lsn())
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub fsyncs: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub state: RwLock<State>,
+    pub active: Mutex<ActiveSegment>,
+    pub commits: CommitQueue,
+    pub last_lsn: AtomicU64,
+    pub next_segment_id: AtomicU32,
+    /// Id of the segment being appended to (mirrors `active.id` without its lock).
+    pub active_segment: AtomicU32,
+    pub counters: Counters,
+    poisoned: AtomicBool,
+    poison_reason: Mutex<Option<String>>,
+    hook: RwLock<Option<Arc<dyn CommitHook>>>,
+    /// WAL consumers (replicas) and the LSN each has consumed up to.
+    pub wal_consumers: Mutex<HashMap<String, Lsn>>,
+    pub compaction_lock: Mutex<()>,
+    pub maintenance: Maintenance,
+    _lock_file: File,
+}
+
+impl Inner {
+    pub(crate) fn poison_reason(&self) -> Option<String> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        self.poison_reason.lock().clone()
+    }
+
+    pub(crate) fn poison(&self, reason: &str) {
+        tracing::error!(dir = %self.dir.display(), %reason, "store poisoned for writes");
+        let mut slot = self.poison_reason.lock();
+        if slot.is_none() {
+            *slot = Some(reason.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn active_id(&self) -> u32 {
+        self.active_segment.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn hook(&self) -> Option<Arc<dyn CommitHook>> {
+        self.hook.read().clone()
+    }
+
+    pub(crate) fn sync_dir(&self) -> Result<()> {
+        self.opts
+            .vfs
+            .sync_dir(&self.dir)
+            .ctx(|| format!("syncing directory {}", self.dir.display()))
+    }
+
+    /// Syncs the active segment if it holds unsynced writes.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut active = self.active.lock();
+        let result = self.sync_active(&mut active);
+        if let Err(e) = &result {
+            self.poison(&e.to_string());
+        }
+        result
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: MAX_KEY_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_ops(&self, ops: &[Op]) -> Result<()> {
+        let mut total = RECORD_HEADER_BYTES;
+        for op in ops {
+            self.check_key(op.key())?;
+            if let Op::Put { value, .. } = op {
+                if value.len() > self.opts.max_value_bytes {
+                    return Err(Error::ValueTooLarge {
+                        len: value.len(),
+                        max: self.opts.max_value_bytes,
+                    });
+                }
+            }
+            total += crate::wal::record::OP_HEADER_BYTES + op.key().len();
+            if let Op::Put { value, .. } = op {
+                total += value.len();
+            }
+        }
+        if total > MAX_RECORD_BYTES {
+            return Err(Error::BatchTooLarge {
+                len: total,
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    fn commit(&self, ops: &[Op], rule: LsnRule) -> Result<Outcome> {
+        self.check_ops(ops)?;
+        let record = EncodedRecord::encode(ops);
+        self.commits
+            .commit(record, rule, |group| self.lead_group(group))
+    }
+
+    /// A local write: admitted by the hook, committed, then replicated as the hook requires.
+    fn write(&self, ops: &[Op]) -> Result<Lsn> {
+        let hook = self.hook();
+        if let Some(hook) = &hook {
+            hook.admit()?;
+        }
+        match self.commit(ops, LsnRule::Next)? {
+            Outcome::Committed(lsn) => {
+                if let Some(hook) = &hook {
+                    hook.wait_replicated(lsn)?;
+                }
+                Ok(lsn)
+            }
+            Outcome::Duplicate => Err(Error::InvalidOptions(
+                "internal: a local write was treated as a duplicate".into(),
+            )),
+        }
+    }
+}
+
+impl KvStore {
+    /// Opens (creating if needed) the store in `dir` with default [`Options`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, Options::default())
+    }
+
+    /// Opens (creating if needed) the store in `dir`: takes the directory lock, recovers the
+    /// index from hint files and segments, and starts the background thread.
+    pub fn open_with(dir: impl AsRef<Path>, opts: Options) -> Result<Self> {
+        opts.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).ctx(|| format!("creating directory {}", dir.display()))?;
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx(|| format!("opening {}", lock_path.display()))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { dir }),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("locking {}", lock_path.display()), e))
+            }
+        }
+        let recovered = recovery::recover(&dir, &opts)?;
+        let active_id = recovered.active.id;
+        let inner = Arc::new(Inner {
+            dir,
+            state: RwLock::new(recovered.state),
+            active: Mutex::new(recovered.active),
+            commits: CommitQueue::default(),
+            last_lsn: AtomicU64::new(recovered.last_lsn),
+            next_segment_id: AtomicU32::new(recovered.next_segment_id),
+            active_segment: AtomicU32::new(active_id),
+            counters: Counters::default(),
+            poisoned: AtomicBool::new(false),
+            poison_reason: Mutex::new(None),
+            hook: RwLock::new(None),
+            wal_consumers: Mutex::new(HashMap::new()),
+            compaction_lock: Mutex::new(()),
+            maintenance: Maintenance::default(),
+            opts,
+            _lock_file: lock_file,
+        });
+        inner.maintenance.start(&inner);
+        for id in recovered.segments_without_hint {
+            inner.schedule_hint(id);
+        }
+        Ok(KvStore {
+            _closer: Arc::new(Closer(inner.clone())),
+            inner,
+        })
+    }
+
+    /// Sets `key` to `value`; returns the write's LSN once it is durable per the sync policy.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<Lsn> {
+        self.inner.write(&[Op::Put {
+            key: key.as_ref().to_vec(),
+            value: value.as_ref().to_vec(),
+        }])
+    }
+
+    /// The value of `key`, read from disk, or `None`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let key = key.as_ref();
+        let (loc, file) = {
+            let state = self.inner.state.read();
+            let Some(loc) = state.index.get(key).copied() else {
+                return Ok(None);
+            };
+            let file = state
+                .segments
+                .get(&loc.segment)
+                .map(|s| s.file.clone())
+                .ok_or_else(|| missing_segment(&self.inner.dir, loc.segment))?;
+            (loc, file)
+        };
+        let mut value = vec![0u8; loc.value_len as usize];
+        file.read_exact_at(&mut value, u64::from(loc.value_offset))
+            .ctx(|| format!("reading a value from segment {}", loc.segment))?;
+        Ok(Some(value))
+    }
+
+    /// Whether `key` has a value (no disk read).
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        Ok(self.inner.state.read().index.contains_key(key.as_ref()))
+    }
+
+    /// Removes `key`; returns whether it existed. Deleting a missing key logs nothing.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        self.inner.check_key(key)?;
+        if !self.contains_key(key)? {
+            return Ok(false);
+        }
+        self.inner.write(&[Op::Delete { key: key.to_vec() }])?;
+        Ok(true)
+    }
+
+    /// Commits every operation of `batch` atomically, as one log record with one LSN.
+    /// An empty batch commits nothing and returns the current last LSN.
+    pub fn write_batch(&self, batch: WriteBatch) -> Result<Lsn> {
+        if batch.is_empty() {
+            return Ok(self.last_lsn());
+        }
+        self.inner.write(&batch.ops)
+    }
+
+    /// Key-ordered iteration over `range`, in both directions (`.rev()`). Holds no lock between
+    /// chunks, so a long scan never blocks writers; each item is the newest value at the time
+    /// its chunk was read.
+    pub fn range<K, R>(&self, range: R) -> Range
+    where
+        K: AsRef<[u8]>,
+        R: RangeBounds<K>,
+    {
+        Range::new(self.clone(), range)
+    }
+
+    /// All keys in order.
+    pub fn iter(&self) -> Range {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// The keys that start with `prefix`, in order.
+    pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Range {
+        Range::prefix(self.clone(), prefix.as_ref())
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.inner.state.read().index.len()
+    }
+
+    /// Whether the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes every write acknowledged so far durable (useful under `EveryMillis` / `Never`).
+    pub fn flush(&self) -> Result<()> {
+        if let Some(reason) = self.inner.poison_reason() {
+            return Err(Error::Poisoned { reason });
+        }
+        self.inner.flush()
+    }
+
+    /// Reclaims the space of overwritten and deleted values now: seals the active segment if it
+    /// holds dead bytes, then rewrites every sealed segment with dead bytes that no WAL consumer
+    /// still needs. Reads and writes go on meanwhile.
+    pub fn compact(&self) -> Result<crate::CompactionReport> {
+        self.inner.compact_all(true)
+    }
+
+    /// LSN of the newest committed record (0 for an empty store).
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.last_lsn.load(Ordering::Acquire)
+    }
+
+    /// The LSN up to which this store holds the log's effects: on a replica, the master's LSN
+    /// of the last applied record. Survives restarts (it is the LSN stored in the log).
+    pub fn applied_lsn(&self) -> Lsn {
+        self.last_lsn()
+    }
+
+    /// Applies a record from a master with the master's LSN. A record at or below
+    /// [`applied_lsn`](Self::applied_lsn) is ignored (`Ok(false)`); one that skips an LSN is
+    /// [`Error::LsnGap`] and changes nothing. Returns `Ok(true)` once applied and durable.
+    pub fn apply_replicated(&self, record: &WalRecord) -> Result<bool> {
+        if record.lsn <= self.last_lsn() {
+            return Ok(false);
+        }
+        match self
+            .inner
+            .commit(&record.ops, LsnRule::Exactly(record.lsn))?
+        {
+            Outcome::Committed(_) => Ok(true),
+            Outcome::Duplicate => Ok(false),
+        }
+    }
+
+    /// The committed records after `lsn`, in LSN order, as of this call. Fails with
+    /// [`Error::WalCompacted`] when compaction has removed some of them.
+    pub fn wal_since(&self, lsn: Lsn) -> Result<WalIter> {
+        WalIter::new(&self.inner, lsn)
+    }
+
+    /// Installs (or with `None` removes) the hook told of every committed write.
+    pub fn set_commit_hook(&self, hook: Option<Arc<dyn CommitHook>>) {
+        *self.inner.hook.write() = hook;
+    }
+
+    /// Registers (or moves) a WAL consumer such as a replica: log segments holding records after
+    /// `lsn` are kept from compaction, up to [`Options::max_retained_wal_bytes`].
+    pub fn retain_wal(&self, consumer: &str, lsn: Lsn) {
+        self.inner
+            .wal_consumers
+            .lock()
+            .insert(consumer.to_string(), lsn);
+    }
+
+    /// Unregisters a WAL consumer.
+    pub fn release_wal(&self, consumer: &str) {
+        self.inner.wal_consumers.lock().remove(consumer);
+    }
+
+    /// Bytes of sealed log the consumer at `lsn` still needs, and how many more may accumulate
+    /// before compaction stops keeping them (then the consumer must resync from a snapshot).
+    pub fn wal_retention(&self, lsn: Lsn) -> crate::stats::WalRetention {
+        crate::stats::WalRetention::compute(&self.inner, lsn)
+    }
+
+    /// Counters and sizes; cheap enough to call often.
+    pub fn stats(&self) -> Stats {
+        Stats::collect(&self.inner)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+}
+
+pub(crate) fn missing_segment(dir: &Path, id: u32) -> Error {
+    Error::Corrupt {
+        path: crate::wal::segment::segment_path(dir, id),
+        offset: 0,
+        reason: "the index points into a segment that is not open".into(),
+    }
+}

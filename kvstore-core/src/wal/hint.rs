@@ -1,0 +1,186 @@
+//! Hint files: a compact index of a sealed segment (as in Bitcask), so that opening a store
+//! reads keys and locations without reading values.
+//!
+//! ```text
+//! hint  = magic "KVSTHNT\0" | version:u32 | segment_id:u32 | entry* | segment_len:u64 | entry_count:u64 | crc32:u32
+//! entry = tag:u8 (1 put, 2 delete) | key_len:u32 | value_len:u32 | value_offset:u32 | lsn:u64 | key
+//! ```
+//! The CRC covers the whole file; a damaged hint is ignored and its segment scanned instead.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+use crate::wal::record::{read_u32, read_u64};
+use crate::wal::segment::SegmentId;
+use crate::{Lsn, MAX_KEY_BYTES};
+
+const MAGIC: &[u8; 8] = b"KVSTHNT\0";
+const VERSION: u32 = 1;
+const ENTRY_HEADER_BYTES: usize = 21;
+const TRAILER_BYTES: usize = 20;
+
+/// One operation of a segment: a put (with where its value is) or a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HintEntry {
+    pub key: Vec<u8>,
+    pub lsn: Lsn,
+    pub value_offset: u32,
+    pub value_len: u32,
+    pub is_delete: bool,
+}
+
+/// Everything a hint file records about its segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hint {
+    pub segment_len: u64,
+    pub entries: Vec<HintEntry>,
+}
+
+pub(crate) fn encode(id: SegmentId, hint: &Hint) -> Vec<u8> {
+    let keys: usize = hint.entries.iter().map(|e| e.key.len()).sum();
+    let mut buf =
+        Vec::with_capacity(16 + hint.entries.len() * ENTRY_HEADER_BYTES + keys + TRAILER_BYTES);
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&VERSION.to_le_bytes());
+    buf.extend_from_slice(&id.to_le_bytes());
+    for e in &hint.entries {
+        buf.push(if e.is_delete { 2 } else { 1 });
+        buf.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&e.value_len.to_le_bytes());
+        buf.extend_from_slice(&e.value_offset.to_le_bytes());
+        buf.extend_from_slice(&e.lsn.to_le_bytes());
+        buf.extend_from_slice(&e.key);
+    }
+    buf.extend_from_slice(&hint.segment_len.to_le_bytes());
+    buf.extend_from_slice(&(hint.entries.len() as u64).to_le_bytes());
+    let crc = crc32fast::hash(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf
+}
+
+/// Decodes a hint file, or says why it cannot be trusted.
+pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, String> {
+    if buf.len() < 16 + TRAILER_BYTES {
+        return Err("hint file too short".into());
+    }
+    let body_end = buf.len() - 4;
+    if crc32fast::hash(&buf[..body_end]) != read_u32(buf, body_end) {
+        return Err("hint checksum mismatch".into());
+    }
+    if &buf[0..8] != MAGIC || read_u32(buf, 8) != VERSION {
+        return Err("bad hint magic or version".into());
+    }
+    if read_u32(buf, 12) != id {
+        return Err("hint belongs to another segment".into());
+    }
+    let entries_end = buf.len() - TRAILER_BYTES;
+    let segment_len = read_u64(buf, entries_end);
+    let count = read_u64(buf, entries_end + 8) as usize;
+    if count > (entries_end - 16) / ENTRY_HEADER_BYTES {
+        return Err("impossible hint entry count".into());
+    }
+    let mut entries = Vec::with_capacity(count);
+    let mut pos = 16;
+    while pos < entries_end {
+        if pos + ENTRY_HEADER_BYTES > entries_end {
+            return Err("hint entry cut short".into());
+        }
+        let tag = buf[pos];
+        let key_len = read_u32(buf, pos + 1) as usize;
+        let value_len = read_u32(buf, pos + 5);
+        let value_offset = read_u32(buf, pos + 9);
+        let lsn = read_u64(buf, pos + 13);
+        let key_start = pos + ENTRY_HEADER_BYTES;
+        if key_len > MAX_KEY_BYTES || key_start + key_len > entries_end || tag == 0 || tag > 2 {
+            return Err("bad hint entry".into());
+        }
+        if u64::from(value_offset) + u64::from(value_len) > segment_len {
+            return Err("hint entry points past its segment".into());
+        }
+        entries.push(HintEntry {
+            key: buf[key_start..key_start + key_len].to_vec(),
+            lsn,
+            value_offset,
+            value_len,
+            is_delete: tag == 2,
+        });
+        pos = key_start + key_len;
+    }
+    if entries.len() != count {
+        return Err("hint entry count mismatch".into());
+    }
+    Ok(Hint {
+        segment_len,
+        entries,
+    })
+}
+
+/// Writes the hint for segment `id` durably: to a temporary name, synced, then renamed.
+/// The caller syncs the directory.
+pub(crate) fn write(dir: &Path, id: SegmentId, hint: &Hint) -> Result<()> {
+    let path = crate::wal::segment::hint_path(dir, id);
+    let tmp = path.with_extension("hint.tmp");
+    let bytes = encode(id, hint);
+    let mut file = fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+    file.write_all(&bytes)
+        .ctx(|| format!("writing {}", tmp.display()))?;
+    file.sync_data()
+        .ctx(|| format!("syncing {}", tmp.display()))?;
+    fs::rename(&tmp, &path).ctx(|| format!("renaming {} into place", tmp.display()))?;
+    Ok(())
+}
+
+/// Reads the hint for segment `id`: `Ok(None)` if it is missing or damaged (logged).
+pub(crate) fn read(dir: &Path, id: SegmentId) -> Result<Option<Hint>> {
+    let path = crate::wal::segment::hint_path(dir, id);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::Error::io(format!("reading {}", path.display()), e)),
+    };
+    match decode(id, &bytes) {
+        Ok(hint) => Ok(Some(hint)),
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), %reason, "ignoring damaged hint file; scanning its segment instead");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bit_flips() {
+        let hint = Hint {
+            segment_len: 1000,
+            entries: vec![
+                HintEntry {
+                    key: b"a".to_vec(),
+                    lsn: 1,
+                    value_offset: 60,
+                    value_len: 3,
+                    is_delete: false,
+                },
+                HintEntry {
+                    key: b"bb".to_vec(),
+                    lsn: 2,
+                    value_offset: 0,
+                    value_len: 0,
+                    is_delete: true,
+                },
+            ],
+        };
+        let buf = encode(3, &hint);
+        assert_eq!(decode(3, &buf), Ok(hint));
+        assert!(decode(4, &buf).is_err());
+        for bit in 0..buf.len() * 8 {
+            let mut bad = buf.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(3, &bad).is_err(), "flip of bit {bit} went unnoticed");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `wal_since`: reading committed records in LSN order, for replication catch-up.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::{Error, IoContext, Result};
+use crate::io::FileIo;
+use crate::store::Inner;
+use crate::wal::reader::{Next, RecordReader};
+use crate::wal::record::{ops_of, WalRecord};
+use crate::wal::segment::{segment_path, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::Lsn;
+
+/// Iterator over committed records after an LSN, returned by [`crate::KvStore::wal_since`].
+///
+/// It sees the records committed before it was created. Segments it still has to read stay
+/// readable even if compaction removes them meanwhile (the files are held open).
+pub struct WalIter {
+    dir: std::path::PathBuf,
+    after: Lsn,
+    last: Lsn,
+    segments: std::vec::IntoIter<(SegmentId, Arc<dyn FileIo>, u64)>,
+    current: Option<(SegmentId, RecordReader)>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for WalIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalIter")
+            .field("after", &self.after)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+/// The lowest LSN `wal_since` accepts: where the oldest log segment still on disk begins.
+pub(crate) fn oldest_available(state: &crate::index::State) -> Lsn {
+    state.log_segments().next().map_or(0, |(_, s)| s.lsn_mark)
+}
+
+impl WalIter {
+    pub(crate) fn new(inner: &Inner, after: Lsn) -> Result<Self> {
+        let state = inner.state.read();
+        let last = inner.last_lsn.load(Ordering::Acquire);
+        let oldest = oldest_available(&state);
+        if after < oldest {
+            return Err(Error::WalCompacted {
+                requested: after,
+                oldest_available: oldest,
+            });
+        }
+        let segments: Vec<_> = state
+            .log_segments()
+            .filter(|(_, s)| !s.is_empty() && s.max_lsn > after)
+            .map(|(id, s)| (*id, s.file.clone(), s.len))
+            .collect();
+        Ok(WalIter {
+            dir: inner.dir.clone(),
+            after,
+            last,
+            segments: segments.into_iter(),
+            current: None,
+            failed: false,
+        })
+    }
+
+    /// The last LSN committed when the iterator was created; it yields nothing beyond it.
+    pub fn end_lsn(&self) -> Lsn {
+        self.last
+    }
+}
+
+impl Iterator for WalIter {
+    type Item = Result<WalRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if self.current.is_none() {
+                let (id, file, len) = self.segments.next()?;
+                self.current = Some((id, RecordReader::new(file, SEGMENT_HEADER_BYTES, len)));
+            }
+            let (id, reader) = self.current.as_mut()?;
+            let id = *id;
+            let next = reader
+                .next()
+                .ctx(|| format!("reading the log in segment {id}"));
+            match next {
+                Ok(Next::Record(rec)) => {
+                    if rec.lsn <= self.after {
+                        continue;
+                    }
+                    if rec.lsn > self.last {
+                        self.current = None;
+                        self.segments = Vec::new().into_iter();
+                        return None;
+                    }
+                    return Some(Ok(WalRecord {
+                        lsn: rec.lsn,
+                        ops: ops_of(&rec.bytes, &rec.spans),
+                    }));
+                }
+                Ok(Next::End) => self.current = None,
+                Ok(Next::Damaged { offset, reason, .. }) => {
+                    self.failed = true;
+                    return Some(Err(Error::Corrupt {
+                        path: segment_path(&self.dir, id),
+                        offset,
+                        reason,
+                    }));
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

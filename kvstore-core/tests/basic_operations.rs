@@ -1,0 +1,180 @@
+//! The everyday API: put, get, delete, batches, ranges, reopen, wal_since, apply_replicated.
+
+use kvstore_core::{Error, KvStore, Op, Options, SyncPolicy, WalRecord, WriteBatch};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[test]
+fn put_get_delete_survive_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = KvStore::open(dir.path())?;
+        assert_eq!(store.put(b"a", b"1")?, 1);
+        assert_eq!(store.put(b"b", b"2")?, 2);
+        assert_eq!(store.put(b"a", b"3")?, 3);
+        assert!(store.delete(b"b")?);
+        assert!(!store.delete(b"missing")?);
+        assert_eq!(store.get(b"a")?, Some(b"3".to_vec()));
+        assert_eq!(store.get(b"b")?, None);
+        assert_eq!(store.last_lsn(), 4);
+    }
+    let store = KvStore::open(dir.path())?;
+    assert_eq!(store.get(b"a")?, Some(b"3".to_vec()));
+    assert_eq!(store.get(b"b")?, None);
+    assert_eq!(store.last_lsn(), 4);
+    assert_eq!(store.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn second_open_of_a_directory_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let _first = KvStore::open(dir.path())?;
+    match KvStore::open(dir.path()) {
+        Err(Error::Locked { .. }) => Ok(()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+#[test]
+fn ranges_prefixes_and_reverse() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = KvStore::open_with(dir.path(), Options::new().sync_policy(SyncPolicy::Never))?;
+    let mut batch = WriteBatch::new();
+    for i in 0..1000u32 {
+        batch.put(format!("k{i:04}"), i.to_le_bytes());
+    }
+    batch.put(b"other", b"x");
+    store.write_batch(batch)?;
+    let keys: Vec<Vec<u8>> = store
+        .range(b"k0100".as_slice()..b"k0200".as_slice())
+        .map(|r| r.map(|(k, _)| k))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(keys.len(), 100);
+    assert_eq!(keys[0], b"k0100");
+    let rev: Vec<Vec<u8>> = store
+        .scan_prefix(b"k")
+        .rev()
+        .map(|r| r.map(|(k, _)| k))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(rev.len(), 1000);
+    assert_eq!(rev[0], b"k0999");
+    assert_eq!(rev[999], b"k0000");
+    // Both ends at once meet without duplicates or gaps.
+    let mut it = store.iter();
+    let mut seen = 0;
+    loop {
+        let front = it.next().transpose()?;
+        let back = it.next_back().transpose()?;
+        seen += front.is_some() as usize + back.is_some() as usize;
+        if front.is_none() && back.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 1001);
+    assert_eq!(store.range(b"z".as_slice()..b"a".as_slice()).count(), 0);
+    Ok(())
+}
+
+#[test]
+fn limits_are_enforced_with_clear_errors() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = KvStore::open_with(dir.path(), Options::new().max_value_bytes(1024))?;
+    assert!(matches!(
+        store.put(vec![0u8; 64 * 1024 + 1], b"v"),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    assert!(matches!(
+        store.put(b"k", vec![0u8; 1025]),
+        Err(Error::ValueTooLarge {
+            len: 1025,
+            max: 1024
+        })
+    ));
+    assert_eq!(store.last_lsn(), 0);
+    Ok(())
+}
+
+#[test]
+fn wal_since_feeds_apply_replicated() -> TestResult {
+    let master_dir = tempfile::tempdir()?;
+    let replica_dir = tempfile::tempdir()?;
+    let master = KvStore::open_with(
+        master_dir.path(),
+        Options::new()
+            .sync_policy(SyncPolicy::Never)
+            .segment_bytes(4096),
+    )?;
+    for i in 0..500u32 {
+        master.put(format!("key{i}"), format!("value{i}"))?;
+        if i % 7 == 0 {
+            master.delete(format!("key{}", i / 2))?;
+        }
+    }
+    let replica = KvStore::open(replica_dir.path())?;
+    let records: Vec<WalRecord> = master.wal_since(0)?.collect::<Result<_, _>>()?;
+    assert_eq!(records.len() as u64, master.last_lsn());
+    for r in &records {
+        assert!(replica.apply_replicated(r)?);
+    }
+    // Duplicates are ignored, gaps refused.
+    assert!(!replica.apply_replicated(&records[3])?);
+    let gap = WalRecord {
+        lsn: master.last_lsn() + 2,
+        ops: vec![Op::Delete { key: b"x".to_vec() }],
+    };
+    assert!(matches!(
+        replica.apply_replicated(&gap),
+        Err(Error::LsnGap { .. })
+    ));
+    let m: Vec<_> = master.iter().collect::<Result<_, _>>()?;
+    let r: Vec<_> = replica.iter().collect::<Result<_, _>>()?;
+    assert_eq!(m, r);
+    drop(replica);
+    let replica = KvStore::open(replica_dir.path())?;
+    assert_eq!(replica.applied_lsn(), master.last_lsn());
+    let tail: Vec<WalRecord> = master.wal_since(400)?.collect::<Result<_, _>>()?;
+    assert_eq!(tail.first().map(|r| r.lsn), Some(401));
+    Ok(())
+}
+
+#[test]
+fn compaction_reclaims_space_and_keeps_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let opts = Options::new()
+        .sync_policy(SyncPolicy::Never)
+        .segment_bytes(64 * 1024)
+        .auto_compaction(false);
+    {
+        let store = KvStore::open_with(dir.path(), opts.clone())?;
+        for round in 0..3 {
+            for i in 0..2000u32 {
+                store.put(format!("key{i:05}"), format!("value{i}-{round}"))?;
+            }
+        }
+        for i in 0..500u32 {
+            store.delete(format!("key{i:05}"))?;
+        }
+        let before = store.stats();
+        let report = store.compact()?;
+        let after = store.stats();
+        assert!(report.segments_compacted > 0);
+        assert!(
+            after.segment_bytes < before.segment_bytes / 2,
+            "{before:?} -> {after:?}"
+        );
+        assert_eq!(store.len(), 1500);
+        assert_eq!(store.get(b"key01999")?, Some(b"value1999-2".to_vec()));
+        assert_eq!(store.get(b"key00001")?, None);
+        assert!(matches!(
+            store.wal_since(0),
+            Err(Error::WalCompacted { .. })
+        ));
+    }
+    let store = KvStore::open_with(dir.path(), opts)?;
+    assert_eq!(store.len(), 1500);
+    assert_eq!(store.get(b"key00001")?, None);
+    assert_eq!(store.get(b"key00500")?, Some(b"value500-2".to_vec()));
+    assert_eq!(store.last_lsn(), 6500);
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! kvstore-net (work in progress).

@@ -1,0 +1,1 @@
+//! kvstore-replication (work in progress).
