@@ -18,7 +18,7 @@ pub trait FileIo: Send + Sync + fmt::Debug {
     /// Makes written data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
     /// Current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
 }
@@ -48,7 +48,7 @@ impl FileIo for OsFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -160,8 +160,8 @@ impl FileIo for FaultyFile {
         }
         self.inner.sync_data()
     }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)

@@ -26,9 +26,11 @@
 //! - [`store`](KvStore): the public handle and its shared state
 //! - `commit`: the group-commit leader (write, sync, publish, notify the hook)
 //! - `wal`: `record` (encoding), `segment` (files and headers), `writer` (commit queue),
-//!   `reader` (sequential scan), `hint` (hint files), `recovery` (open), `iter` (`wal_since`)
+//!   `reader` (sequential scan), `hint` (hint files), `recovery` (open), `iter` (`wal_since`),
+//!   `compacted` (writing compacted segments), `swap` (crash-atomic segment replacement)
 //! - `index`: the ordered index and the segment table with dead-byte accounting
 //! - `compaction`: online rewriting of sealed segments
+//! - `snapshot`: fuzzy snapshots and their atomic installation (replica full resync)
 //! - `iter`: ordered range iteration in chunks
 //! - `maintenance`: the background thread (hints, periodic sync, automatic compaction)
 //! - [`io`]: the file seam and its fault-injecting double
@@ -47,6 +49,7 @@ pub mod io;
 mod iter;
 mod maintenance;
 mod options;
+mod snapshot;
 mod stats;
 mod store;
 mod wal;
@@ -60,6 +63,7 @@ pub use options::{
     Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_RETAINED_WAL_BYTES, DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_SEGMENT_BYTES,
 };
+pub use snapshot::{Snapshot, SnapshotInstall};
 pub use stats::{Stats, WalRetention};
 pub use store::KvStore;
 pub use wal::iter::WalIter;

@@ -130,7 +130,7 @@ impl Inner {
         };
         let (content, damage) = scan_segment(&file, len)
             .map_err(|e| crate::Error::io(format!("scanning segment {id} for its hint"), e))?;
-        if let Some((offset, reason, _)) = damage {
+        if let Some(crate::wal::recovery::Damage { offset, reason, .. }) = damage {
             return Err(crate::Error::Corrupt {
                 path: crate::wal::segment::segment_path(&self.dir, id),
                 offset,

@@ -14,7 +14,8 @@ use crate::wal::hint::{self, Hint, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::op_disk_bytes;
 use crate::wal::segment::{
-    parse_segment_name, segment_path, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES,
+    parse_hint_name, parse_segment_name, segment_path, SegmentHeader, SegmentId,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::wal::writer::ActiveSegment;
 use crate::Lsn;
@@ -28,12 +29,21 @@ pub(crate) struct Recovered {
     pub segments_without_hint: Vec<SegmentId>,
 }
 
+/// Where and why a scan stopped before the end of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    pub offset: u64,
+    pub reason: String,
+    /// Looks like an interrupted write (cut short or zeroed) rather than altered bytes.
+    pub torn: bool,
+}
+
 /// Scans a segment's records into hint entries. A damaged record ends the scan; what happens
 /// then is the caller's choice, so the damage is returned beside the entries.
 pub(crate) fn scan_segment(
     file: &Arc<dyn FileIo>,
     file_len: u64,
-) -> std::io::Result<(Hint, Option<(u64, String, bool)>)> {
+) -> std::io::Result<(Hint, Option<Damage>)> {
     let mut reader = RecordReader::new(file.clone(), SEGMENT_HEADER_BYTES, file_len);
     let mut entries = Vec::new();
     let damage = loop {
@@ -56,7 +66,13 @@ pub(crate) fn scan_segment(
                 offset,
                 reason,
                 torn,
-            } => break Some((offset, reason, torn)),
+            } => {
+                break Some(Damage {
+                    offset,
+                    reason,
+                    torn,
+                })
+            }
         }
     };
     Ok((
@@ -83,7 +99,8 @@ impl IndexBuilder {
         if e.is_delete {
             *self.dead.entry(segment).or_default() += bytes;
             if let Some(old) = self.state.index.get(e.key.as_slice()).copied() {
-                if old.lsn < e.lsn {
+                // Same LSN in the same segment: a later op of one batch, which wins.
+                if old.lsn < e.lsn || (old.lsn == e.lsn && old.segment == segment) {
                     self.state.index.remove(e.key.as_slice());
                     self.retire(&e.key, old);
                 } else {
@@ -109,7 +126,8 @@ impl IndexBuilder {
             lsn: e.lsn,
         };
         match self.state.index.get(e.key.as_slice()).copied() {
-            Some(old) if old.lsn >= e.lsn => {
+            // Same LSN in another segment is a compaction copy of the same op.
+            Some(old) if old.lsn > e.lsn || (old.lsn == e.lsn && old.segment != segment) => {
                 *self.dead.entry(segment).or_default() += bytes;
             }
             Some(old) => {
@@ -132,24 +150,32 @@ impl IndexBuilder {
 }
 
 pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
-    if let Some(doomed) = crate::compaction::read_marker(dir)? {
-        tracing::info!(segments = ?doomed, "finishing the deletions of an interrupted compaction");
-        crate::compaction::finish_deletion(dir, &doomed, &*opts.vfs)?;
-    }
+    crate::wal::swap::recover(dir, &*opts.vfs)?;
     let mut ids = Vec::new();
+    let mut hints = Vec::new();
     for entry in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
         let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.ends_with(".tmp") {
-            // An unfinished compaction output or hint: never renamed into place, so unused.
+            // A segment, hint or marker never committed into place: unused.
             fs::remove_file(entry.path())
                 .ctx(|| format!("removing leftover {}", entry.path().display()))?;
         } else if let Some(id) = parse_segment_name(&name) {
             ids.push(id);
+        } else if let Some(id) = parse_hint_name(&name) {
+            hints.push(id);
         }
     }
     ids.sort_unstable();
+    for id in hints {
+        if ids.binary_search(&id).is_err() {
+            // The hint of a pending segment that was never installed: it must not be taken
+            // for the hint of a future segment with the same id.
+            let path = crate::wal::segment::hint_path(dir, id);
+            fs::remove_file(&path).ctx(|| format!("removing orphan {}", path.display()))?;
+        }
+    }
 
     let mut headers: BTreeMap<SegmentId, (SegmentHeader, Arc<dyn FileIo>, u64)> = BTreeMap::new();
     let newest = ids.last().copied();
@@ -160,7 +186,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             .open(&path, false)
             .ctx(|| format!("opening {}", path.display()))?;
         let len = file
-            .len()
+            .size()
             .ctx(|| format!("reading size of {}", path.display()))?;
         let mut buf = vec![0u8; SEGMENT_HEADER_BYTES.min(len) as usize];
         file.read_exact_at(&mut buf, 0)
@@ -222,7 +248,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             None => {
                 let (scanned, damage) =
                     scan_segment(&file, file_len).ctx(|| format!("scanning {}", path.display()))?;
-                if let Some((offset, reason, torn)) = damage {
+                if let Some(Damage {
+                    offset,
+                    reason,
+                    torn,
+                }) = damage
+                {
                     if !is_active && opts.recovery_mode == RecoveryMode::TruncateTail {
                         return Err(Error::Corrupt {
                             path,

@@ -82,6 +82,11 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<SegmentId> {
     stem.parse().ok()
 }
 
+/// Parses `0000000042.hint` into 42.
+pub(crate) fn parse_hint_name(name: &str) -> Option<SegmentId> {
+    parse_segment_name(&format!("{}.seg", name.strip_suffix(".hint")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,212 @@
+//! Snapshots for full resynchronisation of a replica: reading one on the master, installing
+//! one on the replica.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use crate::batch::Op;
+use crate::error::{Error, Result};
+use crate::index::{Location, State};
+use crate::iter::Range;
+use crate::wal::compacted::CompactedWriter;
+use crate::wal::record::op_disk_bytes;
+use crate::wal::segment::{SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::wal::swap::{self, SwapPlan};
+use crate::wal::writer::ActiveSegment;
+use crate::{KvStore, Lsn, MAX_KEY_BYTES};
+
+/// A fuzzy snapshot of a store, from [`KvStore::snapshot`]: every key with a value at least as
+/// new as [`lsn`](Snapshot::lsn) (writes after it may show through, as the scan does not block
+/// writers). Installing it and then applying `wal_since(lsn)` converges to the master's state,
+/// because every write after `lsn` is replayed over it in order.
+#[derive(Debug)]
+pub struct Snapshot {
+    lsn: Lsn,
+    entries: Range,
+}
+
+impl Snapshot {
+    /// Every write up to this LSN is reflected in the snapshot.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+}
+
+impl Iterator for Snapshot {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.entries.next()
+    }
+}
+
+impl KvStore {
+    /// Starts a snapshot for a replica's full resync. Register the replica with
+    /// [`retain_wal`](KvStore::retain_wal) at `snapshot.lsn()` first, so that the records to
+    /// replay after it stay available.
+    pub fn snapshot(&self) -> Snapshot {
+        // The index and `last_lsn` are published together, so every write up to this LSN is
+        // already in the index the scan reads.
+        let lsn = self.last_lsn();
+        Snapshot {
+            lsn,
+            entries: self.iter(),
+        }
+    }
+
+    /// Starts replacing this store's whole contents with a snapshot taken at `lsn` on a
+    /// master. The store keeps serving its current contents until
+    /// [`SnapshotInstall::finish`]; dropping the install unfinished changes nothing.
+    pub fn begin_snapshot_install(&self, lsn: Lsn) -> Result<SnapshotInstall<'_>> {
+        if let Some(reason) = self.inner.poison_reason() {
+            return Err(Error::Poisoned { reason });
+        }
+        Ok(SnapshotInstall {
+            store: self,
+            lsn,
+            writer: CompactedWriter::new(&self.inner, lsn),
+            state: State::default(),
+            dead: HashMap::new(),
+        })
+    }
+}
+
+/// A snapshot being written into a store, from [`KvStore::begin_snapshot_install`].
+pub struct SnapshotInstall<'a> {
+    store: &'a KvStore,
+    lsn: Lsn,
+    writer: CompactedWriter<'a>,
+    /// The index the store will have once the snapshot is installed.
+    state: State,
+    /// Dead bytes per written segment (keys sent twice).
+    dead: HashMap<SegmentId, u64>,
+}
+
+impl std::fmt::Debug for SnapshotInstall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotInstall")
+            .field("lsn", &self.lsn)
+            .field("keys", &self.state.index.len())
+            .finish()
+    }
+}
+
+impl SnapshotInstall<'_> {
+    /// Adds one key. A key added twice keeps its last value.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        if key.len() > MAX_KEY_BYTES {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: MAX_KEY_BYTES,
+            });
+        }
+        let max = self.store.inner.opts.max_value_bytes;
+        if value.len() > max {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max,
+            });
+        }
+        let op = Op::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
+        let placed = self.writer.append(&op, self.lsn)?;
+        let loc = Location {
+            segment: placed.segment,
+            value_offset: placed.value_offset,
+            value_len: value.len() as u32,
+            lsn: self.lsn,
+        };
+        if let Some(old) = self.state.index.insert(key.into(), loc) {
+            let dead = op_disk_bytes(key.len(), old.value_len as usize);
+            *self.dead.entry(old.segment).or_default() += dead;
+            self.state.live_bytes -= dead;
+        }
+        self.state.live_bytes += op_disk_bytes(key.len(), value.len());
+        Ok(())
+    }
+
+    /// Keys added so far.
+    pub fn len(&self) -> usize {
+        self.state.index.len()
+    }
+
+    /// Whether no key was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.state.index.is_empty()
+    }
+
+    /// Atomically replaces the store's contents with the snapshot and sets its applied LSN to
+    /// the snapshot's. After a crash, the store holds either its old contents or the snapshot.
+    pub fn finish(self) -> Result<()> {
+        let SnapshotInstall {
+            store,
+            lsn,
+            writer,
+            state: mut new_state,
+            dead,
+        } = self;
+        let inner = &store.inner;
+        let outputs = writer.finish()?;
+        let _no_compaction = inner.compaction_lock.lock();
+        let mut active = inner.active.lock();
+        let old_ids: Vec<u32> = inner.state.read().segments.keys().copied().collect();
+        let plan = SwapPlan {
+            install: outputs.iter().map(|o| o.id).collect(),
+            delete: old_ids,
+        };
+        if let Err(e) = inner
+            .sync_dir()
+            .and_then(|()| swap::commit(&inner.dir, &plan, &*inner.opts.vfs))
+        {
+            CompactedWriter::abandon(&outputs, &inner.dir);
+            return Err(e);
+        }
+        // From here the swap is durable; a failure leaves the on-disk store right but this
+        // handle stale, so it is poisoned and a reopen finishes the job.
+        let result = (|| {
+            swap::apply(&inner.dir, &plan, &*inner.opts.vfs)?;
+            let id = inner.next_segment_id.fetch_add(1, Ordering::SeqCst);
+            let header = SegmentHeader {
+                id,
+                compacted: false,
+                lsn_mark: lsn,
+            };
+            let file = inner.create_segment_file(id, &header)?;
+            Ok((id, file))
+        })();
+        let (id, file) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                inner.poison(&format!("installing a snapshot failed midway: {e}"));
+                return Err(e);
+            }
+        };
+        for out in outputs {
+            let mut segment = out.segment;
+            segment.dead_bytes += dead.get(&out.id).copied().unwrap_or(0);
+            new_state.segments.insert(out.id, segment);
+        }
+        new_state.segments.insert(
+            id,
+            crate::index::Segment::new(file.clone(), SEGMENT_HEADER_BYTES, lsn, false),
+        );
+        {
+            let mut state = inner.state.write();
+            *state = new_state;
+            inner.last_lsn.store(lsn, Ordering::Release);
+        }
+        *active = ActiveSegment {
+            id,
+            file,
+            len: SEGMENT_HEADER_BYTES,
+            unsynced: false,
+            written_lsn: lsn,
+        };
+        inner.active_segment.store(id, Ordering::Release);
+        tracing::info!(lsn, keys = store.len(), "snapshot installed");
+        Ok(())
+    }
+}
