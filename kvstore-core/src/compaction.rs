@@ -105,7 +105,7 @@ impl Inner {
 
     /// Runs one compaction over every sealed segment that has dead bytes and that no WAL
     /// consumer still needs.
-    pub(crate) fn compact_all(&self, seal_active: bool) -> Result<CompactionReport> {
+    pub(crate) fn compact_all(self: &Arc<Self>, seal_active: bool) -> Result<CompactionReport> {
         let _exclusive = self.compaction_lock.lock();
         if let Some(reason) = self.poison_reason() {
             return Err(Error::Poisoned { reason });
@@ -218,7 +218,7 @@ impl Inner {
         &self,
         candidate: &Candidate,
         outside_min_lsn: Lsn,
-        writer: &mut CompactedWriter<'_>,
+        writer: &mut CompactedWriter,
         moved: &mut Vec<Moved>,
     ) -> Result<()> {
         let entries = self.candidate_entries(candidate)?;

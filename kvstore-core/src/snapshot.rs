@@ -57,12 +57,12 @@ impl KvStore {
     /// Starts replacing this store's whole contents with a snapshot taken at `lsn` on a
     /// master. The store keeps serving its current contents until
     /// [`SnapshotInstall::finish`]; dropping the install unfinished changes nothing.
-    pub fn begin_snapshot_install(&self, lsn: Lsn) -> Result<SnapshotInstall<'_>> {
+    pub fn begin_snapshot_install(&self, lsn: Lsn) -> Result<SnapshotInstall> {
         if let Some(reason) = self.inner.poison_reason() {
             return Err(Error::Poisoned { reason });
         }
         Ok(SnapshotInstall {
-            store: self,
+            store: self.clone(),
             lsn,
             writer: CompactedWriter::new(&self.inner, lsn),
             state: State::default(),
@@ -72,17 +72,17 @@ impl KvStore {
 }
 
 /// A snapshot being written into a store, from [`KvStore::begin_snapshot_install`].
-pub struct SnapshotInstall<'a> {
-    store: &'a KvStore,
+pub struct SnapshotInstall {
+    store: KvStore,
     lsn: Lsn,
-    writer: CompactedWriter<'a>,
+    writer: CompactedWriter,
     /// The index the store will have once the snapshot is installed.
     state: State,
     /// Dead bytes per written segment (keys sent twice).
     dead: HashMap<SegmentId, u64>,
 }
 
-impl std::fmt::Debug for SnapshotInstall<'_> {
+impl std::fmt::Debug for SnapshotInstall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotInstall")
             .field("lsn", &self.lsn)
@@ -91,7 +91,7 @@ impl std::fmt::Debug for SnapshotInstall<'_> {
     }
 }
 
-impl SnapshotInstall<'_> {
+impl SnapshotInstall {
     /// Adds one key. A key added twice keeps its last value.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());

@@ -24,8 +24,8 @@ pub(crate) struct Pending {
 }
 
 /// Appends single-operation records to a series of pending compacted segments.
-pub(crate) struct CompactedWriter<'a> {
-    inner: &'a Inner,
+pub(crate) struct CompactedWriter {
+    inner: Arc<Inner>,
     /// Goes into every header: the highest LSN the new segments stand for.
     lsn_mark: Lsn,
     pub outputs: Vec<Pending>,
@@ -38,10 +38,10 @@ pub(crate) struct Placed {
     pub value_offset: u32,
 }
 
-impl<'a> CompactedWriter<'a> {
-    pub fn new(inner: &'a Inner, lsn_mark: Lsn) -> Self {
+impl CompactedWriter {
+    pub fn new(inner: &Arc<Inner>, lsn_mark: Lsn) -> Self {
         CompactedWriter {
-            inner,
+            inner: inner.clone(),
             lsn_mark,
             outputs: Vec::new(),
         }
@@ -151,7 +151,7 @@ impl<'a> CompactedWriter<'a> {
     }
 }
 
-impl Drop for CompactedWriter<'_> {
+impl Drop for CompactedWriter {
     /// A writer dropped before `finish` (an error midway) leaves no files behind.
     fn drop(&mut self) {
         Self::abandon(&self.outputs, &self.inner.dir);
