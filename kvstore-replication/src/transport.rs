@@ -1,0 +1,60 @@
+//! The `Transport` trait: how a master's worker talks to one replica.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::protocol::{Ack, Hello, HelloReply, SharedRecord, SnapshotAck, SnapshotChunk};
+
+/// A connection from the master to one replica, driven by that replica's worker thread.
+///
+/// Implementations: `InProcessTransport` (this crate) (an embedded replica, with fault injection)
+/// and `kvstore_net::TcpTransport`. Every call blocks; the worker is the only caller, so
+/// implementations need `Send` but not `Sync`. The trait is object safe
+/// (`Box<dyn Transport>`). Each implementation bounds its own waits (connect and write
+/// timeouts); only [`recv_ack`](Transport::recv_ack) takes a timeout from the caller.
+///
+/// # Session contract
+/// 1. [`hello`](Transport::hello) (re)connects and opens a session. Anything in flight from an
+///    earlier session is void: acknowledgements from it must never be returned afterwards.
+///    The replica may refuse with [`crate::Error::StaleEpoch`] or [`crate::Error::Diverged`];
+///    network trouble is [`crate::Error::Transport`].
+/// 2. [`send_records`](Transport::send_records) pipelines records (ascending LSNs, usually
+///    contiguous) without waiting for the replica to apply them. The worker keeps at most a
+///    window of records unacknowledged.
+/// 3. For every record sent, exactly one [`Ack`] comes back through
+///    [`recv_ack`](Transport::recv_ack), in the order the replica processed them (cumulative:
+///    "applied up to LSN n"). A record lost on the way yields no ack: the worker notices by a
+///    `recv_ack` timeout and starts a new session with `hello`.
+/// 4. [`send_snapshot_chunk`](Transport::send_snapshot_chunk) is request/response: it sends one
+///    chunk of a full resync and returns the replica's [`SnapshotAck`]. It is never called
+///    while records are unacknowledged.
+///
+/// Any `Err` other than a refusal ends the session: the worker will call `hello` again before
+/// anything else.
+pub trait Transport: Send {
+    /// Names the replica (an address or a label), for logs, metrics and WAL retention.
+    fn describe(&self) -> String;
+
+    /// Connects if needed and opens a session; returns the replica's applied LSN and epoch.
+    fn hello(&mut self, hello: &Hello) -> Result<HelloReply>;
+
+    /// Sends `records` (ascending LSNs) without waiting for them to be applied. An empty slice
+    /// sends nothing and returns `Ok(())`.
+    fn send_records(&mut self, records: &[SharedRecord]) -> Result<()>;
+
+    /// Waits up to `timeout` for the next acknowledgement; `Ok(None)` when none arrived in
+    /// time (the session stays open).
+    fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>>;
+
+    /// Sends one snapshot chunk and waits for the replica's answer.
+    fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck>;
+
+    /// Ends the session (closing the connection). The next call must be `hello`.
+    fn close(&mut self) {}
+}
+
+/// A boxed transport, as the replicator's builder takes them.
+pub type BoxedTransport = Box<dyn Transport>;
+
+/// Default bound on a single `recv_ack` wait before the worker treats the session as broken.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
