@@ -1,0 +1,312 @@
+//! The replica side of a session, shared by every transport: the in-process one calls it
+//! directly, `kvstore-net`'s server calls it from its `REPLICATE ...` command handlers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use kvstore_core::{KvStore, Lsn, SnapshotInstall, WalRecord};
+use parking_lot::Mutex;
+
+use crate::epoch;
+use crate::error::{Error, Result};
+use crate::protocol::{Ack, Hello, HelloReply, SnapshotAck, SnapshotChunk, SnapshotProgress};
+
+/// Wraps a replica's [`KvStore`]: checks epochs, applies records in LSN order, ignores
+/// duplicates, reports gaps and installs snapshots. Cheap to clone; clones share state.
+///
+/// Every method but [`hello`](Self::hello) takes the epoch of the caller's session (the one its
+/// `Hello` carried), so a master that lost its role mid-stream is refused record by record.
+///
+/// ```
+/// use kvstore_replication::{Hello, ReplicaEndpoint};
+/// # let dir = tempfile::tempdir()?;
+/// let replica = ReplicaEndpoint::open(kvstore_core::KvStore::open(dir.path())?)?;
+/// let hello = Hello { master_id: "m".into(), epoch: 1, master_last_lsn: 0, force_resync: false };
+/// assert_eq!(replica.hello(&hello)?.applied_lsn, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ReplicaEndpoint {
+    store: KvStore,
+    state: Arc<Mutex<EndpointState>>,
+    counters: Arc<EndpointCounters>,
+}
+
+impl std::fmt::Debug for ReplicaEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaEndpoint")
+            .field("store", &self.store)
+            .field("epoch", &self.epoch())
+            .finish()
+    }
+}
+
+struct EndpointState {
+    /// Highest epoch accepted, durably stored in the data directory.
+    epoch: u64,
+    /// Set by a forced HELLO: the next snapshot may replace newer contents.
+    rewind_allowed: bool,
+    install: Option<InstallInProgress>,
+}
+
+struct InstallInProgress {
+    snapshot_lsn: Lsn,
+    next_seq: u64,
+    install: SnapshotInstall,
+    /// A value whose pieces are still arriving: its key and the bytes so far.
+    partial: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Default)]
+struct EndpointCounters {
+    applied: AtomicU64,
+    duplicates: AtomicU64,
+    gaps: AtomicU64,
+    snapshots_installed: AtomicU64,
+}
+
+/// What a replica endpoint has done since it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Records applied.
+    pub applied: u64,
+    /// Records ignored because they were already applied.
+    pub duplicates: u64,
+    /// Records refused because an earlier one was missing.
+    pub gaps: u64,
+    /// Snapshots installed (full resyncs).
+    pub snapshots_installed: u64,
+}
+
+impl ReplicaEndpoint {
+    /// Wraps `store`, reading the epoch it has accepted from its data directory (0 if none).
+    pub fn open(store: KvStore) -> Result<Self> {
+        let epoch = epoch::read_epoch(store.path())?.unwrap_or(0);
+        Ok(ReplicaEndpoint {
+            store,
+            state: Arc::new(Mutex::new(EndpointState {
+                epoch,
+                rewind_allowed: false,
+                install: None,
+            })),
+            counters: Arc::new(EndpointCounters::default()),
+        })
+    }
+
+    /// The replica's store (for reads; writes should come through replication).
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+
+    /// Highest epoch accepted.
+    pub fn epoch(&self) -> u64 {
+        self.state.lock().epoch
+    }
+
+    /// The replica's applied LSN (survives restarts).
+    pub fn applied_lsn(&self) -> Lsn {
+        self.store.applied_lsn()
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> EndpointStats {
+        EndpointStats {
+            applied: self.counters.applied.load(Ordering::Relaxed),
+            duplicates: self.counters.duplicates.load(Ordering::Relaxed),
+            gaps: self.counters.gaps.load(Ordering::Relaxed),
+            snapshots_installed: self.counters.snapshots_installed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Opens a session. Refuses a lower epoch ([`Error::StaleEpoch`]) and a master whose log
+    /// ends before this replica's applied LSN ([`Error::Diverged`], unless `force_resync`);
+    /// a refusal changes nothing. A higher epoch is stored durably before the reply.
+    pub fn hello(&self, hello: &Hello) -> Result<HelloReply> {
+        let mut state = self.state.lock();
+        if hello.epoch < state.epoch {
+            return Err(Error::StaleEpoch {
+                master_epoch: hello.epoch,
+                replica_epoch: state.epoch,
+            });
+        }
+        let applied = self.store.applied_lsn();
+        if applied > hello.master_last_lsn && !hello.force_resync {
+            return Err(Error::Diverged {
+                replica_lsn: applied,
+                master_lsn: hello.master_last_lsn,
+            });
+        }
+        if hello.epoch > state.epoch {
+            epoch::write_epoch(self.store.path(), hello.epoch)?;
+            state.epoch = hello.epoch;
+        }
+        state.rewind_allowed = hello.force_resync;
+        tracing::debug!(master = %hello.master_id, epoch = hello.epoch, applied, "replication session opened");
+        Ok(HelloReply {
+            applied_lsn: applied,
+            epoch: state.epoch,
+            snapshot_in_progress: state.install.as_ref().map(|i| SnapshotProgress {
+                snapshot_lsn: i.snapshot_lsn,
+                next_seq: i.next_seq,
+            }),
+        })
+    }
+
+    fn check_session(state: &EndpointState, epoch: u64) -> Result<()> {
+        if epoch < state.epoch {
+            return Err(Error::StaleEpoch {
+                master_epoch: epoch,
+                replica_epoch: state.epoch,
+            });
+        }
+        if epoch > state.epoch {
+            return Err(Error::NoSession);
+        }
+        Ok(())
+    }
+
+    /// Applies one record of the session with `epoch`. A duplicate (at or below the applied
+    /// LSN) is ignored; a record after a gap changes nothing and is answered with an
+    /// [`Ack`] whose `applied_lsn` is below its `lsn`, so the master resends from there.
+    /// A record abandons any unfinished snapshot install (which leaves the store untouched).
+    pub fn apply(&self, epoch: u64, record: &WalRecord) -> Result<Ack> {
+        let mut state = self.state.lock();
+        Self::check_session(&state, epoch)?;
+        state.install = None;
+        match self.store.apply_replicated(record) {
+            Ok(true) => {
+                self.counters.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(kvstore_core::Error::LsnGap { expected, got }) => {
+                self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    expected,
+                    got,
+                    "replication gap: asking the master to resend"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Ack {
+            lsn: record.lsn,
+            applied_lsn: self.store.applied_lsn(),
+        })
+    }
+
+    /// Takes one chunk of a full resync (see [`SnapshotChunk`] for the ordering rules). The
+    /// store keeps its old contents until the last chunk, then atomically holds the snapshot.
+    /// A snapshot older than the applied LSN is refused as [`Error::Diverged`] unless the
+    /// session was forced.
+    pub fn install_chunk(&self, epoch: u64, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
+        let mut state = self.state.lock();
+        Self::check_session(&state, epoch)?;
+        let applied = self.store.applied_lsn();
+        if chunk.seq == 0 {
+            state.install = None;
+            if chunk.snapshot_lsn < applied && !state.rewind_allowed {
+                return Err(Error::Diverged {
+                    replica_lsn: applied,
+                    master_lsn: chunk.snapshot_lsn,
+                });
+            }
+            state.install = Some(InstallInProgress {
+                snapshot_lsn: chunk.snapshot_lsn,
+                next_seq: 0,
+                install: self.store.begin_snapshot_install(chunk.snapshot_lsn)?,
+                partial: None,
+            });
+        }
+        let Some(install) = state
+            .install
+            .as_mut()
+            .filter(|i| i.snapshot_lsn == chunk.snapshot_lsn)
+        else {
+            return Ok(SnapshotAck {
+                next_seq: 0,
+                applied_lsn: applied,
+                finished: false,
+            });
+        };
+        if chunk.seq != install.next_seq {
+            // A duplicate (already taken) or an early chunk (refused): nothing changes.
+            return Ok(SnapshotAck {
+                next_seq: install.next_seq,
+                applied_lsn: applied,
+                finished: false,
+            });
+        }
+        if let Err(e) = take_pieces(install, chunk) {
+            state.install = None;
+            return Err(e);
+        }
+        install.next_seq += 1;
+        if !chunk.last {
+            return Ok(SnapshotAck {
+                next_seq: install.next_seq,
+                applied_lsn: applied,
+                finished: false,
+            });
+        }
+        let Some(done) = state.install.take() else {
+            return Err(Error::Protocol("snapshot install vanished".into()));
+        };
+        let next_seq = done.next_seq;
+        done.install.finish()?;
+        state.rewind_allowed = false;
+        self.counters
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(lsn = chunk.snapshot_lsn, "snapshot installed");
+        Ok(SnapshotAck {
+            next_seq,
+            applied_lsn: self.store.applied_lsn(),
+            finished: true,
+        })
+    }
+}
+
+/// Reassembles value pieces and adds complete values to the install.
+fn take_pieces(install: &mut InstallInProgress, chunk: &SnapshotChunk) -> Result<()> {
+    for piece in &chunk.pieces {
+        let (key, mut value) = match install.partial.take() {
+            Some((key, value)) => {
+                if key != piece.key || value.len() as u64 != piece.value_offset {
+                    return Err(Error::Protocol(format!(
+                        "snapshot chunk {}: value piece at offset {} does not continue the previous one",
+                        chunk.seq, piece.value_offset
+                    )));
+                }
+                (key, value)
+            }
+            None if piece.value_offset == 0 => (piece.key.clone(), Vec::new()),
+            None => {
+                return Err(Error::Protocol(format!(
+                    "snapshot chunk {}: value piece starts at offset {} without its beginning",
+                    chunk.seq, piece.value_offset
+                )))
+            }
+        };
+        if piece.value_offset + piece.data.len() as u64 > piece.value_len {
+            return Err(Error::Protocol(format!(
+                "snapshot chunk {}: value piece overruns its value length {}",
+                chunk.seq, piece.value_len
+            )));
+        }
+        value.extend_from_slice(&piece.data);
+        if piece.completes_value() {
+            install.install.put(&key, &value)?;
+        } else {
+            install.partial = Some((key, value));
+        }
+    }
+    if chunk.last && install.partial.is_some() {
+        return Err(Error::Protocol(
+            "last snapshot chunk ends inside a value".into(),
+        ));
+    }
+    Ok(())
+}
