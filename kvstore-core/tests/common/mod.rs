@@ -1,0 +1,193 @@
+//! Helpers shared by the integration tests: an independent reader of the on-disk format
+//! (so tests do not trust the engine's own parser to say what a file holds), directory
+//! copies for simulating crashes, and a guard that never leaves a child process running.
+//!
+//! Each test binary uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+/// What every test returns.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// Size of a segment header (magic, version, flags, id, reserved, lsn_mark, crc).
+pub const SEGMENT_HEADER_BYTES: u64 = 36;
+/// Size of a record header (crc, body_len, lsn, op_count).
+pub const RECORD_HEADER_BYTES: u64 = 20;
+
+/// A segment file as the tests see it.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    pub id: u32,
+    pub path: PathBuf,
+    pub compacted: bool,
+    pub lsn_mark: u64,
+    pub len: u64,
+}
+
+/// One record of a segment: where it starts, how long it is, its LSN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSpan {
+    pub offset: u64,
+    pub len: u64,
+    pub lsn: u64,
+}
+
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn u64_at(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// The `NNNNNNNNNN.seg` files of `dir` with a readable header, by id.
+pub fn segments(dir: &Path) -> TestResult<Vec<SegmentFile>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        let Ok(id) = stem.parse::<u32>() else {
+            continue;
+        };
+        let bytes = fs::read(entry.path())?;
+        let (compacted, lsn_mark) = if bytes.len() >= SEGMENT_HEADER_BYTES as usize {
+            (u32_at(&bytes, 12) & 1 == 1, u64_at(&bytes, 24))
+        } else {
+            (false, 0)
+        };
+        out.push(SegmentFile {
+            id,
+            path: entry.path(),
+            compacted,
+            lsn_mark,
+            len: bytes.len() as u64,
+        });
+    }
+    out.sort_by_key(|s| s.id);
+    Ok(out)
+}
+
+/// The segment being appended to: the highest-id segment that is not a compaction output.
+pub fn active_segment(dir: &Path) -> TestResult<SegmentFile> {
+    segments(dir)?
+        .into_iter()
+        .rev()
+        .find(|s| !s.compacted)
+        .ok_or_else(|| "no log segment in the directory".into())
+}
+
+/// The sealed log segments (not compaction outputs, not the active one).
+pub fn sealed_log_segments(dir: &Path) -> TestResult<Vec<SegmentFile>> {
+    let active = active_segment(dir)?.id;
+    Ok(segments(dir)?
+        .into_iter()
+        .filter(|s| !s.compacted && s.id != active)
+        .collect())
+}
+
+/// The whole records of a segment file, parsed from their length fields only; stops at the
+/// first record that runs past the end of the file.
+pub fn records(path: &Path) -> TestResult<Vec<RecordSpan>> {
+    let bytes = fs::read(path)?;
+    let mut out = Vec::new();
+    let mut pos = SEGMENT_HEADER_BYTES as usize;
+    while pos + RECORD_HEADER_BYTES as usize <= bytes.len() {
+        let len = RECORD_HEADER_BYTES + u64::from(u32_at(&bytes, pos + 4));
+        if pos as u64 + len > bytes.len() as u64 {
+            break;
+        }
+        out.push(RecordSpan {
+            offset: pos as u64,
+            len,
+            lsn: u64_at(&bytes, pos + 8),
+        });
+        pos += len as usize;
+    }
+    Ok(out)
+}
+
+/// The hint file of segment `id`.
+pub fn hint_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:010}.hint"))
+}
+
+/// The segment file of segment `id`.
+pub fn segment_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:010}.seg"))
+}
+
+/// Encodes a segment header the way the engine does (for forging files in crash states).
+pub fn segment_header(id: u32, compacted: bool, lsn_mark: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; SEGMENT_HEADER_BYTES as usize];
+    buf[0..8].copy_from_slice(b"KVSTSEG\0");
+    buf[8..12].copy_from_slice(&1u32.to_le_bytes());
+    buf[12..16].copy_from_slice(&u32::from(compacted).to_le_bytes());
+    buf[16..20].copy_from_slice(&id.to_le_bytes());
+    buf[24..32].copy_from_slice(&lsn_mark.to_le_bytes());
+    let crc = crc32fast::hash(&buf[..32]);
+    buf[32..36].copy_from_slice(&crc.to_le_bytes());
+    buf
+}
+
+/// Copies the regular files of `from` into `to` (created), skipping the lock file.
+pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() && entry.file_name() != "LOCK" {
+            fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Truncates `path` to `len` bytes.
+pub fn truncate(path: &Path, len: u64) -> io::Result<()> {
+    fs::OpenOptions::new().write(true).open(path)?.set_len(len)
+}
+
+/// Flips one bit of a file.
+pub fn flip_bit(path: &Path, bit: u64) -> io::Result<()> {
+    let mut bytes = fs::read(path)?;
+    bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+    fs::write(path, bytes)
+}
+
+/// Every (key, value) of the store in key order.
+pub fn dump(store: &kvstore_core::KvStore) -> kvstore_core::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    store.iter().collect()
+}
+
+/// A child process that is SIGKILLed and reaped when dropped, whatever happens in the test.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// SIGKILLs the child (by its PID, through `Child::kill`) and reaps it.
+    pub fn kill(&mut self) -> io::Result<()> {
+        match self.0.kill() {
+            Ok(()) => {}
+            // Already exited: nothing to kill, still reap it below.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(e),
+        }
+        self.0.wait().map(|_| ())
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
