@@ -9,3 +9,8 @@ pub use kvstore_core as core;
 pub use kvstore_core::*;
 pub use kvstore_net as net;
 pub use kvstore_replication as replication;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,304 @@
+//! The fixed workload: deterministic keys and values, and the rows of the table.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::engine::{BenchResult, Engine, EngineKind};
+
+/// Sizes of the workload, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    pub keys: usize,
+    pub key_bytes: usize,
+    pub value_bytes: usize,
+    pub batch: usize,
+    pub durable_puts: usize,
+    pub threads_durable: usize,
+    pub per_thread_durable: usize,
+    pub gets: usize,
+    pub seed: u64,
+}
+
+/// One measured figure.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub row: &'static str,
+    pub value: f64,
+    pub unit: &'static str,
+    /// Whether a higher value is better (ops/s) or a lower one (bytes, ms).
+    pub higher_is_better: bool,
+}
+
+impl Workload {
+    /// Key `i`: fixed width, spread over the key space by a multiplicative hash so that the
+    /// insertion order is not the key order.
+    pub fn key(&self, i: u64) -> Vec<u8> {
+        let mixed = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed;
+        let mut key = format!("{mixed:016x}{i:08}").into_bytes();
+        key.resize(self.key_bytes, b'k');
+        key
+    }
+
+    pub fn value(&self, i: u64, round: u8) -> Vec<u8> {
+        let mut rng = StdRng::seed_from_u64(self.seed ^ i ^ (u64::from(round) << 56));
+        (0..self.value_bytes)
+            .map(|_| rng.random_range(b'a'..=b'z'))
+            .collect()
+    }
+}
+
+fn per_second(ops: usize, took: Duration) -> f64 {
+    ops as f64 / took.as_secs_f64().max(1e-9)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1e6
+}
+
+/// Bytes of all files under `dir`.
+pub fn disk_bytes(dir: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(dir)
+}
+
+/// Resident set size of this process, from /proc.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Runs the rows that build the store: load, durable puts, gets and scan; leaves the store in
+/// `dir` for [`run_reopened`].
+pub fn run_fresh(kind: &EngineKind, w: &Workload, dir: &Path) -> BenchResult<Vec<Figure>> {
+    let mut out = Vec::new();
+    let mut fig = |row, value, unit, higher_is_better| {
+        out.push(Figure {
+            row,
+            value,
+            unit,
+            higher_is_better,
+        })
+    };
+    let live_bytes = (w.keys * (w.key_bytes + w.value_bytes)) as f64;
+    let engine: Arc<dyn Engine> = Arc::from((kind.open)(dir)?);
+
+    engine.prepare(true)?;
+    let start = Instant::now();
+    for chunk_start in (0..w.keys).step_by(w.batch) {
+        let pairs: Vec<_> = (chunk_start..(chunk_start + w.batch).min(w.keys))
+            .map(|i| (w.key(i as u64), w.value(i as u64, 0)))
+            .collect();
+        engine.write_batch(&pairs, true)?;
+    }
+    fig(
+        "load, durable batches of 1,000 (ops/s)",
+        per_second(w.keys, start.elapsed()),
+        "ops/s",
+        true,
+    );
+    fig(
+        "space after load (× live data)",
+        disk_bytes(dir) as f64 / live_bytes,
+        "×",
+        false,
+    );
+
+    let mut lat = Vec::with_capacity(w.durable_puts);
+    let start = Instant::now();
+    for i in 0..w.durable_puts {
+        let key = w.key((w.keys + i) as u64);
+        let t = Instant::now();
+        engine.put(&key, &w.value(i as u64, 1), true)?;
+        lat.push(t.elapsed());
+    }
+    fig(
+        "1 thread durable puts (ops/s)",
+        per_second(w.durable_puts, start.elapsed()),
+        "ops/s",
+        true,
+    );
+    lat.sort_unstable();
+    fig(
+        "1 thread durable put p50 (µs)",
+        percentile(&lat, 0.5),
+        "µs",
+        false,
+    );
+    fig(
+        "1 thread durable put p99 (µs)",
+        percentile(&lat, 0.99),
+        "µs",
+        false,
+    );
+
+    let start = Instant::now();
+    std::thread::scope(|s| -> BenchResult<()> {
+        let handles: Vec<_> = (0..w.threads_durable)
+            .map(|t| {
+                let engine = engine.clone();
+                s.spawn(move || -> BenchResult<()> {
+                    for i in 0..w.per_thread_durable {
+                        let n = (w.keys + w.durable_puts + t * w.per_thread_durable + i) as u64;
+                        engine.put(&w.key(n), &w.value(n, 1), true)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "writer thread panicked")??;
+        }
+        Ok(())
+    })?;
+    let total = w.threads_durable * w.per_thread_durable;
+    fig(
+        "4 threads durable puts (ops/s)",
+        per_second(total, start.elapsed()),
+        "ops/s",
+        true,
+    );
+
+    for threads in [1usize, 2] {
+        let start = Instant::now();
+        std::thread::scope(|s| -> BenchResult<()> {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let engine = engine.clone();
+                    s.spawn(move || -> BenchResult<()> {
+                        let mut rng = StdRng::seed_from_u64(w.seed + t as u64);
+                        for _ in 0..w.gets / threads {
+                            let i = rng.random_range(0..w.keys as u64);
+                            if engine.get(&w.key(i))?.is_none() {
+                                return Err(format!("key {i} missing").into());
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| "reader thread panicked")??;
+            }
+            Ok(())
+        })?;
+        let row = if threads == 1 {
+            "random gets, 1 thread (ops/s)"
+        } else {
+            "random gets, 2 threads (ops/s)"
+        };
+        fig(row, per_second(w.gets, start.elapsed()), "ops/s", true);
+    }
+
+    let start = Instant::now();
+    let scanned = engine.scan_all()?;
+    fig(
+        "full ordered scan (keys/s)",
+        per_second(scanned as usize, start.elapsed()),
+        "keys/s",
+        true,
+    );
+
+    Ok(out)
+}
+
+/// Runs, in a fresh process, the rows on the store [`run_fresh`] left: reopen time and
+/// memory, non-durable overwrites of every key, and space before and after compaction.
+pub fn run_reopened(kind: &EngineKind, w: &Workload, dir: &Path) -> BenchResult<Vec<Figure>> {
+    let mut out = Vec::new();
+    let mut fig = |row, value, unit, higher_is_better| {
+        out.push(Figure {
+            row,
+            value,
+            unit,
+            higher_is_better,
+        })
+    };
+    let live_bytes = (w.keys * (w.key_bytes + w.value_bytes)) as f64;
+    let keys = w.keys + w.durable_puts + w.threads_durable * w.per_thread_durable;
+    let rss_before = rss_bytes();
+    let start = Instant::now();
+    let engine: Arc<dyn Engine> = Arc::from((kind.open)(dir)?);
+    engine.get(&w.key(0))?.ok_or("key 0 missing after reopen")?;
+    fig(
+        "reopen: close → first get (ms)",
+        start.elapsed().as_secs_f64() * 1e3,
+        "ms",
+        false,
+    );
+    let rss_after = rss_bytes();
+    fig(
+        "resident memory after reopen (bytes/key)",
+        rss_after.saturating_sub(rss_before) as f64 / keys as f64,
+        "B/key",
+        false,
+    );
+
+    engine.prepare(false)?;
+    let start = Instant::now();
+    for i in 0..w.keys {
+        engine.put(&w.key(i as u64), &w.value(i as u64, 2), false)?;
+    }
+    fig(
+        "non-durable puts (ops/s)",
+        per_second(w.keys, start.elapsed()),
+        "ops/s",
+        true,
+    );
+    engine.prepare(true)?;
+    engine.put(&w.key(0), &w.value(0, 2), true)?;
+    fig(
+        "space after overwriting every key (× live data)",
+        disk_bytes(dir) as f64 / live_bytes,
+        "×",
+        false,
+    );
+    if engine.compact()? {
+        fig(
+            "space after compaction (× live data)",
+            disk_bytes(dir) as f64 / live_bytes,
+            "×",
+            false,
+        );
+    }
+    Ok(out)
+}
+
+/// Latency of appending `bytes` and `fdatasync`ing, on the disk holding `dir` (p50, in µs).
+pub fn fdatasync_p50_us(dir: &Path, bytes: usize, rounds: usize) -> BenchResult<f64> {
+    use std::io::Write;
+    let path = dir.join("fdatasync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let buf = vec![b'x'; bytes];
+    let mut lat = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        lat.push(t.elapsed());
+    }
+    lat.sort_unstable();
+    std::fs::remove_file(&path)?;
+    Ok(percentile(&lat, 0.5))
+}
