@@ -155,8 +155,12 @@ impl Inner {
             install: outputs.iter().map(|o| o.id).collect(),
             delete: candidates.iter().map(|c| c.id).collect(),
         };
+        // The copies skipped values that records in the active segment overwrote or deleted;
+        // under `EveryMillis`/`Never` those records may not be synced yet. Sync them before the
+        // old copies are deleted, or a power loss would lose the old and the new value both.
         if let Err(e) = self
-            .sync_dir()
+            .flush()
+            .and_then(|()| self.sync_dir())
             .and_then(|()| swap::commit(&self.dir, &plan, &*self.opts.vfs))
         {
             CompactedWriter::abandon(&outputs, &self.dir);
