@@ -3,24 +3,26 @@
 //! a `BTreeMap`, which must agree after every step.
 //!
 //! Segments are tiny (4 KiB) so that rolls, hint files and compaction happen in short
-//! sequences. The store runs with `SyncPolicy::Never`, so a crash may lose the unsynced tail of
-//! the active segment: `Crash` cuts that segment at a random byte offset past the last point
-//! the model knows was synced (the last flush or reopen), and the model keeps the operations
+//! sequences. The store runs with `SyncPolicy::Never` on a file seam that tracks what the
+//! engine synced, so a crash may lose the unsynced tail of the active segment: `Crash` cuts
+//! that segment at a random byte offset past its synced length (every other segment must be
+//! wholly synced), and the model keeps the operations
 //! whose records lie wholly before the cut (found by reading the file independently).
 //!
-//! Cases: 40 by default; set `PROPTEST_CASES` for more.
+//! Cases: 100 by default; set `PROPTEST_CASES` for more.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
-use common::{active_segment, dump, records, truncate, SEGMENT_HEADER_BYTES};
+use common::{active_segment, dump, records, segments, truncate, SyncTrackingVfs};
 use kvstore_core::{KvStore, Options, SyncPolicy, WriteBatch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-const DEFAULT_CASES: u32 = 40;
+const DEFAULT_CASES: u32 = 100;
 const KEYS: u8 = 24;
 const PREFIXES: [&str; 7] = ["", "a", "b", "c", "a0", "b1", "c2"];
 
@@ -102,27 +104,28 @@ struct Harness {
     model: Model,
     /// Every committed record since the start, by LSN (a crash drops the lost ones).
     history: Vec<(u64, Ops)>,
-    /// The active segment and its length at the last point known to be synced.
-    synced: (u32, u64),
+    /// What the engine has synced.
+    vfs: Arc<SyncTrackingVfs>,
 }
 
 impl Harness {
     fn new() -> Result<Self, TestCaseError> {
         let dir = tempfile::tempdir().map_err(fail)?;
+        let vfs = Arc::new(SyncTrackingVfs::default());
         let opts = Options::new()
+            .vfs(vfs.clone())
             .sync_policy(SyncPolicy::Never)
             .segment_bytes(4096)
             .auto_compaction(false);
         let store = opts.clone().open(dir.path())?;
-        let mut h = Harness {
+        let h = Harness {
             dir,
             opts,
             store: Some(store),
             model: Model::new(),
             history: Vec::new(),
-            synced: (0, 0),
+            vfs,
         };
-        h.note_synced()?;
         Ok(h)
     }
 
@@ -130,10 +133,10 @@ impl Harness {
         self.store.as_ref().ok_or_else(|| fail("store is closed"))
     }
 
-    fn note_synced(&mut self) -> Result<(), TestCaseError> {
+    /// Whether the active segment is synced to its end.
+    fn active_synced(&self) -> Result<bool, TestCaseError> {
         let active = active_segment(self.dir.path()).map_err(fail)?;
-        self.synced = (active.id, active.len);
-        Ok(())
+        Ok(self.vfs.synced_len(&active.path).map_err(fail)? == active.len)
     }
 
     fn last_lsn(&self) -> u64 {
@@ -193,13 +196,23 @@ impl Harness {
     /// Simulates a power loss: the unsynced tail of the active segment is cut at a random
     /// offset; the model forgets the records that no longer lie wholly before the cut.
     fn crash(&mut self, per_mille: u16) -> Result<(), TestCaseError> {
+        // Closing syncs; what matters is what was synced before, so take the lengths first.
+        let active = active_segment(self.dir.path()).map_err(fail)?;
+        let floor = self.vfs.synced_len(&active.path).map_err(fail)?;
+        for seg in segments(self.dir.path()).map_err(fail)? {
+            if seg.id != active.id {
+                let synced = self.vfs.synced_len(&seg.path).map_err(fail)?;
+                prop_assert!(
+                    synced >= seg.len,
+                    "segment {} is sealed but only {} of its {} bytes were synced",
+                    seg.id,
+                    synced,
+                    seg.len
+                );
+            }
+        }
         self.store = None;
         let active = active_segment(self.dir.path()).map_err(fail)?;
-        let floor = if active.id == self.synced.0 {
-            self.synced.1
-        } else {
-            SEGMENT_HEADER_BYTES
-        };
         prop_assert!(floor <= active.len, "synced point past the end of the file");
         let cut = floor + (active.len - floor) * u64::from(per_mille) / 1000;
         let surviving = records(&active.path)
@@ -219,8 +232,8 @@ impl Harness {
                 };
             }
         }
-        self.reopen()?;
-        self.note_synced()
+        self.vfs.reset().map_err(fail)?;
+        self.reopen()
     }
 
     fn step(&mut self, action: &Action) -> Result<(), TestCaseError> {
@@ -315,11 +328,10 @@ impl Harness {
             }
             Action::Flush => {
                 self.store()?.flush()?;
-                self.note_synced()?;
+                prop_assert!(self.active_synced()?, "flush left the active segment unsynced");
             }
             Action::Reopen => {
                 self.reopen()?;
-                self.note_synced()?;
                 self.check_all()?;
             }
             Action::Compact => {

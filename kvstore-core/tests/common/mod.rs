@@ -191,3 +191,103 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A [`kvstore_core::io::Vfs`] over the real file system that remembers, per file (by inode,
+/// so renames keep it), how many bytes the engine has made durable with `sync_data`. A test
+/// simulates a power loss by cutting files back towards that length: whatever the engine did
+/// not sync may vanish, whatever it synced must stay.
+#[derive(Debug, Default)]
+pub struct SyncTrackingVfs {
+    synced: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<SyncedLen>>>,
+}
+
+/// Durable length of one file.
+#[derive(Debug, Default)]
+pub struct SyncedLen(std::sync::atomic::AtomicU64);
+
+#[derive(Debug)]
+struct TrackedFile {
+    inner: std::sync::Arc<dyn kvstore_core::io::FileIo>,
+    synced: std::sync::Arc<SyncedLen>,
+}
+
+impl kvstore_core::io::FileIo for TrackedFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.inner.sync_data()?;
+        let len = self.inner.size()?;
+        self.synced.0.store(len, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)?;
+        self.synced
+            .0
+            .fetch_min(len, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl kvstore_core::io::Vfs for SyncTrackingVfs {
+    fn open(
+        &self,
+        path: &Path,
+        create: bool,
+    ) -> io::Result<std::sync::Arc<dyn kvstore_core::io::FileIo>> {
+        use std::os::unix::fs::MetadataExt;
+        let inner = kvstore_core::io::OsVfs.open(path, create)?;
+        let meta = fs::metadata(path)?;
+        let mut map = self
+            .synced
+            .lock()
+            .map_err(|_| io::Error::other("tracking map poisoned"))?;
+        // A file met for the first time holds what a previous run (or crash) left on disk:
+        // all of it is as durable as it will ever be. A created file may reuse the inode
+        // of a deleted one, so it starts afresh.
+        let fresh = || std::sync::Arc::new(SyncedLen(meta.len().into()));
+        let synced = if create {
+            let entry = fresh();
+            map.insert(meta.ino(), entry.clone());
+            entry
+        } else {
+            map.entry(meta.ino()).or_insert_with(fresh).clone()
+        };
+        Ok(std::sync::Arc::new(TrackedFile { inner, synced }))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        kvstore_core::io::OsVfs.sync_dir(dir)
+    }
+}
+
+impl SyncTrackingVfs {
+    /// Bytes of `path` known durable; a file never opened through this seam counts as
+    /// wholly durable.
+    pub fn synced_len(&self, path: &Path) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path)?;
+        let map = self
+            .synced
+            .lock()
+            .map_err(|_| io::Error::other("tracking map poisoned"))?;
+        Ok(map.get(&meta.ino()).map_or(meta.len(), |s| {
+            s.0.load(std::sync::atomic::Ordering::SeqCst)
+        }))
+    }
+
+    /// Forgets every file: call after a simulated crash, when what is on disk is durable.
+    pub fn reset(&self) -> io::Result<()> {
+        self.synced
+            .lock()
+            .map_err(|_| io::Error::other("tracking map poisoned"))?
+            .clear();
+        Ok(())
+    }
+}
