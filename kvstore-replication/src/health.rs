@@ -102,9 +102,9 @@ impl ReplicaHealth {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 self.last_failure = Some(now);
                 if self.state != ReplicaState::Diverged {
-                    self.state = if self.consecutive_failures >= failure_threshold {
-                        ReplicaState::Unhealthy
-                    } else if self.state == ReplicaState::Unhealthy {
+                    self.state = if self.consecutive_failures >= failure_threshold
+                        || self.state == ReplicaState::Unhealthy
+                    {
                         ReplicaState::Unhealthy
                     } else {
                         ReplicaState::Connecting

@@ -8,7 +8,7 @@ use kvstore_core::Lsn;
 
 /// Records remembered for lag accounting. Beyond this, the oldest are forgotten and the lag
 /// of a replica further behind is reported from the oldest remembered record (a lower bound).
-pub const LAG_BOOK_CAPACITY: usize = 1 << 20;
+pub const LAG_BOOK_CAPACITY: usize = 1 << 18;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {

@@ -7,7 +7,7 @@ use crate::protocol::{Ack, Hello, HelloReply, SharedRecord, SnapshotAck, Snapsho
 
 /// A connection from the master to one replica, driven by that replica's worker thread.
 ///
-/// Implementations: `InProcessTransport` (this crate) (an embedded replica, with fault injection)
+/// Implementations: [`crate::InProcessTransport`] (an embedded replica, with fault injection)
 /// and `kvstore_net::TcpTransport`. Every call blocks; the worker is the only caller, so
 /// implementations need `Send` but not `Sync`. The trait is object safe
 /// (`Box<dyn Transport>`). Each implementation bounds its own waits (connect and write

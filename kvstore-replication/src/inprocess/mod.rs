@@ -1,0 +1,263 @@
+//! The in-process transport: a replica `KvStore` in the same process, reached through a link
+//! that can drop, delay, duplicate and reorder messages, fail calls, disconnect and partition.
+
+mod courier;
+mod faults;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvstore_core::{KvStore, Options};
+use parking_lot::RwLock;
+
+use crate::endpoint::ReplicaEndpoint;
+use crate::error::{Error, Result};
+use crate::protocol::{Ack, Hello, HelloReply, SharedRecord, SnapshotAck, SnapshotChunk};
+use crate::transport::Transport;
+use courier::Courier;
+pub use faults::{Delay, Faults};
+
+type ReplicaSlot = Arc<RwLock<Option<ReplicaEndpoint>>>;
+
+/// An embedded replica: a [`ReplicaEndpoint`] that can be stopped and restarted (to simulate
+/// a crash, drop it and reopen its directory), with the [`Faults`] of the link to it.
+/// Cheap to clone; clones share the replica.
+#[derive(Debug, Clone)]
+pub struct InProcessReplica {
+    name: String,
+    slot: ReplicaSlot,
+    faults: Faults,
+}
+
+impl InProcessReplica {
+    /// A running replica named `name` (names must be unique per replicator).
+    pub fn new(name: impl Into<String>, endpoint: ReplicaEndpoint) -> Self {
+        InProcessReplica {
+            name: name.into(),
+            slot: Arc::new(RwLock::new(Some(endpoint))),
+            faults: Faults::default(),
+        }
+    }
+
+    /// Opens (creating if needed) a replica store in `dir` with `options` and wraps it.
+    pub fn open(name: impl Into<String>, dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let store = options.open(dir)?;
+        Ok(Self::new(name, ReplicaEndpoint::open(store)?))
+    }
+
+    /// The replica's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The link's fault switchboard.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The running endpoint, if the replica is up.
+    pub fn endpoint(&self) -> Option<ReplicaEndpoint> {
+        self.slot.read().clone()
+    }
+
+    /// The running replica's store, if it is up.
+    pub fn store(&self) -> Option<KvStore> {
+        self.endpoint().map(|e| e.store().clone())
+    }
+
+    /// Takes the replica down: calls fail and messages are lost until [`start`](Self::start).
+    /// Returns the endpoint so the caller can drop it (closing the store) or keep it.
+    pub fn stop(&self) -> Option<ReplicaEndpoint> {
+        self.slot.write().take()
+    }
+
+    /// Brings the replica (back) up with `endpoint`.
+    pub fn start(&self, endpoint: ReplicaEndpoint) {
+        *self.slot.write() = Some(endpoint);
+    }
+
+    /// A transport to this replica, for [`crate::ReplicatorBuilder::replica`].
+    pub fn transport(&self) -> InProcessTransport {
+        InProcessTransport {
+            replica: self.clone(),
+            link: None,
+        }
+    }
+}
+
+/// A session of the in-process transport.
+struct Link {
+    epoch: u64,
+    generation: u64,
+    /// Acks of records applied on the caller's thread (no delay configured at HELLO).
+    inline_acks: VecDeque<Result<Ack>>,
+    /// Delivery thread when a delay was configured at HELLO.
+    courier: Option<Courier>,
+}
+
+/// [`Transport`] to an [`InProcessReplica`], applying its [`Faults`].
+pub struct InProcessTransport {
+    replica: InProcessReplica,
+    link: Option<Link>,
+}
+
+impl std::fmt::Debug for InProcessTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessTransport")
+            .field("replica", &self.replica.name)
+            .field("connected", &self.link.is_some())
+            .finish()
+    }
+}
+
+impl InProcessTransport {
+    fn error(&self, reason: impl Into<String>) -> Error {
+        Error::transport(self.replica.name.clone(), reason)
+    }
+
+    /// Fails the call on an injected fault or a broken session; returns the session epoch.
+    fn check(&mut self) -> Result<u64> {
+        if let Err(reason) = self.replica.faults.check_call() {
+            self.link = None;
+            return Err(self.error(reason));
+        }
+        let generation = self.replica.faults.generation();
+        match &self.link {
+            Some(link) if link.generation == generation => Ok(link.epoch),
+            Some(_) => {
+                self.link = None;
+                Err(self.error("disconnected"))
+            }
+            None => Err(Error::NoSession),
+        }
+    }
+
+    fn endpoint(&self) -> Result<ReplicaEndpoint> {
+        self.replica
+            .endpoint()
+            .ok_or_else(|| self.error("replica is down"))
+    }
+}
+
+impl Transport for InProcessTransport {
+    fn describe(&self) -> String {
+        self.replica.name.clone()
+    }
+
+    fn hello(&mut self, hello: &Hello) -> Result<HelloReply> {
+        self.link = None;
+        if let Err(reason) = self.replica.faults.check_call() {
+            return Err(self.error(reason));
+        }
+        let endpoint = self.endpoint()?;
+        std::thread::sleep(self.replica.faults.sample_delay());
+        let reply = endpoint.hello(hello)?;
+        let courier = if self.replica.faults.has_delay() {
+            Some(
+                Courier::start(self.replica.slot.clone(), hello.epoch)
+                    .map_err(|e| self.error(format!("starting the courier thread: {e}")))?,
+            )
+        } else {
+            None
+        };
+        self.link = Some(Link {
+            epoch: hello.epoch,
+            generation: self.replica.faults.generation(),
+            inline_acks: VecDeque::new(),
+            courier,
+        });
+        Ok(reply)
+    }
+
+    fn send_records(&mut self, records: &[SharedRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let epoch = self.check()?;
+        let faults = self.replica.faults.clone();
+        // Decide each message's fate: lost, delivered, delivered twice, swapped with the next.
+        let mut parcels: Vec<(SharedRecord, bool)> = Vec::with_capacity(records.len());
+        let mut copies = Vec::new();
+        for record in records {
+            let roll = faults.roll();
+            if roll.drop {
+                continue;
+            }
+            parcels.push((record.clone(), true));
+            if roll.duplicate {
+                copies.push((record.clone(), false));
+            }
+            if roll.reorder && parcels.len() >= 2 {
+                let n = parcels.len();
+                parcels.swap(n - 2, n - 1);
+            }
+        }
+        parcels.extend(copies);
+        let Some(link) = self.link.as_mut() else {
+            return Err(Error::NoSession);
+        };
+        if let Some(courier) = link.courier.as_mut() {
+            for (record, report) in parcels {
+                let arrival = (Instant::now() + faults.sample_delay()).max(courier.last_arrival);
+                courier.last_arrival = arrival;
+                if !courier.post((arrival, record, report)) {
+                    self.link = None;
+                    return Err(Error::transport(
+                        self.replica.name.clone(),
+                        "courier stopped",
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        let endpoint = self
+            .replica
+            .endpoint()
+            .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
+        for (record, report) in parcels {
+            let result = endpoint.apply(epoch, &record);
+            if report || result.is_err() {
+                link.inline_acks.push_back(result);
+            }
+        }
+        Ok(())
+    }
+
+    fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>> {
+        self.check()?;
+        let Some(link) = self.link.as_mut() else {
+            return Err(Error::NoSession);
+        };
+        let next = match link.courier.as_ref() {
+            Some(courier) => courier.acks.recv_timeout(timeout).ok(),
+            // Applied inline: a missing ack is a lost message and will never arrive, so waiting
+            // out the timeout would only slow tests down.
+            None => link.inline_acks.pop_front(),
+        };
+        match next {
+            Some(Ok(ack)) => Ok(Some(ack)),
+            Some(Err(e)) => {
+                self.link = None;
+                Err(e)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
+        let epoch = self.check()?;
+        let endpoint = self.endpoint()?;
+        std::thread::sleep(self.replica.faults.sample_delay());
+        if self.replica.faults.roll().drop {
+            self.link = None;
+            return Err(self.error("snapshot chunk lost"));
+        }
+        endpoint.install_chunk(epoch, chunk)
+    }
+
+    fn close(&mut self) {
+        self.link = None;
+    }
+}

@@ -1,0 +1,241 @@
+//! `Replicator`: the handle that owns the workers; attaching it installs the commit hook.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kvstore_core::{KvStore, Lsn};
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::ReplicatorBuilder;
+use crate::epoch;
+use crate::error::{Error, Result};
+use crate::lag::{LagBook, LAG_BOOK_CAPACITY};
+use crate::shared::{AckBoard, ReplicaShared, Shared};
+use crate::status::{ReplicaStatus, ReplicationStatus};
+use crate::worker::Worker;
+
+/// Streams a master store's commits to its replicas, one worker thread per replica.
+///
+/// Created with [`Replicator::builder`] and [`ReplicatorBuilder::attach`] (or
+/// [`WithReplicas::with_replicas`]). Dropping it detaches the hook, lets workers deliver what is
+/// committed (up to the shutdown timeout) and joins them; whatever is not delivered stays in
+/// the master's WAL for the next replicator.
+pub struct Replicator {
+    shared: Arc<Shared>,
+    store: KvStore,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Never sent on: dropping it wakes every worker's pauses at shutdown.
+    shutdown: Mutex<Option<crossbeam_channel::Sender<()>>>,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator")
+            .field("epoch", &self.shared.epoch)
+            .field("replicas", &self.shared.replicas.len())
+            .finish()
+    }
+}
+
+/// Adds `with_replicas` to [`KvStore`], for `KvStore::open(dir)?.with_replicas(builder)`.
+pub trait WithReplicas {
+    /// Attaches a [`Replicator`] built by `builder` to this store.
+    fn with_replicas(&self, builder: ReplicatorBuilder) -> Result<Replicator>;
+}
+
+impl WithReplicas for KvStore {
+    fn with_replicas(&self, builder: ReplicatorBuilder) -> Result<Replicator> {
+        builder.attach(self)
+    }
+}
+
+impl ReplicatorBuilder {
+    /// Validates the configuration, loads (or stores) the master's epoch, starts one worker
+    /// per replica and installs the commit hook on `store`. Fails before starting anything if
+    /// the configuration is invalid.
+    pub fn attach(self, store: &KvStore) -> Result<Replicator> {
+        self.validate()?;
+        let epoch = epoch::master_epoch(store.path(), self.settings.epoch)?;
+        let names: Vec<String> = self.transports.iter().map(|t| t.describe()).collect();
+        let capacity = self.settings.queue_capacity;
+        let (senders, receivers): (Vec<_>, Vec<_>) = names
+            .iter()
+            .map(|_| crossbeam_channel::bounded(capacity))
+            .unzip();
+        let shared = Arc::new(Shared {
+            epoch,
+            replicas: names.into_iter().map(ReplicaShared::new).collect(),
+            acks: AckBoard::new(self.transports.len()),
+            lag: Mutex::new(LagBook::new(LAG_BOOK_CAPACITY)),
+            senders: RwLock::new(Some(senders)),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            settings: self.settings,
+        });
+        let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
+        let mut workers = Vec::new();
+        for (idx, (transport, rx)) in self.transports.into_iter().zip(receivers).enumerate() {
+            let worker = Worker::new(
+                idx,
+                shared.clone(),
+                store.clone(),
+                transport,
+                rx,
+                shutdown_rx.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("kvstore-repl-{idx}"))
+                .spawn(move || worker.run_supervised());
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    let replicator = Replicator {
+                        shared,
+                        store: store.clone(),
+                        workers: Mutex::new(workers),
+                        shutdown: Mutex::new(Some(shutdown_tx)),
+                    };
+                    drop(replicator);
+                    return Err(Error::Io {
+                        path: store.path().to_path_buf(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        store.set_commit_hook(Some(shared.clone()));
+        Ok(Replicator {
+            shared,
+            store: store.clone(),
+            workers: Mutex::new(workers),
+            shutdown: Mutex::new(Some(shutdown_tx)),
+        })
+    }
+}
+
+impl Replicator {
+    /// A builder with the defaults documented on each setter.
+    pub fn builder() -> ReplicatorBuilder {
+        ReplicatorBuilder::default()
+    }
+
+    /// This master's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch
+    }
+
+    /// Waits until `replicas` replicas have applied `lsn` or `timeout` passes; returns how many
+    /// have (Redis `WAIT`). Never fails: fewer than asked is the caller's to judge.
+    pub fn wait_for(&self, lsn: Lsn, replicas: usize, timeout: Duration) -> usize {
+        self.shared.acks.wait_for(lsn, replicas, timeout)
+    }
+
+    /// Waits until at least `replicas` replicas are healthy or `timeout` passes; returns whether
+    /// they are (useful right after attaching, before `min_replicas_to_write` admits writes).
+    pub fn wait_healthy(&self, replicas: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.healthy_count() >= replicas {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Operator action: replace the contents of replica `name` (e.g. a diverged one) with a
+    /// snapshot of this master. Returns false if no replica has that name.
+    pub fn force_resync(&self, name: &str) -> bool {
+        match self.shared.replicas.iter().find(|r| r.name == name) {
+            Some(replica) => {
+                replica.force_resync.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Metrics of every replica and the queue depth.
+    pub fn status(&self) -> ReplicationStatus {
+        let master_last_lsn = self.store.last_lsn();
+        let now = Instant::now();
+        let lag = self.shared.lag.lock();
+        let senders = self.shared.senders.read();
+        let replicas = self.replica_statuses(&lag, &senders, master_last_lsn, now);
+        drop(senders);
+        drop(lag);
+        ReplicationStatus {
+            epoch: self.shared.epoch,
+            master_last_lsn,
+            queue_depth: self.shared.queue_depth(),
+            replicas,
+        }
+    }
+
+    fn replica_statuses(
+        &self,
+        lag: &crate::lag::LagBook,
+        senders: &Option<Vec<crossbeam_channel::Sender<crate::protocol::SharedRecord>>>,
+        master_last_lsn: Lsn,
+        now: Instant,
+    ) -> Vec<ReplicaStatus> {
+        self.shared
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(idx, r)| {
+                let acked_lsn = self.shared.acks.get(idx);
+                let health = r.health.lock().clone();
+                let retention = self.store.wal_retention(acked_lsn);
+                ReplicaStatus {
+                    name: r.name.clone(),
+                    state: health.state,
+                    acked_lsn,
+                    lag: lag.lag(acked_lsn, master_last_lsn, now),
+                    sends_ok: r.sends_ok.load(Ordering::Relaxed),
+                    sends_failed: r.sends_failed.load(Ordering::Relaxed),
+                    retries: r.retries.load(Ordering::Relaxed),
+                    resyncs: r.resyncs.load(Ordering::Relaxed),
+                    queue_overflows: r.queue_overflows.load(Ordering::Relaxed),
+                    queue_depth: senders
+                        .as_ref()
+                        .and_then(|s| s.get(idx))
+                        .map_or(0, |s| s.len()),
+                    consecutive_failures: health.consecutive_failures,
+                    last_success: health.last_success,
+                    last_failure: health.last_failure,
+                    last_error: r.last_error.lock().clone(),
+                    wal_retained_bytes: retention.retained_bytes,
+                    bytes_until_full_resync: if retention.available {
+                        retention.bytes_until_resync
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        // Detach first so no new record is queued, then close the queues: workers drain what
+        // is committed (up to the shutdown timeout) and exit.
+        self.store.set_commit_hook(None);
+        self.shared.closing.store(true, Ordering::Release);
+        drop(self.shared.senders.write().take());
+        drop(self.shutdown.lock().take());
+        for handle in self.workers.lock().drain(..) {
+            if handle.join().is_err() {
+                tracing::error!("a replication worker panicked during shutdown");
+            }
+        }
+        for replica in &self.shared.replicas {
+            self.store
+                .release_wal(&crate::worker::wal_consumer_name(&replica.name));
+        }
+    }
+}

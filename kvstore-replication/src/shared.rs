@@ -1,0 +1,207 @@
+//! State shared by the commit hook, the workers and the `Replicator` handle.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use kvstore_core::{CommitHook, Lsn, WalRecord};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::{ReplicationMode, Settings};
+use crate::health::{HealthEvent, ReplicaHealth, ReplicaState};
+use crate::lag::LagBook;
+use crate::protocol::SharedRecord;
+use crate::quorum;
+
+/// How often (in records) the lag book forgets what every replica acknowledged.
+const LAG_TRIM_EVERY: Lsn = 4096;
+
+/// Counters and health of one replica, written by its worker, read by `status()`.
+#[derive(Debug)]
+pub(crate) struct ReplicaShared {
+    pub name: String,
+    pub health: Mutex<ReplicaHealth>,
+    pub last_error: Mutex<Option<String>>,
+    pub sends_ok: AtomicU64,
+    pub sends_failed: AtomicU64,
+    pub retries: AtomicU64,
+    pub resyncs: AtomicU64,
+    pub queue_overflows: AtomicU64,
+    pub force_resync: AtomicBool,
+}
+
+impl ReplicaShared {
+    pub fn new(name: String) -> Self {
+        ReplicaShared {
+            name,
+            health: Mutex::new(ReplicaHealth::default()),
+            last_error: Mutex::new(None),
+            sends_ok: AtomicU64::new(0),
+            sends_failed: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            queue_overflows: AtomicU64::new(0),
+            force_resync: AtomicBool::new(false),
+        }
+    }
+
+    pub fn state(&self) -> ReplicaState {
+        self.health.lock().state
+    }
+
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Each replica's cumulative acked LSN, with a condition variable for quorum waits.
+#[derive(Debug, Default)]
+pub(crate) struct AckBoard {
+    acked: Mutex<Vec<Lsn>>,
+    changed: Condvar,
+}
+
+impl AckBoard {
+    pub fn new(replicas: usize) -> Self {
+        AckBoard {
+            acked: Mutex::new(vec![0; replicas]),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Sets replica `idx`'s acked LSN (it may go down when a replica restarted with less).
+    pub fn set(&self, idx: usize, lsn: Lsn) {
+        let mut acked = self.acked.lock();
+        if let Some(slot) = acked.get_mut(idx) {
+            if *slot != lsn {
+                *slot = lsn;
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    pub fn get(&self, idx: usize) -> Lsn {
+        self.acked.lock().get(idx).copied().unwrap_or(0)
+    }
+
+    pub fn min(&self) -> Lsn {
+        self.acked.lock().iter().copied().min().unwrap_or(0)
+    }
+
+    /// Waits until `required` replicas acked `lsn` or `timeout` passes; returns how many did.
+    pub fn wait_for(&self, lsn: Lsn, required: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut acked = self.acked.lock();
+        loop {
+            let count = quorum::acked_count(&acked, lsn);
+            if count >= required {
+                return count;
+            }
+            if self.changed.wait_until(&mut acked, deadline).timed_out() {
+                return quorum::acked_count(&acked, lsn);
+            }
+        }
+    }
+}
+
+/// The commit hook's state. The store holds it (as its hook); the workers and the handle
+/// share it.
+pub(crate) struct Shared {
+    pub settings: Settings,
+    pub epoch: u64,
+    pub replicas: Vec<ReplicaShared>,
+    pub acks: AckBoard,
+    pub lag: Mutex<LagBook>,
+    /// One live queue per replica; `None` once the replicator closes.
+    pub senders: RwLock<Option<Vec<Sender<SharedRecord>>>>,
+    pub closing: AtomicBool,
+}
+
+impl Shared {
+    pub fn healthy_count(&self) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.state().is_healthy())
+            .count()
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.senders
+            .read()
+            .as_ref()
+            .map_or(0, |s| s.iter().map(Sender::len).sum())
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Records a health event for replica `idx` and returns its new state.
+    pub fn health_event(&self, idx: usize, event: HealthEvent) -> ReplicaState {
+        let Some(replica) = self.replicas.get(idx) else {
+            return ReplicaState::Unhealthy;
+        };
+        let state =
+            replica
+                .health
+                .lock()
+                .on_event(event, Instant::now(), self.settings.failure_threshold);
+        // Waking quorum waiters is not needed: health does not change acks.
+        state
+    }
+}
+
+impl CommitHook for Shared {
+    fn admit(&self) -> kvstore_core::Result<()> {
+        if self.settings.min_replicas_to_write == 0 {
+            return Ok(());
+        }
+        quorum::admit(self.healthy_count(), self.settings.min_replicas_to_write)
+    }
+
+    fn committed(&self, record: Arc<WalRecord>) {
+        {
+            let mut lag = self.lag.lock();
+            lag.record(record.lsn, record.encoded_len() as u64, Instant::now());
+            if record.lsn.is_multiple_of(LAG_TRIM_EVERY) {
+                lag.forget_through(self.acks.min());
+            }
+        }
+        let senders = self.senders.read();
+        let Some(senders) = senders.as_ref() else {
+            return;
+        };
+        for (sender, replica) in senders.iter().zip(&self.replicas) {
+            // An unhealthy or diverged replica is skipped: its worker catches up from the WAL
+            // once it is reachable again, so nothing is lost by not queueing.
+            if matches!(
+                replica.state(),
+                ReplicaState::Unhealthy | ReplicaState::Diverged
+            ) {
+                continue;
+            }
+            match sender.try_send(record.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => ReplicaShared::bump(&replica.queue_overflows),
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    fn wait_replicated(&self, lsn: Lsn) -> kvstore_core::Result<()> {
+        let ReplicationMode::Sync { quorum, timeout } = self.settings.mode else {
+            return Ok(());
+        };
+        let acked = self.acks.wait_for(lsn, quorum, timeout);
+        if acked >= quorum {
+            Ok(())
+        } else {
+            Err(kvstore_core::Error::QuorumNotReached {
+                lsn,
+                acked,
+                required: quorum,
+            })
+        }
+    }
+}

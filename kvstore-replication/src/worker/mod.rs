@@ -1,0 +1,216 @@
+//! One worker thread per replica: moves records from the live queue, the WAL or a snapshot to
+//! the transport, following [`crate::plan::next_step`], and books acks, failures and health.
+
+mod cursor;
+mod session;
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use kvstore_core::{KvStore, Lsn};
+
+use crate::error::Error;
+use crate::health::{HealthEvent, ReplicaState};
+use crate::protocol::SharedRecord;
+use crate::shared::{ReplicaShared, Shared};
+use crate::transport::BoxedTransport;
+use cursor::{SnapshotCursor, WalCursor};
+
+/// Name under which a replica pins the master's WAL (`retain_wal`).
+pub(crate) fn wal_consumer_name(replica: &str) -> String {
+    format!("replica:{replica}")
+}
+
+/// The replica's position within an open session.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    acked: Lsn,
+    sent: Lsn,
+    in_flight: usize,
+    gap_seen: bool,
+    /// Last LSN registered with `retain_wal`.
+    retained: Lsn,
+}
+
+pub(crate) struct Worker {
+    idx: usize,
+    shared: Arc<Shared>,
+    store: KvStore,
+    transport: BoxedTransport,
+    rx: Receiver<SharedRecord>,
+    shutdown: Receiver<()>,
+    consumer: String,
+    queue: VecDeque<SharedRecord>,
+    session: Option<Session>,
+    wal: Option<WalCursor>,
+    snapshot: Option<SnapshotCursor>,
+    /// Start a full resync before anything else (forced, or resuming one).
+    resync_now: bool,
+    /// Failures since the last successful HELLO, for the backoff.
+    attempt: u32,
+    /// Set once the replicator is closing: the worker stops by then.
+    deadline: Option<Instant>,
+}
+
+impl Worker {
+    pub fn new(
+        idx: usize,
+        shared: Arc<Shared>,
+        store: KvStore,
+        transport: BoxedTransport,
+        rx: Receiver<SharedRecord>,
+        shutdown: Receiver<()>,
+    ) -> Self {
+        let consumer = wal_consumer_name(&shared.replicas[idx].name);
+        Worker {
+            idx,
+            shared,
+            store,
+            transport,
+            rx,
+            shutdown,
+            consumer,
+            queue: VecDeque::new(),
+            session: None,
+            wal: None,
+            snapshot: None,
+            resync_now: false,
+            attempt: 0,
+            deadline: None,
+        }
+    }
+
+    fn replica(&self) -> &ReplicaShared {
+        &self.shared.replicas[self.idx]
+    }
+
+    /// Runs the worker; a panic marks the replica unhealthy and restarts the loop with a fresh
+    /// session, so a replica is never silently abandoned.
+    pub fn run_supervised(mut self) {
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.run())) {
+                Ok(()) => break,
+                Err(_) => {
+                    tracing::error!(replica = %self.replica().name, "replication worker panicked; restarting it");
+                    *self.replica().last_error.lock() = Some("worker panicked".into());
+                    self.replica().health.lock().state = ReplicaState::Unhealthy;
+                    self.session = None;
+                    self.wal = None;
+                    self.snapshot = None;
+                    if self.shared.is_closing() {
+                        break;
+                    }
+                    self.pause(self.shared.settings.probe_interval);
+                }
+            }
+        }
+        self.transport.close();
+    }
+
+    fn run(&mut self) {
+        loop {
+            if self.should_stop() {
+                return;
+            }
+            if self.session.is_none() && !self.open_session() {
+                if self.shared.is_closing() {
+                    return;
+                }
+                continue;
+            }
+            if self.resync_now {
+                self.full_resync();
+                continue;
+            }
+            if !self.step() {
+                return;
+            }
+        }
+    }
+
+    /// Whether the replicator is closing and the worker's time is up.
+    fn should_stop(&mut self) -> bool {
+        if !self.shared.is_closing() {
+            return false;
+        }
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + self.shared.settings.shutdown_timeout);
+        Instant::now() >= deadline
+    }
+
+    /// Sleeps up to `d`, waking early when the replicator closes.
+    fn pause(&self, d: Duration) {
+        if self.shared.is_closing() {
+            return;
+        }
+        let _ = self.shutdown.recv_timeout(d);
+    }
+
+    /// Books a failed call: counters, health, backoff; ends the session.
+    fn fail(&mut self, error: Error) {
+        let refused = matches!(error, Error::StaleEpoch { .. } | Error::Diverged { .. });
+        tracing::warn!(replica = %self.replica().name, %error, "replication call failed");
+        *self.replica().last_error.lock() = Some(error.to_string());
+        self.session = None;
+        self.wal = None;
+        self.transport.close();
+        if refused {
+            self.shared.health_event(self.idx, HealthEvent::Refused);
+            self.shared.acks.set(self.idx, 0);
+            return;
+        }
+        ReplicaShared::bump(&self.replica().sends_failed);
+        self.shared.health_event(self.idx, HealthEvent::Failure);
+        self.attempt = self.attempt.saturating_add(1);
+        let delay = self
+            .shared
+            .settings
+            .backoff
+            .delay(self.attempt, rand::random::<f64>());
+        self.pause(delay);
+    }
+
+    /// Moves the live queue's records into the local buffer (bounded by two windows).
+    fn pull_queue(&mut self) {
+        let limit = self.shared.settings.window_records * 2;
+        while self.queue.len() < limit {
+            match self.rx.try_recv() {
+                Ok(record) => self.queue.push_back(record),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Waits for the live queue (idle), returning false when it is closed.
+    fn wait_for_queue(&mut self, timeout: Duration) -> bool {
+        match self.rx.recv_timeout(timeout) {
+            Ok(record) => {
+                self.queue.push_back(record);
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        }
+    }
+
+    fn retain_wal(&mut self, force: bool) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        // Moving the registration takes a lock in the engine: do it per window, not per ack.
+        let due = session.acked >= session.retained + 1024 || session.in_flight == 0;
+        if force || (due && session.acked != session.retained) {
+            session.retained = session.acked;
+            self.store.retain_wal(&self.consumer, session.acked);
+        }
+    }
+
+    fn force_requested(&self) -> bool {
+        self.replica().force_resync.swap(false, Ordering::AcqRel)
+    }
+}

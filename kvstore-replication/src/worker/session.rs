@@ -1,0 +1,329 @@
+//! The worker's moves within a session: HELLO, sending windows, reading acks, full resync.
+
+use std::time::{Duration, Instant};
+
+use kvstore_core::Lsn;
+
+use super::cursor::{SnapshotCursor, WalCursor};
+use super::{Session, Worker};
+use crate::error::Error;
+use crate::health::{HealthEvent, ReplicaState};
+use crate::plan::{discard_stale, next_step, NextStep, PlanInput};
+use crate::protocol::{Hello, SharedRecord};
+use crate::shared::ReplicaShared;
+
+/// How long a worker waits for the live queue before reading a small lag from the WAL: the
+/// hook queues a record just after the engine publishes it, so the queue normally wins.
+const QUEUE_RACE_WAIT: Duration = Duration::from_millis(2);
+
+impl Worker {
+    /// Opens a session with HELLO, unless the replica is diverged (waiting for an operator) or
+    /// unhealthy and not yet due for a probe. Returns whether a session is open.
+    pub(super) fn open_session(&mut self) -> bool {
+        let settings = &self.shared.settings;
+        let probe_interval = settings.probe_interval;
+        let mut force = false;
+        match self.replica().state() {
+            ReplicaState::Diverged => {
+                if !self.force_requested() {
+                    self.pause(probe_interval);
+                    return false;
+                }
+                self.shared
+                    .health_event(self.idx, HealthEvent::ForcedResync);
+                force = true;
+            }
+            ReplicaState::Unhealthy => {
+                let due = self
+                    .replica()
+                    .health
+                    .lock()
+                    .probe_due(Instant::now(), probe_interval);
+                if !due {
+                    self.pause(Duration::from_millis(10).min(probe_interval));
+                    return false;
+                }
+            }
+            _ => force = self.force_requested(),
+        }
+        if self.attempt > 0 {
+            ReplicaShared::bump(&self.replica().retries);
+        }
+        let master_last = self.store.last_lsn();
+        let hello = Hello {
+            master_id: self.shared.settings.master_id.clone(),
+            epoch: self.shared.epoch,
+            master_last_lsn: master_last,
+            force_resync: force,
+        };
+        let reply = match self.transport.hello(&hello) {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.fail(e);
+                return false;
+            }
+        };
+        self.attempt = 0;
+        let applied = if force { 0 } else { reply.applied_lsn };
+        self.session = Some(Session {
+            acked: applied,
+            sent: applied,
+            in_flight: 0,
+            gap_seen: false,
+            retained: applied,
+        });
+        self.shared.acks.set(self.idx, applied);
+        self.store.retain_wal(&self.consumer, applied);
+        let resumable = self
+            .snapshot
+            .as_mut()
+            .is_some_and(|c| c.resume(reply.snapshot_in_progress));
+        if !resumable {
+            self.snapshot = None;
+        }
+        self.resync_now = force || resumable;
+        self.shared.health_event(
+            self.idx,
+            HealthEvent::Success {
+                caught_up: !self.resync_now && applied >= master_last,
+            },
+        );
+        true
+    }
+
+    /// One move of an open session. Returns false when the worker should stop.
+    pub(super) fn step(&mut self) -> bool {
+        let Some(session) = self.session else {
+            return true;
+        };
+        self.pull_queue();
+        discard_stale(&mut self.queue, session.sent, |r| r.lsn);
+        let master_last = self.store.last_lsn();
+        let input = PlanInput {
+            acked: session.acked,
+            sent: session.sent,
+            in_flight: session.in_flight,
+            window: self.shared.settings.window_records,
+            gap_seen: session.gap_seen,
+            master_last,
+            queue_front: self.queue.front().map(|r| r.lsn),
+            wal_start: 0,
+        };
+        match next_step(&input) {
+            NextStep::AwaitAcks => self.await_ack(),
+            NextStep::Rewind => {
+                ReplicaShared::bump(&self.replica().retries);
+                self.wal = None;
+                if let Some(s) = self.session.as_mut() {
+                    s.sent = s.acked;
+                    s.gap_seen = false;
+                }
+            }
+            NextStep::SendFromQueue => {
+                let room = input.window - input.in_flight;
+                let mut batch: Vec<SharedRecord> = Vec::with_capacity(room.min(self.queue.len()));
+                let mut next = session.sent + 1;
+                while batch.len() < room && self.queue.front().is_some_and(|r| r.lsn == next) {
+                    if let Some(record) = self.queue.pop_front() {
+                        batch.push(record);
+                        next += 1;
+                    }
+                }
+                self.send(batch);
+            }
+            NextStep::CatchUpFromWal { after } => self.catch_up(after, &input),
+            NextStep::FullResync => self.full_resync(),
+            NextStep::Idle => {
+                if self.shared.is_closing() {
+                    return false;
+                }
+                self.mark_caught_up(session.acked, master_last);
+                let heartbeat = self.shared.settings.probe_interval;
+                let before = self.queue.len();
+                if !self.wait_for_queue(heartbeat) {
+                    return !self.shared.is_closing();
+                }
+                if self.queue.len() == before && self.store.last_lsn() == master_last {
+                    // Idle for a whole heartbeat: re-HELLO to check the replica is still there
+                    // (and still has what it acknowledged).
+                    self.session = None;
+                }
+            }
+        }
+        true
+    }
+
+    fn catch_up(&mut self, after: Lsn, input: &PlanInput) {
+        let continuing = self.wal.as_ref().is_some_and(|c| c.continues(after));
+        if !continuing
+            && input.queue_front.is_none()
+            && input.master_last - after <= input.window as u64
+            && !self.shared.is_closing()
+        {
+            // Probably a record published but not queued yet: give the queue a moment.
+            if let Ok(record) = self.rx.recv_timeout(QUEUE_RACE_WAIT) {
+                self.queue.push_back(record);
+                return;
+            }
+        }
+        if !continuing {
+            match WalCursor::open(&self.store, after) {
+                Ok(cursor) => self.wal = Some(cursor),
+                Err(Error::Core(kvstore_core::Error::WalCompacted { .. })) => {
+                    if input.in_flight == 0 {
+                        self.full_resync();
+                    } else {
+                        self.await_ack();
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    return;
+                }
+            }
+        }
+        let room = input.window - input.in_flight;
+        let batch = match self.wal.as_mut().map(|c| c.read(room)) {
+            Some(Ok(batch)) => batch,
+            Some(Err(e)) => {
+                self.fail(e);
+                return;
+            }
+            None => return,
+        };
+        if batch.is_empty() {
+            // The cursor reached the end it saw when opened; newer records need a new one.
+            self.wal = None;
+            return;
+        }
+        if self.replica().state() == ReplicaState::Streaming {
+            self.shared
+                .health_event(self.idx, HealthEvent::Success { caught_up: false });
+        }
+        self.send(batch);
+    }
+
+    fn send(&mut self, batch: Vec<SharedRecord>) {
+        let Some(last) = batch.last().map(|r| r.lsn) else {
+            return;
+        };
+        match self.transport.send_records(&batch) {
+            Ok(()) => {
+                if let Some(s) = self.session.as_mut() {
+                    s.sent = last;
+                    s.in_flight += batch.len();
+                }
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn await_ack(&mut self) {
+        let timeout = self.shared.settings.ack_timeout;
+        match self.transport.recv_ack(timeout) {
+            Ok(Some(ack)) => {
+                ReplicaShared::bump(&self.replica().sends_ok);
+                let Some(s) = self.session.as_mut() else {
+                    return;
+                };
+                s.in_flight = s.in_flight.saturating_sub(1);
+                if ack.is_gap() && !s.gap_seen {
+                    s.gap_seen = true;
+                }
+                if ack.applied_lsn > s.acked {
+                    s.acked = ack.applied_lsn;
+                    let acked = s.acked;
+                    self.shared.acks.set(self.idx, acked);
+                    self.retain_wal(false);
+                    let master_last = self.store.last_lsn();
+                    self.mark_caught_up(acked, master_last);
+                }
+            }
+            Ok(None) => self.fail(Error::transport(
+                self.transport.describe(),
+                format!("no acknowledgement within {timeout:?}"),
+            )),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Health after progress: streaming once caught up, catching up otherwise.
+    fn mark_caught_up(&self, acked: Lsn, master_last: Lsn) {
+        let caught_up = acked >= master_last;
+        let state = self.replica().state();
+        let expected = if caught_up {
+            ReplicaState::Streaming
+        } else {
+            ReplicaState::CatchingUp
+        };
+        if state != expected {
+            self.shared
+                .health_event(self.idx, HealthEvent::Success { caught_up });
+        }
+    }
+
+    /// Streams a snapshot (resuming an interrupted one when possible), then lets the session
+    /// continue from the snapshot's LSN through the WAL.
+    pub(super) fn full_resync(&mut self) {
+        self.resync_now = false;
+        self.wal = None;
+        if self.snapshot.is_none() {
+            ReplicaShared::bump(&self.replica().resyncs);
+            // Pin the WAL first, so the records after the snapshot stay available.
+            self.store.retain_wal(&self.consumer, self.store.last_lsn());
+            let snapshot = self.store.snapshot();
+            self.store.retain_wal(&self.consumer, snapshot.lsn());
+            tracing::info!(replica = %self.replica().name, lsn = snapshot.lsn(), "full resync from a snapshot");
+            self.snapshot = Some(SnapshotCursor::new(snapshot));
+        }
+        self.shared
+            .health_event(self.idx, HealthEvent::Success { caught_up: false });
+        let chunk_bytes = self.shared.settings.snapshot_chunk_bytes;
+        loop {
+            if self.should_stop() {
+                return;
+            }
+            let Some(cursor) = self.snapshot.as_mut() else {
+                return;
+            };
+            let chunk = match cursor.chunk(chunk_bytes) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.snapshot = None;
+                    self.fail(e);
+                    return;
+                }
+            };
+            match self.transport.send_snapshot_chunk(&chunk) {
+                Ok(ack) if ack.finished => {
+                    let lsn = ack.applied_lsn;
+                    self.snapshot = None;
+                    if let Some(s) = self.session.as_mut() {
+                        s.acked = lsn;
+                        s.sent = lsn;
+                        s.in_flight = 0;
+                        s.gap_seen = false;
+                    }
+                    self.shared.acks.set(self.idx, lsn);
+                    self.retain_wal(true);
+                    return;
+                }
+                Ok(ack) if ack.next_seq == chunk.seq + 1 => cursor.acknowledged(),
+                Ok(ack) => {
+                    // The replica lost the install (it restarted): a fresh snapshot is needed.
+                    self.snapshot = None;
+                    self.fail(Error::Protocol(format!(
+                        "replica expected snapshot chunk {} but {} was sent",
+                        ack.next_seq, chunk.seq
+                    )));
+                    return;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    return;
+                }
+            }
+        }
+    }
+}

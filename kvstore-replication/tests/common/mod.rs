@@ -1,0 +1,110 @@
+//! Helpers shared by the integration tests: replicas in temporary directories, waiting with a
+//! deadline, and the key-by-key comparison every test ends with.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use kvstore_core::{KvStore, Options, SyncPolicy};
+use kvstore_replication::{InProcessReplica, ReplicaEndpoint, Replicator};
+use tempfile::TempDir;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Options for test stores: no fsync (the tests are about replication, not the disk).
+pub fn fast() -> Options {
+    Options::new().sync_policy(SyncPolicy::Never)
+}
+
+pub struct Cluster {
+    pub master_dir: TempDir,
+    pub master: KvStore,
+    pub replica_dirs: Vec<TempDir>,
+    pub replicas: Vec<InProcessReplica>,
+}
+
+pub fn cluster(
+    replicas: usize,
+    master_opts: Options,
+) -> Result<Cluster, Box<dyn std::error::Error>> {
+    let master_dir = tempfile::tempdir()?;
+    let master = master_opts.open(master_dir.path())?;
+    let mut replica_dirs = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..replicas {
+        let dir = tempfile::tempdir()?;
+        handles.push(InProcessReplica::open(format!("r{i}"), dir.path(), fast())?);
+        replica_dirs.push(dir);
+    }
+    Ok(Cluster {
+        master_dir,
+        master,
+        replica_dirs,
+        replicas: handles,
+    })
+}
+
+/// Polls `cond` every few milliseconds until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until every replica acknowledged the master's last LSN.
+pub fn wait_caught_up(repl: &Replicator, master: &KvStore, limit: Duration) -> bool {
+    wait_until(limit, || {
+        let last = master.last_lsn();
+        repl.status().replicas.iter().all(|r| r.acked_lsn >= last)
+    })
+}
+
+/// Every key and value of `replica` equals the master's, in both directions.
+pub fn assert_same(master: &KvStore, replica: &KvStore, name: &str) -> TestResult {
+    let a: Vec<(Vec<u8>, Vec<u8>)> = master.iter().collect::<Result<_, _>>()?;
+    let b: Vec<(Vec<u8>, Vec<u8>)> = replica.iter().collect::<Result<_, _>>()?;
+    assert_eq!(a.len(), b.len(), "replica {name}: key count differs");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x,
+            y,
+            "replica {name}: differs at key {:?}",
+            String::from_utf8_lossy(&x.0)
+        );
+    }
+    assert_eq!(
+        master.last_lsn(),
+        replica.applied_lsn(),
+        "replica {name}: applied LSN"
+    );
+    Ok(())
+}
+
+/// Compares every running replica of the cluster with the master.
+pub fn assert_all_same(c: &Cluster) -> TestResult {
+    for r in &c.replicas {
+        let store = r.store().ok_or("replica is down")?;
+        assert_same(&c.master, &store, r.name())?;
+    }
+    Ok(())
+}
+
+/// Reopens a replica's store from `dir`, retrying while a courier thread still holds it.
+pub fn reopen(dir: &std::path::Path) -> Result<ReplicaEndpoint, Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fast().open(dir) {
+            Ok(store) => return Ok(ReplicaEndpoint::open(store)?),
+            Err(kvstore_core::Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
