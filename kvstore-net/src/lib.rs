@@ -1,1 +1,62 @@
-//! kvstore-net (work in progress).
+//! `kvstore-net`: the network layer of kvstore. A RESP2 server, so `redis-cli`,
+//! `redis-benchmark` and every Redis client library work unchanged (and the seed's inline
+//! commands, `PUT k v`, work over `nc`); a blocking client; and [`TcpTransport`], which
+//! carries replication between `kvstore-server` processes as `REPLICATE …` commands.
+//!
+//! ```
+//! use kvstore_net::{Client, Server, ServerConfig};
+//! # let dir = tempfile::tempdir()?;
+//! let server = Server::start(ServerConfig::new(dir.path()).bind("127.0.0.1:0".parse()?))?;
+//! let mut client = Client::connect(&server.local_addr().to_string())?;
+//! client.set(b"fruit", b"apple")?;
+//! assert_eq!(client.get(b"fruit")?, Some(b"apple".to_vec()));
+//! server.shutdown()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//! Bytes flow `connection` → `parse` → `cmd` → the store, and replies flow back as [`Frame`]s.
+//! - [`frame`](Frame): RESP2 values, their encoding, and decoding of replies (client side)
+//! - [`parse`]: the incremental request decoder (multibulk and inline) and its [`Limits`];
+//!   `inline`: quoting rules of inline lines
+//! - `connection`: the only code that touches a socket; buffered, pipelined
+//! - `server` ([`Server`]): accept loop, connection limit, one thread per connection;
+//!   `handler`: one connection's request loop
+//! - `cmd/`: one file per command (`get.rs`, `set.rs`, `scan.rs`, `replicate.rs`, …)
+//! - `node`, `role`: shared server state and the replication role (master / replica,
+//!   `REPLICAOF`, promotion); `scan_cursors`, `stats`
+//! - [`client`](Client): a blocking client; [`tcp_transport`](TcpTransport): replication
+//!   over TCP; [`digest`](Digest): the `DIGEST` hash; [`glob`](Glob): `SCAN MATCH` patterns
+//! - [`config`](ServerConfig), [`error`](Error)
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+mod cmd;
+pub mod config;
+mod connection;
+mod digest;
+mod error;
+pub mod frame;
+mod glob;
+mod handler;
+mod inline;
+mod node;
+pub mod parse;
+mod role;
+mod scan_cursors;
+mod server;
+mod stats;
+pub mod tcp_transport;
+
+pub use client::Client;
+pub use config::{ReplicationMode, ServerConfig};
+pub use connection::{Connection, ReadError};
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use frame::Frame;
+pub use glob::Glob;
+pub use parse::{Limits, ProtocolError, RequestDecoder};
+pub use server::{Server, ServerHandle};
+pub use tcp_transport::TcpTransport;

@@ -1,0 +1,203 @@
+//! Commands: one file each. A request's name selects a [`Spec`] (arity and flags, also what
+//! `COMMAND` reports); the command parses its arguments with [`args::Args`], runs against the
+//! node and yields one reply [`Frame`].
+
+mod args;
+mod auth;
+mod command;
+mod compact;
+mod config;
+mod dbsize;
+mod del;
+mod digest;
+mod exists;
+mod get;
+mod info;
+mod mget;
+mod mset;
+mod ping;
+mod quit;
+mod range;
+mod replicaof;
+mod replicate;
+mod role;
+mod scan;
+mod set;
+mod wait;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub(crate) use args::Args;
+
+use crate::frame::Frame;
+use crate::node::Node;
+use crate::parse::{Quoted, Request};
+use crate::stats::ServerStats;
+
+/// Per-connection state commands may read or change.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether `AUTH` succeeded (or no password is configured).
+    pub authenticated: bool,
+    /// Set by `QUIT`: reply, flush, close.
+    pub quit: bool,
+    /// The epoch of the replication session `REPLICATE HELLO` opened on this connection.
+    pub replication_epoch: Option<u64>,
+}
+
+/// What a command runs against.
+pub(crate) struct Ctx<'a> {
+    pub node: &'a Arc<Node>,
+    pub session: &'a mut Session,
+}
+
+/// Static facts about a command, as Redis's command table holds them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec {
+    /// Lowercase canonical name.
+    pub name: &'static str,
+    /// Argument count including the name; negative means "at least".
+    pub arity: i64,
+    /// `write`, `readonly`, `admin`, … as `COMMAND` reports them.
+    pub flags: &'static [&'static str],
+    /// Position of the first key, 0 if none.
+    pub first_key: i64,
+    /// Position of the last key (-1: the last argument).
+    pub last_key: i64,
+    /// Step between keys.
+    pub step: i64,
+    run: fn(&mut Args, &mut Ctx<'_>) -> Result<Frame, Frame>,
+}
+
+const W: &[&str] = &["write"];
+const R: &[&str] = &["readonly"];
+const FAST_R: &[&str] = &["readonly", "fast"];
+const ADMIN: &[&str] = &["admin"];
+const CONN: &[&str] = &["fast", "no-auth"];
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $run:path) => {
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            run: $run,
+        }
+    };
+}
+
+/// Every command this server knows, aliases included.
+pub(crate) static COMMANDS: &[Spec] = &[
+    spec!("ping", -1, CONN, 0, 0, 0, ping::run),
+    spec!("get", 2, FAST_R, 1, 1, 1, get::run),
+    spec!("read", 2, FAST_R, 1, 1, 1, get::run),
+    spec!("set", -3, W, 1, 1, 1, set::run_set),
+    spec!("put", 3, W, 1, 1, 1, set::run_put),
+    spec!("del", -2, W, 1, -1, 1, del::run),
+    spec!("delete", -2, W, 1, -1, 1, del::run),
+    spec!("mset", -3, W, 1, -1, 2, mset::run),
+    spec!("batchput", -3, W, 1, -1, 2, mset::run),
+    spec!("mget", -2, FAST_R, 1, -1, 1, mget::run),
+    spec!("exists", -2, FAST_R, 1, -1, 1, exists::run),
+    spec!("range", -3, R, 1, 2, 1, range::run),
+    spec!("scan", -2, R, 0, 0, 0, scan::run),
+    spec!("dbsize", 1, FAST_R, 0, 0, 0, dbsize::run),
+    spec!("info", -1, R, 0, 0, 0, info::run),
+    spec!("role", 1, FAST_R, 0, 0, 0, role::run),
+    spec!("wait", 3, R, 0, 0, 0, wait::run),
+    spec!("replicaof", 3, ADMIN, 0, 0, 0, replicaof::run),
+    spec!("slaveof", 3, ADMIN, 0, 0, 0, replicaof::run),
+    spec!("auth", -2, CONN, 0, 0, 0, auth::run),
+    spec!("compact", 1, ADMIN, 0, 0, 0, compact::run),
+    spec!("quit", -1, CONN, 0, 0, 0, quit::run),
+    spec!("command", -1, R, 0, 0, 0, command::run),
+    spec!("config", -2, ADMIN, 0, 0, 0, config::run),
+    spec!("digest", 1, R, 0, 0, 0, digest::run),
+    spec!("replicate", -2, ADMIN, 0, 0, 0, replicate::run),
+];
+
+fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+fn unknown_command(name: &[u8], args: &[Vec<u8>]) -> Frame {
+    let mut shown = String::new();
+    for arg in args.iter().take(8) {
+        shown.push_str(&format!("'{}' ", Quoted(arg)));
+    }
+    Frame::error(format!(
+        "ERR unknown command '{}', with args beginning with: {shown}",
+        Quoted(name)
+    ))
+}
+
+/// Runs one request and returns its reply. Never panics on any input.
+pub(crate) fn execute(request: Request, ctx: &mut Ctx<'_>) -> Frame {
+    let stats = &ctx.node.stats;
+    ServerStats::add(&stats.commands_processed, 1);
+    let reply = dispatch(request, ctx);
+    if matches!(reply, Frame::Error(_)) {
+        ServerStats::add(&stats.error_replies, 1);
+    }
+    reply
+}
+
+fn dispatch(mut request: Request, ctx: &mut Ctx<'_>) -> Frame {
+    if request.is_empty() {
+        return Frame::error("ERR empty command");
+    }
+    let name = request.remove(0);
+    let Some(spec) = lookup(&name) else {
+        if !ctx.session.authenticated {
+            return noauth();
+        }
+        return unknown_command(&name, &request);
+    };
+    if !ctx.session.authenticated && !spec.flags.contains(&"no-auth") {
+        return noauth();
+    }
+    let argc = request.len() as i64 + 1;
+    let mut args = Args::new(String::from_utf8_lossy(&name).to_lowercase(), request);
+    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+        return args.wrong_arity();
+    }
+    if spec.flags.contains(&"write") && ctx.node.is_replica() {
+        return readonly();
+    }
+    match (spec.run)(&mut args, ctx) {
+        Ok(frame) | Err(frame) => frame,
+    }
+}
+
+/// `-NOAUTH Authentication required.`
+pub(crate) fn noauth() -> Frame {
+    Frame::error("NOAUTH Authentication required.")
+}
+
+/// `-READONLY You can't write against a read only replica.`
+pub(crate) fn readonly() -> Frame {
+    Frame::error("READONLY You can't write against a read only replica.")
+}
+
+/// The reply for an engine error, with Redis's code where one fits.
+pub(crate) fn store_error(err: kvstore_core::Error) -> Frame {
+    use kvstore_core::Error as E;
+    match err {
+        E::ReadOnly => readonly(),
+        E::NotEnoughReplicas { healthy, required } => Frame::error(format!(
+            "NOREPLICAS Not enough good replicas to write ({healthy} healthy, {required} required)."
+        )),
+        E::Poisoned { reason } => Frame::error(format!(
+            "MISCONF writes are refused after a failed write or fsync ({reason}); restart the server"
+        )),
+        other => Frame::error(format!("ERR {other}")),
+    }
+}

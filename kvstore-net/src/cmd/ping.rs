@@ -1,0 +1,13 @@
+//! `PING [message]`: `+PONG`, or the message as a bulk string.
+
+use super::{Args, Ctx};
+use crate::frame::Frame;
+
+pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    let message = args.next_opt();
+    args.finish()?;
+    Ok(match message {
+        Some(message) => Frame::Bulk(message),
+        None => Frame::Simple("PONG".into()),
+    })
+}

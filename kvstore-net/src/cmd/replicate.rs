@@ -1,0 +1,173 @@
+//! `REPLICATE …`: the replica side of a replication session, sent by a master's
+//! [`crate::TcpTransport`] on an authenticated connection. A master refuses them all.
+//!
+//! ```text
+//! REPLICATE HELLO <master-id> <epoch> <master-last-lsn> [FORCE]
+//!     -> *4 :applied_lsn :epoch :snapshot_lsn (-1: none in progress) :next_seq
+//! REPLICATE PUT <lsn> <key> <value>                 -> :applied_lsn
+//! REPLICATE DELETE <lsn> <key>                      -> :applied_lsn
+//! REPLICATE BATCHPUT <lsn> <k1> <v1> [<k> <v> …]    -> :applied_lsn
+//! REPLICATE BATCH <lsn> (PUT <k> <v> | DEL <k>)…    -> :applied_lsn
+//! REPLICATE SNAPSHOT <snapshot-lsn> <seq> <last 0|1> [<key> <offset> <value-len> <data>]…
+//!     -> *3 :next_seq :applied_lsn :finished (0|1)
+//! ```
+//! An applied LSN below the record's LSN reports a gap (the master resends). Refusals:
+//! `-STALEEPOCH …`, `-DIVERGED …`, `-NOSESSION …`.
+
+use kvstore_core::{Op, WalRecord};
+use kvstore_replication::{Hello, ReplicaEndpoint, SnapshotChunk, SnapshotPiece};
+
+use super::args::syntax_error;
+use super::{mset, set, store_error, Args, Ctx};
+use crate::frame::Frame;
+use crate::role::Role;
+
+/// The reply for a replication error; refusals keep their own codes.
+pub(crate) fn replication_error(err: kvstore_replication::Error) -> Frame {
+    use kvstore_replication::Error as E;
+    match err {
+        e @ (E::StaleEpoch { .. } | E::Diverged { .. } | E::NoSession) => {
+            Frame::error(e.to_string())
+        }
+        E::Core(core) => store_error(core),
+        other => Frame::error(format!("ERR {other}")),
+    }
+}
+
+fn master_refuses() -> Frame {
+    Frame::error(
+        "ERR this node is a master and refuses REPLICATE; make it a replica with REPLICAOF first",
+    )
+}
+
+pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    let endpoint = match &*ctx.node.role.read() {
+        Role::Replica(replica) => replica.endpoint.clone(),
+        Role::Master(_) => return Err(master_refuses()),
+    };
+    let sub = args.next_bytes()?.to_ascii_uppercase();
+    if sub == b"HELLO" {
+        return hello(args, ctx, &endpoint);
+    }
+    let epoch = ctx
+        .session
+        .replication_epoch
+        .ok_or_else(|| replication_error(kvstore_replication::Error::NoSession))?;
+    if let Role::Replica(replica) = &*ctx.node.role.read() {
+        replica.touch();
+    }
+    if sub == b"SNAPSHOT" {
+        let chunk = parse_chunk(args)?;
+        let ack = endpoint
+            .install_chunk(epoch, &chunk)
+            .map_err(replication_error)?;
+        return Ok(Frame::Array(vec![
+            Frame::Integer(ack.next_seq as i64),
+            Frame::Integer(ack.applied_lsn as i64),
+            Frame::Integer(i64::from(ack.finished)),
+        ]));
+    }
+    let lsn = args.next_u64()?;
+    let ops = match sub.as_slice() {
+        b"PUT" => {
+            let (key, value) = set::parse_put(args)?;
+            vec![Op::Put { key, value }]
+        }
+        b"DELETE" | b"DEL" => {
+            let key = args.next_bytes()?;
+            args.finish()?;
+            vec![Op::Delete { key }]
+        }
+        b"BATCHPUT" => mset::parse_pairs(args)?.ops().to_vec(),
+        b"BATCH" => parse_mixed(args)?,
+        _ => return Err(syntax_error()),
+    };
+    let ack = endpoint
+        .apply(epoch, &WalRecord { lsn, ops })
+        .map_err(replication_error)?;
+    Ok(Frame::Integer(ack.applied_lsn as i64))
+}
+
+fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Result<Frame, Frame> {
+    let master_id = String::from_utf8_lossy(&args.next_bytes()?).into_owned();
+    let epoch = args.next_u64()?;
+    let master_last_lsn = args.next_u64()?;
+    let force_resync = match args.next_opt() {
+        None => false,
+        Some(flag) if flag.eq_ignore_ascii_case(b"FORCE") => true,
+        Some(_) => return Err(syntax_error()),
+    };
+    args.finish()?;
+    let reply = endpoint
+        .hello(&Hello {
+            master_id: master_id.clone(),
+            epoch,
+            master_last_lsn,
+            force_resync,
+        })
+        .map_err(replication_error)?;
+    ctx.session.replication_epoch = Some(reply.epoch);
+    if let Role::Replica(replica) = &*ctx.node.role.read() {
+        replica.session_opened(master_id, ctx.session.peer);
+    }
+    let (snapshot_lsn, next_seq) = match reply.snapshot_in_progress {
+        Some(p) => (p.snapshot_lsn as i64, p.next_seq as i64),
+        None => (-1, 0),
+    };
+    Ok(Frame::Array(vec![
+        Frame::Integer(reply.applied_lsn as i64),
+        Frame::Integer(reply.epoch as i64),
+        Frame::Integer(snapshot_lsn),
+        Frame::Integer(next_seq),
+    ]))
+}
+
+/// `(PUT k v | DEL k)…`, at least one operation.
+fn parse_mixed(args: &mut Args) -> Result<Vec<Op>, Frame> {
+    let mut ops = Vec::new();
+    while let Some(kind) = args.next_opt() {
+        if kind.eq_ignore_ascii_case(b"PUT") {
+            let key = args.next_bytes()?;
+            let value = args.next_bytes()?;
+            ops.push(Op::Put { key, value });
+        } else if kind.eq_ignore_ascii_case(b"DEL") {
+            ops.push(Op::Delete {
+                key: args.next_bytes()?,
+            });
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    if ops.is_empty() {
+        return Err(args.wrong_arity());
+    }
+    Ok(ops)
+}
+
+fn parse_chunk(args: &mut Args) -> Result<SnapshotChunk, Frame> {
+    let snapshot_lsn = args.next_u64()?;
+    let seq = args.next_u64()?;
+    let last = match args.next_u64()? {
+        0 => false,
+        1 => true,
+        _ => return Err(syntax_error()),
+    };
+    if !args.remaining().is_multiple_of(4) {
+        return Err(args.wrong_arity());
+    }
+    let mut pieces = Vec::with_capacity(args.remaining() / 4);
+    while args.remaining() > 0 {
+        pieces.push(SnapshotPiece {
+            key: args.next_bytes()?,
+            value_offset: args.next_u64()?,
+            value_len: args.next_u64()?,
+            data: args.next_bytes()?,
+        });
+    }
+    Ok(SnapshotChunk {
+        snapshot_lsn,
+        seq,
+        pieces,
+        last,
+    })
+}

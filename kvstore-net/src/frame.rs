@@ -1,0 +1,289 @@
+//! RESP2 frames: what a reply is made of, how it is written to the wire, and how a client
+//! reads one back.
+//!
+//! Requests are always arrays of bulk strings (or inline lines), so the server decodes them
+//! with the specialised, resumable [`crate::parse::RequestDecoder`]; this module's
+//! [`Frame::decode`] handles the general, nested reply grammar a client reads.
+
+use std::fmt;
+
+use crate::parse::{find_line, parse_int, ProtocolError};
+
+/// Deepest reply nesting a client accepts; our server never nests beyond 3 levels.
+pub const MAX_REPLY_DEPTH: usize = 32;
+
+/// Largest reply bulk a client accepts: 512 MiB (Redis's own `proto-max-bulk-len`).
+pub const MAX_REPLY_BULK_BYTES: usize = 512 << 20;
+
+/// Most elements of one reply array a client accepts.
+pub const MAX_REPLY_ARRAY_LEN: usize = 16 << 20;
+
+/// One RESP2 value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// `+text\r\n`: a status reply such as `OK` or `PONG`. Must not contain CR or LF.
+    Simple(String),
+    /// `-CODE message\r\n`: an error reply. Must not contain CR or LF.
+    Error(String),
+    /// `:n\r\n`.
+    Integer(i64),
+    /// `$len\r\nbytes\r\n`: binary-safe bytes.
+    Bulk(Vec<u8>),
+    /// `$-1\r\n`: the null bulk string (a missing key).
+    Null,
+    /// `*-1\r\n`: the null array.
+    NullArray,
+    /// `*n\r\n` followed by `n` frames.
+    Array(Vec<Frame>),
+}
+
+impl Frame {
+    /// `+OK`.
+    pub fn ok() -> Frame {
+        Frame::Simple("OK".into())
+    }
+
+    /// An error reply; `text` starts with the code, e.g. `ERR syntax error`. CR and LF are
+    /// replaced by spaces so the reply cannot break the framing.
+    pub fn error(text: impl Into<String>) -> Frame {
+        let text: String = text.into();
+        Frame::Error(text.replace(['\r', '\n'], " "))
+    }
+
+    /// A bulk string from anything byte-like.
+    pub fn bulk(bytes: impl Into<Vec<u8>>) -> Frame {
+        Frame::Bulk(bytes.into())
+    }
+
+    /// Appends the wire encoding of this frame to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Frame::Simple(s) => {
+                out.push(b'+');
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Frame::Error(s) => {
+                out.push(b'-');
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Frame::Integer(n) => {
+                out.push(b':');
+                write_decimal(out, *n);
+                out.extend_from_slice(b"\r\n");
+            }
+            Frame::Bulk(b) => write_bulk(out, b),
+            Frame::Null => out.extend_from_slice(b"$-1\r\n"),
+            Frame::NullArray => out.extend_from_slice(b"*-1\r\n"),
+            Frame::Array(items) => {
+                write_array_header(out, items.len());
+                for item in items {
+                    item.write_to(out);
+                }
+            }
+        }
+    }
+
+    /// The wire encoding of this frame.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    /// Decodes one frame from the start of `buf`: `Ok(None)` when more bytes are needed,
+    /// `Ok(Some((frame, consumed)))` when a whole frame is there, `Err` when the bytes can
+    /// never become a valid frame (or exceed [`MAX_REPLY_BULK_BYTES`], [`MAX_REPLY_DEPTH`],
+    /// [`MAX_REPLY_ARRAY_LEN`]).
+    pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, ProtocolError> {
+        decode_at(buf, 0, 0)
+    }
+}
+
+/// Appends a bulk string's encoding.
+pub(crate) fn write_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'$');
+    write_decimal(out, bytes.len() as i64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `*n\r\n`.
+pub(crate) fn write_array_header(out: &mut Vec<u8>, len: usize) {
+    out.push(b'*');
+    write_decimal(out, len as i64);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the decimal form of `n` without allocating.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut v = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn decode_at(
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    if depth > MAX_REPLY_DEPTH {
+        return Err(ProtocolError::TooDeep {
+            max: MAX_REPLY_DEPTH,
+        });
+    }
+    let Some(&tag) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let Some((line, next)) = find_line(buf, pos + 1)? else {
+        return Ok(None);
+    };
+    let text = || String::from_utf8_lossy(line).into_owned();
+    match tag {
+        b'+' => Ok(Some((Frame::Simple(text()), next))),
+        b'-' => Ok(Some((Frame::Error(text()), next))),
+        b':' => {
+            let n = parse_int(line).ok_or(ProtocolError::InvalidInteger)?;
+            Ok(Some((Frame::Integer(n), next)))
+        }
+        b'$' => {
+            let len = parse_int(line).ok_or(ProtocolError::InvalidBulkLength)?;
+            if len == -1 {
+                return Ok(Some((Frame::Null, next)));
+            }
+            let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
+            if len > MAX_REPLY_BULK_BYTES {
+                return Err(ProtocolError::BulkTooLarge {
+                    len,
+                    max: MAX_REPLY_BULK_BYTES,
+                });
+            }
+            let end = next + len;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(ProtocolError::MissingCrlf);
+            }
+            Ok(Some((Frame::Bulk(buf[next..end].to_vec()), end + 2)))
+        }
+        b'*' => {
+            let len = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
+            if len == -1 {
+                return Ok(Some((Frame::NullArray, next)));
+            }
+            let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+            if len > MAX_REPLY_ARRAY_LEN {
+                return Err(ProtocolError::TooManyArgs {
+                    count: len,
+                    max: MAX_REPLY_ARRAY_LEN,
+                });
+            }
+            let mut items = Vec::with_capacity(len.min(1024));
+            let mut at = next;
+            for _ in 0..len {
+                match decode_at(buf, at, depth + 1)? {
+                    Some((item, after)) => {
+                        items.push(item);
+                        at = after;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((Frame::Array(items), at)))
+        }
+        other => Err(ProtocolError::UnexpectedByte(other)),
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Renders a frame the way `redis-cli` would, for logs and error messages.
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Frame::Simple(s) => write!(f, "{s}"),
+            Frame::Error(s) => write!(f, "(error) {s}"),
+            Frame::Integer(n) => write!(f, "(integer) {n}"),
+            Frame::Bulk(b) => write!(f, "\"{}\"", b.escape_ascii()),
+            Frame::Null | Frame::NullArray => write!(f, "(nil)"),
+            Frame::Array(items) => {
+                write!(f, "[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                write!(f, "]")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_frame_kind_round_trips() {
+        let frame = Frame::Array(vec![
+            Frame::ok(),
+            Frame::error("ERR bad\r\nthing"),
+            Frame::Integer(-42),
+            Frame::Integer(i64::MIN),
+            Frame::bulk(&b"bin\0ary\r\n"[..]),
+            Frame::Null,
+            Frame::NullArray,
+            Frame::Array(vec![]),
+        ]);
+        let bytes = frame.to_bytes();
+        let (back, used) = Frame::decode(&bytes).unwrap().unwrap();
+        assert_eq!(used, bytes.len());
+        let Frame::Array(items) = back else {
+            panic!("not an array")
+        };
+        assert_eq!(items[1], Frame::Error("ERR bad  thing".into()));
+        assert_eq!(items[3], Frame::Integer(i64::MIN));
+        assert_eq!(items[4], Frame::bulk(&b"bin\0ary\r\n"[..]));
+        assert_eq!(items.len(), 8);
+    }
+
+    #[test]
+    fn every_prefix_of_a_frame_is_incomplete() {
+        let bytes = Frame::Array(vec![Frame::bulk("abc"), Frame::Integer(7)]).to_bytes();
+        for cut in 0..bytes.len() {
+            assert_eq!(Frame::decode(&bytes[..cut]), Ok(None), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn too_deep_nesting_is_refused() {
+        let bytes = b"*1\r\n".repeat(MAX_REPLY_DEPTH + 2);
+        assert_eq!(
+            Frame::decode(&bytes),
+            Err(ProtocolError::TooDeep {
+                max: MAX_REPLY_DEPTH
+            })
+        );
+    }
+}

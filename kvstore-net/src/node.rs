@@ -1,0 +1,50 @@
+//! The state one server shares between its connections: the store, the configuration, the
+//! replication role, counters and SCAN cursors.
+
+use std::time::Instant;
+
+use kvstore_core::KvStore;
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::ServerConfig;
+use crate::role::Role;
+use crate::scan_cursors::ScanCursors;
+use crate::stats::ServerStats;
+
+/// Shared by every connection of a server (behind an `Arc`).
+pub(crate) struct Node {
+    pub store: KvStore,
+    pub config: ServerConfig,
+    /// The address the server listens on (the bound one, so port 0 is resolved).
+    pub listen_addr: std::net::SocketAddr,
+    pub stats: ServerStats,
+    pub role: RwLock<Role>,
+    pub cursors: Mutex<ScanCursors>,
+    pub started: Instant,
+    /// A random 40-hex-digit id of this server process, as Redis's `run_id`.
+    pub run_id: String,
+}
+
+impl Node {
+    /// Whether this node refuses client writes (it is a replica).
+    pub fn is_replica(&self) -> bool {
+        self.role.read().is_replica()
+    }
+
+    /// The name this node uses as a master in `REPLICATE HELLO`.
+    pub fn node_id(&self) -> String {
+        self.config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| self.listen_addr.to_string())
+    }
+}
+
+/// A random 40-hex-digit identifier.
+pub(crate) fn random_run_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+        .collect()
+}

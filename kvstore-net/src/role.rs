@@ -1,0 +1,224 @@
+//! A node's replication role and its transitions: start as master or replica, `REPLICAOF
+//! host port` (become a replica), `REPLICAOF NO ONE` (promote: a master with a higher epoch).
+//!
+//! Replication is pushed: a master's [`Replicator`] holds one [`TcpTransport`] per address in
+//! `--replicas` and streams its WAL to them; a replica serves `REPLICATE …` through its
+//! [`ReplicaEndpoint`]. So a promoted replica streams to the `--replicas` it was started with
+//! (its own address excluded), and the other replicas accept it because its epoch is higher.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kvstore_replication::{epoch, ReplicaEndpoint, Replicator};
+use parking_lot::Mutex;
+
+use crate::config::ReplicationMode;
+use crate::error::{Error, Result};
+use crate::node::Node;
+use crate::tcp_transport::TcpTransport;
+
+/// What a node is now.
+pub(crate) enum Role {
+    /// Takes client writes; streams them to its replicas if it has any.
+    Master(MasterRole),
+    /// Refuses client writes; applies what its master sends.
+    Replica(ReplicaRole),
+}
+
+/// A master's replication state.
+pub(crate) struct MasterRole {
+    pub epoch: u64,
+    /// `None` when no replicas are configured.
+    pub replicator: Option<Arc<Replicator>>,
+}
+
+impl MasterRole {
+    /// A master that has not started replicating yet (the moment before [`start`]).
+    pub(crate) fn idle() -> Self {
+        MasterRole {
+            epoch: 0,
+            replicator: None,
+        }
+    }
+}
+
+/// Who opened the current replication session, for `INFO` and `ROLE`.
+#[derive(Debug, Clone)]
+pub(crate) struct MasterLink {
+    pub master_id: String,
+    pub peer: SocketAddr,
+}
+
+/// A replica's state.
+pub(crate) struct ReplicaRole {
+    pub endpoint: ReplicaEndpoint,
+    /// The master named by `REPLICAOF host port`, if any.
+    pub master_addr: Option<(String, u16)>,
+    pub link: Mutex<Option<MasterLink>>,
+    /// Replication connections open now (a master reconnecting briefly has two).
+    pub open_links: AtomicUsize,
+    since: Instant,
+    last_contact_ms: AtomicU64,
+}
+
+impl ReplicaRole {
+    fn new(endpoint: ReplicaEndpoint, master_addr: Option<(String, u16)>) -> Self {
+        ReplicaRole {
+            endpoint,
+            master_addr,
+            link: Mutex::new(None),
+            open_links: AtomicUsize::new(0),
+            since: Instant::now(),
+            last_contact_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Notes traffic from the master.
+    pub(crate) fn touch(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_contact_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A `REPLICATE HELLO` was accepted on a connection from `peer`.
+    pub(crate) fn session_opened(&self, master_id: String, peer: SocketAddr) {
+        *self.link.lock() = Some(MasterLink { master_id, peer });
+        self.open_links.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// A connection that had opened a session closed.
+    pub(crate) fn session_closed(&self) {
+        let _ = self
+            .open_links
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Whether a master holds a session open now.
+    pub(crate) fn link_up(&self) -> bool {
+        self.open_links.load(Ordering::Relaxed) > 0
+    }
+
+    /// Seconds since the master last sent anything (`None`: never).
+    pub(crate) fn last_io_seconds(&self) -> Option<u64> {
+        match self.last_contact_ms.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some((self.since.elapsed().as_millis() as u64).saturating_sub(ms) / 1000),
+        }
+    }
+}
+
+impl Role {
+    /// Whether client writes are refused.
+    pub(crate) fn is_replica(&self) -> bool {
+        matches!(self, Role::Replica(_))
+    }
+
+    /// `master` or `slave`, as Redis names them in `INFO` and `ROLE`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Role::Master(_) => "master",
+            Role::Replica(_) => "slave",
+        }
+    }
+}
+
+fn replication_err(err: kvstore_replication::Error) -> Error {
+    Error::Config(format!("replication: {err}"))
+}
+
+/// Sets the role the configuration asks for; called once by the server before accepting.
+pub(crate) fn start(node: &Node) -> Result<()> {
+    let role = if node.config.start_as_replica {
+        replica_role(node, None)?
+    } else {
+        Role::Master(master_role(node, false)?)
+    };
+    *node.role.write() = role;
+    Ok(())
+}
+
+/// Stops replication (on shutdown): the replicator drains what it can and joins its workers.
+pub(crate) fn stop(node: &Node) {
+    let replicator = match &mut *node.role.write() {
+        Role::Master(master) => master.replicator.take(),
+        Role::Replica(_) => None,
+    };
+    drop(replicator);
+}
+
+/// Makes this node a replica (of `master`, if named). A master's replicator is stopped first.
+pub(crate) fn become_replica(node: &Node, master: Option<(String, u16)>) -> Result<()> {
+    let old = {
+        let mut role = node.role.write();
+        if let Role::Replica(replica) = &mut *role {
+            replica.master_addr = master;
+            return Ok(());
+        }
+        std::mem::replace(&mut *role, replica_role(node, master.clone())?)
+    };
+    // Dropping the replicator joins its workers; done outside the lock.
+    drop(old);
+    tracing::info!(?master, "now a replica");
+    Ok(())
+}
+
+/// Promotes this replica to master with an epoch above any it has seen (no-op on a master).
+pub(crate) fn promote(node: &Node) -> Result<u64> {
+    let mut role = node.role.write();
+    if let Role::Master(master) = &*role {
+        return Ok(master.epoch);
+    }
+    let master = master_role(node, true)?;
+    let epoch = master.epoch;
+    *role = Role::Master(master);
+    tracing::info!(epoch, "promoted to master");
+    Ok(epoch)
+}
+
+fn replica_role(node: &Node, master: Option<(String, u16)>) -> Result<Role> {
+    let endpoint = ReplicaEndpoint::open(node.store.clone()).map_err(replication_err)?;
+    Ok(Role::Replica(ReplicaRole::new(endpoint, master)))
+}
+
+fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
+    let dir = node.store.path();
+    let epoch = if promote {
+        epoch::promote(dir)
+    } else {
+        epoch::master_epoch(dir, None)
+    }
+    .map_err(replication_err)?;
+    let own = node.listen_addr.to_string();
+    let replicas: Vec<&String> = node.config.replicas.iter().filter(|r| **r != own).collect();
+    if replicas.is_empty() {
+        return Ok(MasterRole {
+            epoch,
+            replicator: None,
+        });
+    }
+    let mode = match node.config.mode {
+        ReplicationMode::Async => kvstore_replication::ReplicationMode::Async,
+        ReplicationMode::Sync { quorum, timeout } => kvstore_replication::ReplicationMode::Sync {
+            quorum: quorum.min(replicas.len()),
+            timeout,
+        },
+    };
+    let mut builder = Replicator::builder()
+        .master_id(node.node_id())
+        .mode(mode)
+        .min_replicas_to_write(node.config.min_replicas_to_write.min(replicas.len()))
+        .epoch(epoch);
+    for addr in replicas {
+        builder = builder.replica(TcpTransport::new(
+            addr.clone(),
+            node.config.requirepass.clone(),
+        ));
+    }
+    let replicator = builder.attach(&node.store).map_err(replication_err)?;
+    Ok(MasterRole {
+        epoch,
+        replicator: Some(Arc::new(replicator)),
+    })
+}

@@ -1,0 +1,353 @@
+//! [`TcpTransport`]: the replication [`Transport`] over one TCP connection to a replica's
+//! `kvstore-server`, speaking the `REPLICATE …` commands of `cmd/replicate.rs`.
+//!
+//! Records are pipelined: [`send_records`](Transport::send_records) writes one `REPLICATE`
+//! command per record without waiting, and each reply (`:applied_lsn`, cumulative) becomes
+//! the [`Ack`] of the oldest record in flight, since RESP replies come back in request order.
+//! Every [`hello`](Transport::hello) opens a fresh connection (authenticating first when a
+//! password is set), so nothing from an earlier session can be mistaken for an ack of this
+//! one. Reconnect pacing is the worker's exponential [`kvstore_replication::Backoff`]; this
+//! transport bounds each connect, write and reply wait.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+use kvstore_core::{Lsn, Op};
+use kvstore_replication::{
+    Ack, Error, Hello, HelloReply, Result, SharedRecord, SnapshotAck, SnapshotChunk,
+    SnapshotProgress, Transport,
+};
+
+use crate::client::{resolve, Client};
+use crate::frame::Frame;
+
+/// Default bound on connecting to a replica.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default bound on a write, and on the reply to `HELLO` or to a snapshot chunk.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection from a master to one replica. See the module docs.
+#[derive(Debug)]
+pub struct TcpTransport {
+    addr: String,
+    password: Option<String>,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+    client: Option<Client>,
+    in_flight: VecDeque<Lsn>,
+}
+
+impl TcpTransport {
+    /// A transport to the replica at `addr` (`host:port`); connects on the first `hello`.
+    pub fn new(addr: impl Into<String>, password: Option<String>) -> Self {
+        TcpTransport {
+            addr: addr.into(),
+            password,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            io_timeout: DEFAULT_IO_TIMEOUT,
+            client: None,
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    /// Bounds connecting and the other waits. Defaults: [`DEFAULT_CONNECT_TIMEOUT`],
+    /// [`DEFAULT_IO_TIMEOUT`].
+    pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.io_timeout = io;
+        self
+    }
+
+    fn broken(&mut self, reason: impl std::fmt::Display) -> Error {
+        self.close();
+        Error::transport(&self.addr, reason.to_string())
+    }
+
+    fn client(&mut self) -> Result<&mut Client> {
+        match self.client {
+            Some(ref mut client) => Ok(client),
+            None => Err(Error::NoSession),
+        }
+    }
+
+    /// Sends one request and reads its reply with the I/O timeout.
+    fn round_trip(&mut self, args: &[Vec<u8>]) -> Result<Frame> {
+        let timeout = self.io_timeout;
+        let result = self.client().and_then(|client| {
+            client
+                .set_timeout(Some(timeout))
+                .and_then(|_| client.command(args))
+                .map_err(|e| Error::transport("", e.to_string()))
+        });
+        result.map_err(|e| match e {
+            Error::Transport { reason, .. } => self.broken(reason),
+            other => other,
+        })
+    }
+}
+
+/// Turns an error reply into the replication error it stands for.
+fn refusal(message: &str) -> Error {
+    let numbers: Vec<u64> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let code = message.split(' ').next().unwrap_or_default();
+    match (code, numbers.as_slice()) {
+        ("STALEEPOCH", [replica_epoch, master_epoch, ..]) => Error::StaleEpoch {
+            master_epoch: *master_epoch,
+            replica_epoch: *replica_epoch,
+        },
+        ("DIVERGED", [replica_lsn, master_lsn, ..]) => Error::Diverged {
+            replica_lsn: *replica_lsn,
+            master_lsn: *master_lsn,
+        },
+        ("NOSESSION", _) => Error::NoSession,
+        _ => Error::Protocol(format!("replica replied {message}")),
+    }
+}
+
+/// The `REPLICATE` command carrying one record (`lsn_text` is the LSN in decimal), borrowing
+/// keys and values so nothing is copied before it reaches the socket buffer.
+pub(crate) fn record_args<'a>(lsn_text: &'a [u8], ops: &'a [Op]) -> Vec<&'a [u8]> {
+    let mut args: Vec<&[u8]> = Vec::with_capacity(3 + 3 * ops.len());
+    args.push(b"REPLICATE");
+    match ops {
+        [Op::Put { key, value }] => args.extend([&b"PUT"[..], lsn_text, key, value]),
+        [Op::Delete { key }] => args.extend([&b"DELETE"[..], lsn_text, key]),
+        ops if ops.iter().all(|op| matches!(op, Op::Put { .. })) => {
+            args.extend([&b"BATCHPUT"[..], lsn_text]);
+            for op in ops {
+                if let Op::Put { key, value } = op {
+                    args.extend([key.as_slice(), value.as_slice()]);
+                }
+            }
+        }
+        ops => {
+            args.extend([&b"BATCH"[..], lsn_text]);
+            for op in ops {
+                match op {
+                    Op::Put { key, value } => args.extend([&b"PUT"[..], key, value]),
+                    Op::Delete { key } => args.extend([&b"DEL"[..], key]),
+                }
+            }
+        }
+    }
+    args
+}
+
+fn int(frame: &Frame) -> Option<u64> {
+    match frame {
+        Frame::Integer(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+impl Transport for TcpTransport {
+    fn describe(&self) -> String {
+        self.addr.clone()
+    }
+
+    fn hello(&mut self, hello: &Hello) -> Result<HelloReply> {
+        self.close();
+        let addr = resolve(&self.addr).map_err(|e| self.broken(e))?;
+        let client = Client::connect_timeout(&addr.to_string(), self.connect_timeout)
+            .map_err(|e| self.broken(e))?;
+        self.client = Some(client);
+        if let Some(password) = self.password.clone() {
+            match self.round_trip(&[b"AUTH".to_vec(), password.into_bytes()])? {
+                Frame::Simple(ok) if ok == "OK" => {}
+                other => return Err(self.broken(format!("AUTH refused: {other}"))),
+            }
+        }
+        let mut args = vec![
+            b"REPLICATE".to_vec(),
+            b"HELLO".to_vec(),
+            hello.master_id.clone().into_bytes(),
+            hello.epoch.to_string().into_bytes(),
+            hello.master_last_lsn.to_string().into_bytes(),
+        ];
+        if hello.force_resync {
+            args.push(b"FORCE".to_vec());
+        }
+        match self.round_trip(&args)? {
+            Frame::Array(items) if items.len() == 4 => {
+                let (Some(applied_lsn), Some(epoch)) = (int(&items[0]), int(&items[1])) else {
+                    return Err(self.broken("malformed HELLO reply"));
+                };
+                let snapshot_in_progress = match (&items[2], int(&items[3])) {
+                    (Frame::Integer(lsn), Some(next_seq)) if *lsn >= 0 => Some(SnapshotProgress {
+                        snapshot_lsn: *lsn as u64,
+                        next_seq,
+                    }),
+                    _ => None,
+                };
+                Ok(HelloReply {
+                    applied_lsn,
+                    epoch,
+                    snapshot_in_progress,
+                })
+            }
+            Frame::Error(message) => {
+                let err = refusal(&message);
+                self.close();
+                Err(err)
+            }
+            other => Err(self.broken(format!("unexpected HELLO reply {other}"))),
+        }
+    }
+
+    fn send_records(&mut self, records: &[SharedRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.io_timeout;
+        let client = self.client()?;
+        for record in records {
+            let lsn_text = record.lsn.to_string();
+            client.queue(&record_args(lsn_text.as_bytes(), &record.ops));
+        }
+        let sent = client
+            .set_timeout(Some(timeout))
+            .and_then(|_| client.flush());
+        match sent {
+            Ok(()) => {
+                self.in_flight.extend(records.iter().map(|r| r.lsn));
+                Ok(())
+            }
+            Err(e) => Err(self.broken(e)),
+        }
+    }
+
+    fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>> {
+        let Some(&lsn) = self.in_flight.front() else {
+            return Ok(None);
+        };
+        let client = self.client()?;
+        if let Err(e) = client.set_timeout(Some(timeout.max(Duration::from_millis(1)))) {
+            return Err(self.broken(e));
+        }
+        let reply = match client.read_reply() {
+            Ok(reply) => reply,
+            Err(crate::Error::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(self.broken(e)),
+        };
+        self.in_flight.pop_front();
+        match reply {
+            Frame::Integer(applied) if applied >= 0 => Ok(Some(Ack {
+                lsn,
+                applied_lsn: applied as u64,
+            })),
+            Frame::Error(message) => {
+                let err = refusal(&message);
+                self.close();
+                Err(err)
+            }
+            other => Err(self.broken(format!("unexpected reply to a record: {other}"))),
+        }
+    }
+
+    fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
+        if !self.in_flight.is_empty() {
+            return Err(Error::Protocol(
+                "snapshot chunk sent while records are unacknowledged".into(),
+            ));
+        }
+        let mut args = vec![
+            b"REPLICATE".to_vec(),
+            b"SNAPSHOT".to_vec(),
+            chunk.snapshot_lsn.to_string().into_bytes(),
+            chunk.seq.to_string().into_bytes(),
+            if chunk.last {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            },
+        ];
+        for piece in &chunk.pieces {
+            args.extend([
+                piece.key.clone(),
+                piece.value_offset.to_string().into_bytes(),
+                piece.value_len.to_string().into_bytes(),
+                piece.data.clone(),
+            ]);
+        }
+        match self.round_trip(&args)? {
+            Frame::Array(items) if items.len() == 3 => {
+                match (int(&items[0]), int(&items[1]), int(&items[2])) {
+                    (Some(next_seq), Some(applied_lsn), Some(finished)) => Ok(SnapshotAck {
+                        next_seq,
+                        applied_lsn,
+                        finished: finished == 1,
+                    }),
+                    _ => Err(self.broken("malformed snapshot reply")),
+                }
+            }
+            Frame::Error(message) => {
+                let err = refusal(&message);
+                self.close();
+                Err(err)
+            }
+            other => Err(self.broken(format!("unexpected snapshot reply {other}"))),
+        }
+    }
+
+    fn close(&mut self) {
+        self.client = None;
+        self.in_flight.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_their_numbers() {
+        let stale = kvstore_replication::Error::StaleEpoch {
+            master_epoch: 3,
+            replica_epoch: 7,
+        };
+        assert!(matches!(
+            refusal(&stale.to_string()),
+            Error::StaleEpoch {
+                master_epoch: 3,
+                replica_epoch: 7
+            }
+        ));
+        let diverged = kvstore_replication::Error::Diverged {
+            replica_lsn: 10,
+            master_lsn: 4,
+        };
+        assert!(matches!(
+            refusal(&diverged.to_string()),
+            Error::Diverged {
+                replica_lsn: 10,
+                master_lsn: 4
+            }
+        ));
+    }
+
+    #[test]
+    fn records_pick_the_narrowest_command() {
+        let put = Op::Put {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        };
+        let del = Op::Delete { key: b"d".to_vec() };
+        let kind = |ops: &[Op]| record_args(b"5", ops)[1].to_vec();
+        assert_eq!(kind(std::slice::from_ref(&put)), b"PUT".to_vec());
+        assert_eq!(kind(std::slice::from_ref(&del)), b"DELETE".to_vec());
+        assert_eq!(kind(&[put.clone(), put.clone()]), b"BATCHPUT".to_vec());
+        assert_eq!(kind(&[put, del]), b"BATCH".to_vec());
+        assert_eq!(record_args(b"5", &[]).len(), 3);
+    }
+}
