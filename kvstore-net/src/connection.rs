@@ -176,6 +176,38 @@ impl Connection {
         }
     }
 
+    /// Ends a connection after a protocol error: writes what is queued (the error reply),
+    /// sends FIN, and discards what the peer is still sending for a moment (bounded in time
+    /// and bytes), so that closing does not reset the connection before the peer has read
+    /// the reply.
+    pub fn close_after_error(&mut self) {
+        const DRAIN_BYTES: usize = 4 << 20;
+        const DRAIN_TIME: Duration = Duration::from_millis(200);
+        let _ = self.flush();
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(20)));
+        let deadline = std::time::Instant::now() + DRAIN_TIME;
+        let mut scratch = [0u8; 16 << 10];
+        let mut drained = 0;
+        while drained < DRAIN_BYTES && std::time::Instant::now() < deadline {
+            match self.stream.read(&mut scratch) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
+                    continue
+                }
+                Err(_) => break,
+            }
+        }
+        self.shutdown();
+    }
+
     /// Queues a frame for the next flush.
     pub fn queue(&mut self, frame: &Frame) {
         frame.write_to(&mut self.out);

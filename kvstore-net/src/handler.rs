@@ -26,7 +26,7 @@ pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
                 ServerStats::add(&node.stats.protocol_errors, 1);
                 tracing::debug!(peer = %session.peer, %err, "protocol error; closing");
                 conn.queue(&Frame::error(format!("ERR Protocol error: {err}")));
-                let _ = conn.flush();
+                conn.close_after_error();
                 break;
             }
             Err(ReadError::Io(err)) => {

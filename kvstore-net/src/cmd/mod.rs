@@ -77,6 +77,7 @@ const R: &[&str] = &["readonly"];
 const FAST_R: &[&str] = &["readonly", "fast"];
 const ADMIN: &[&str] = &["admin"];
 const CONN: &[&str] = &["fast", "no-auth"];
+const FAST: &[&str] = &["fast"];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $run:path) => {
@@ -94,7 +95,7 @@ macro_rules! spec {
 
 /// Every command this server knows, aliases included.
 pub(crate) static COMMANDS: &[Spec] = &[
-    spec!("ping", -1, CONN, 0, 0, 0, ping::run),
+    spec!("ping", -1, FAST, 0, 0, 0, ping::run),
     spec!("get", 2, FAST_R, 1, 1, 1, get::run),
     spec!("read", 2, FAST_R, 1, 1, 1, get::run),
     spec!("set", -3, W, 1, 1, 1, set::run_set),

@@ -1,0 +1,250 @@
+//! Helpers shared by the integration tests: an in-process server on a free loopback port, a
+//! raw socket that checks exact reply bytes, and `kvstore-server` child processes that are
+//! killed by PID when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kvstore_net::{Client, Server, ServerConfig, ServerHandle};
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// An in-process server on `127.0.0.1:0` over a temporary directory.
+pub struct TestServer {
+    pub handle: Option<ServerHandle>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestResult<TestServer> {
+        Self::start_with(|c| c)
+    }
+
+    pub fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> TestResult<TestServer> {
+        let dir = tempfile::tempdir()?;
+        let config = adjust(ServerConfig::new(dir.path()).bind("127.0.0.1:0".parse()?));
+        let handle = Server::start(config)?;
+        Ok(TestServer {
+            handle: Some(handle),
+            dir,
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        self.handle
+            .as_ref()
+            .map(|h| h.local_addr().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn raw(&self) -> TestResult<Raw> {
+        Raw::connect(&self.addr())
+    }
+
+    pub fn client(&self) -> TestResult<Client> {
+        Ok(Client::connect(&self.addr())?)
+    }
+}
+
+/// A plain socket: write bytes, read back exactly the expected reply.
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(addr: &str) -> TestResult<Raw> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Raw { stream })
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> TestResult {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Reads exactly `expected.len()` bytes and compares them.
+    pub fn expect(&mut self, expected: &[u8]) -> TestResult {
+        let mut got = vec![0; expected.len()];
+        self.stream.read_exact(&mut got)?;
+        assert_eq!(
+            got.escape_ascii().to_string(),
+            expected.escape_ascii().to_string()
+        );
+        Ok(())
+    }
+
+    /// Sends `request` and checks the reply is exactly `reply`.
+    pub fn check(&mut self, request: &[u8], reply: &[u8]) -> TestResult {
+        self.send(request)?;
+        self.expect(reply)
+    }
+
+    /// Whether the server closed the connection (EOF within the read timeout).
+    pub fn is_closed(&mut self) -> TestResult<bool> {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Encodes a request as a RESP array of bulk strings.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A `kvstore-server` child process, SIGKILLed and reaped when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub args: Vec<String>,
+}
+
+pub fn server_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_kvstore-server")
+}
+
+impl ServerProcess {
+    /// Starts `kvstore-server --data-dir dir --port port extra…` and waits for its
+    /// "listening on" line.
+    pub fn start(dir: &Path, port: u16, extra: &[String]) -> TestResult<ServerProcess> {
+        let mut args = vec![
+            "--data-dir".to_string(),
+            dir.display().to_string(),
+            "--port".to_string(),
+            port.to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        let mut child = Command::new(server_binary())
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .map(str::to_string);
+        let mut process = ServerProcess {
+            child,
+            addr: String::new(),
+            dir: dir.to_path_buf(),
+            args,
+        };
+        match addr {
+            Some(addr) => {
+                process.addr = addr;
+                Ok(process)
+            }
+            None => Err(format!("kvstore-server did not start: {line:?}").into()),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn client(&self) -> TestResult<Client> {
+        Ok(Client::connect(&self.addr)?)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> TestResult<bool> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        Ok(false)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The DIGEST of every node, once they all agree (within `timeout`), else an error listing them.
+pub fn converged_digest(addrs: &[String], timeout: Duration) -> TestResult<String> {
+    let mut last = Vec::new();
+    let ok = eventually(timeout, || {
+        last = addrs
+            .iter()
+            .map(|a| {
+                Client::connect(a)
+                    .and_then(|mut c| c.digest())
+                    .unwrap_or_else(|e| e.to_string())
+            })
+            .collect();
+        last.windows(2).all(|w| w[0] == w[1])
+    });
+    if ok {
+        Ok(last[0].clone())
+    } else {
+        Err(format!("digests never converged: {last:?}").into())
+    }
+}
+
+/// A field of `INFO section`.
+pub fn info_field(client: &mut Client, section: &str, field: &str) -> TestResult<String> {
+    client
+        .info(section)?
+        .into_iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v)
+        .ok_or_else(|| format!("INFO {section} has no {field}").into())
+}
