@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use crate::parse::{find_line, parse_int, ProtocolError};
+use crate::parse::{
+    find_line_within, parse_int, ProtocolError, MAX_HEADER_LINE_BYTES, MAX_INLINE_BYTES,
+};
 
 /// Deepest reply nesting a client accepts; our server never nests beyond 3 levels.
 pub const MAX_REPLY_DEPTH: usize = 32;
@@ -149,7 +151,12 @@ fn decode_at(
     let Some(&tag) = buf.get(pos) else {
         return Ok(None);
     };
-    let Some((line, next)) = find_line(buf, pos + 1)? else {
+    let max_line = if matches!(tag, b'+' | b'-') {
+        MAX_INLINE_BYTES
+    } else {
+        MAX_HEADER_LINE_BYTES
+    };
+    let Some((line, next)) = find_line_within(buf, pos + 1, max_line)? else {
         return Ok(None);
     };
     let text = || String::from_utf8_lossy(line).into_owned();

@@ -28,7 +28,7 @@ pub const MAX_ARGS: usize = 1 << 20;
 pub const MAX_REQUEST_BYTES: usize = 128 << 20;
 
 /// Longest `*n` / `$n` header line; any valid count fits in 20 digits.
-const MAX_HEADER_LINE_BYTES: usize = 32;
+pub(crate) const MAX_HEADER_LINE_BYTES: usize = 32;
 
 /// Protocol limits of a server; each hit gets a `-ERR Protocol error: …` reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,15 +122,24 @@ pub enum ProtocolError {
 /// Finds the CRLF-terminated header line starting at `pos`: `Ok(Some((line, after)))`,
 /// `Ok(None)` if incomplete. Header lines are short; a longer one can never be valid.
 pub(crate) fn find_line(buf: &[u8], pos: usize) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+    find_line_within(buf, pos, MAX_HEADER_LINE_BYTES)
+}
+
+/// Like [`find_line`] for lines of up to `max` bytes (status and error replies).
+pub(crate) fn find_line_within(
+    buf: &[u8],
+    pos: usize,
+    max: usize,
+) -> Result<Option<(&[u8], usize)>, ProtocolError> {
     let rest = buf.get(pos..).unwrap_or_default();
-    let window = &rest[..rest.len().min(MAX_HEADER_LINE_BYTES + 2)];
+    let window = &rest[..rest.len().min(max + 2)];
     match window.iter().position(|&b| b == b'\r') {
         Some(cr) => match rest.get(cr + 1) {
             None => Ok(None),
             Some(b'\n') => Ok(Some((&rest[..cr], pos + cr + 2))),
             Some(_) => Err(ProtocolError::BareCr),
         },
-        None if window.len() > MAX_HEADER_LINE_BYTES => Err(ProtocolError::InvalidMultibulkLength),
+        None if window.len() > max => Err(ProtocolError::InvalidMultibulkLength),
         None => Ok(None),
     }
 }

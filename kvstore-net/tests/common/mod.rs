@@ -248,3 +248,90 @@ pub fn info_field(client: &mut Client, section: &str, field: &str) -> TestResult
         .map(|(_, v)| v)
         .ok_or_else(|| format!("INFO {section} has no {field}").into())
 }
+
+impl ServerProcess {
+    /// Starts the same server again (same directory, port and flags), e.g. after `kill`.
+    pub fn restart(&mut self) -> TestResult {
+        self.kill();
+        let extra: Vec<String> = self.args[4..].to_vec();
+        let port = self.port();
+        let mut last = None;
+        // The old socket may linger for a moment; retry the bind briefly.
+        for _ in 0..50 {
+            match ServerProcess::start(&self.dir, port, &extra) {
+                Ok(fresh) => {
+                    let old = std::mem::replace(self, fresh);
+                    drop(old);
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| "restart failed".into()))
+    }
+}
+
+/// A master and replicas as `kvstore-server` processes on free loopback ports.
+pub struct Cluster {
+    pub master: ServerProcess,
+    pub replicas: Vec<ServerProcess>,
+    pub root: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` replicas (each with `replica_extra` flags), then a master streaming to them
+    /// with `master_extra` flags.
+    pub fn start(n: usize, master_extra: &[&str], replica_extra: &[&str]) -> TestResult<Cluster> {
+        let root = tempfile::tempdir()?;
+        let mut replicas = Vec::new();
+        for i in 0..n {
+            let mut extra = vec!["--replica".to_string()];
+            extra.extend(replica_extra.iter().map(|s| s.to_string()));
+            replicas.push(ServerProcess::start(
+                &root.path().join(format!("replica{i}")),
+                0,
+                &extra,
+            )?);
+        }
+        let list: Vec<String> = replicas.iter().map(|r| r.addr.clone()).collect();
+        let mut extra = vec!["--replicas".to_string(), list.join(",")];
+        extra.extend(master_extra.iter().map(|s| s.to_string()));
+        let master = ServerProcess::start(&root.path().join("master"), 0, &extra)?;
+        Ok(Cluster {
+            master,
+            replicas,
+            root,
+        })
+    }
+
+    pub fn addrs(&self) -> Vec<String> {
+        std::iter::once(self.master.addr.clone())
+            .chain(self.replicas.iter().map(|r| r.addr.clone()))
+            .collect()
+    }
+}
+
+/// Writes `count` keys `prefix{i}` through one pipelined connection, 100 per round trip.
+pub fn load(addr: &str, prefix: &str, count: usize) -> TestResult {
+    let mut client = Client::connect(addr)?;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+        for i in chunk {
+            client.queue(&[
+                "SET",
+                &format!("{prefix}{i}"),
+                &format!("value-{prefix}-{i}"),
+            ]);
+        }
+        client.flush()?;
+        for _ in chunk {
+            let reply = client.read_reply()?;
+            if reply != kvstore_net::Frame::Simple("OK".into()) {
+                return Err(format!("SET failed: {reply}").into());
+            }
+        }
+    }
+    Ok(())
+}
