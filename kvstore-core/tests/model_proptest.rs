@@ -9,7 +9,7 @@
 //! wholly synced), and the model keeps the operations
 //! whose records lie wholly before the cut (found by reading the file independently).
 //!
-//! Cases: 100 by default; set `PROPTEST_CASES` for more.
+//! Cases: 64 by default; set `PROPTEST_CASES` for more.
 
 mod common;
 
@@ -22,7 +22,7 @@ use kvstore_core::{KvStore, Options, SyncPolicy, WriteBatch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-const DEFAULT_CASES: u32 = 100;
+const DEFAULT_CASES: u32 = 64;
 const KEYS: u8 = 24;
 const PREFIXES: [&str; 7] = ["", "a", "b", "c", "a0", "b1", "c2"];
 
@@ -34,7 +34,12 @@ enum Action {
     Put(u8, Val),
     Delete(u8),
     Batch(Vec<(u8, Option<Val>)>),
-    Range { lo: u8, hi: u8, inclusive: bool, rev: bool },
+    Range {
+        lo: u8,
+        hi: u8,
+        inclusive: bool,
+        rev: bool,
+    },
     Prefix(usize, bool),
     Flush,
     Reopen,
@@ -328,7 +333,10 @@ impl Harness {
             }
             Action::Flush => {
                 self.store()?.flush()?;
-                prop_assert!(self.active_synced()?, "flush left the active segment unsynced");
+                prop_assert!(
+                    self.active_synced()?,
+                    "flush left the active segment unsynced"
+                );
             }
             Action::Reopen => {
                 self.reopen()?;

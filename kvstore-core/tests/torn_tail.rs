@@ -55,7 +55,10 @@ fn every_cut_inside_the_last_record_drops_just_that_record() -> TestResult {
         // Enough writes for sealed segments with hints, then a batch as the last record.
         let store = opts.clone().open(pristine.path())?;
         for i in 0..120u32 {
-            store.put(format!("key{i:03}"), format!("value-{i}-{}", "v".repeat(20)))?;
+            store.put(
+                format!("key{i:03}"),
+                format!("value-{i}-{}", "v".repeat(20)),
+            )?;
         }
         let mut batch = WriteBatch::new();
         batch
@@ -69,9 +72,18 @@ fn every_cut_inside_the_last_record_drops_just_that_record() -> TestResult {
     let last_lsn = store.last_lsn();
     drop(store);
     let active = active_segment(pristine.path())?;
-    let last = *records(&active.path)?.last().ok_or("active segment holds no record")?;
-    assert_eq!(last.lsn, last_lsn, "the batch must be the active segment's last record");
-    assert_eq!(last.offset + last.len, active.len);
+    let last = *records(&active.path)?
+        .last()
+        .ok_or("active segment holds no record")?;
+    assert_eq!(
+        last.lsn, last_lsn,
+        "the batch must be the active segment's last record"
+    );
+    let bytes = std::fs::read(&active.path)?;
+    assert!(
+        bytes[(last.offset + last.len) as usize..].iter().all(|b| *b == 0),
+        "only preallocated zeros may follow the last record"
+    );
 
     let mut before: Vec<(Vec<u8>, Vec<u8>)> = whole
         .iter()
@@ -92,16 +104,25 @@ fn every_cut_inside_the_last_record_drops_just_that_record() -> TestResult {
     for cut in last.offset..last.offset + last.len {
         let dir = tempfile::tempdir()?;
         copy_dir(pristine.path(), dir.path())?;
-        let path = dir.path().join(active.path.file_name().ok_or("no file name")?);
+        let path = dir
+            .path()
+            .join(active.path.file_name().ok_or("no file name")?);
         truncate(&path, cut)?;
         let capture = Capture::default();
         let opened = tracing::subscriber::with_default(capture.clone(), || {
-            opts.clone().sync_policy(SyncPolicy::Always).open(dir.path())
+            opts.clone()
+                .sync_policy(SyncPolicy::Always)
+                .open(dir.path())
         });
         let store = opened.map_err(|e| format!("open after a cut at {cut} failed: {e}"))?;
         assert_eq!(store.last_lsn(), last_lsn - 1, "cut at {cut}");
         assert_eq!(dump(&store)?, before, "cut at {cut}");
-        assert_eq!(std::fs::metadata(&path)?.len(), last.offset, "cut at {cut}");
+        let bytes = std::fs::read(&path)?;
+        assert!(
+            bytes.len() as u64 >= last.offset
+                && bytes[last.offset as usize..].iter().all(|b| *b == 0),
+            "cut at {cut}: the torn record was not truncated away"
+        );
         if cut > last.offset {
             let lines = capture.0.lock().map_err(|_| "capture poisoned")?.clone();
             let reported = lines.iter().any(|l| {
@@ -109,7 +130,10 @@ fn every_cut_inside_the_last_record_drops_just_that_record() -> TestResult {
                     && l.contains(&format!("offset={} ", last.offset))
                     && l.contains(&path.display().to_string())
             });
-            assert!(reported, "cut at {cut}: no warning about the torn tail in {lines:?}");
+            assert!(
+                reported,
+                "cut at {cut}: no warning about the torn tail in {lines:?}"
+            );
         }
         // The store goes on from there: the next write takes the dropped record's LSN.
         assert_eq!(store.put("after", "crash")?, last_lsn);

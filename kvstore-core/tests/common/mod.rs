@@ -97,12 +97,19 @@ pub fn sealed_log_segments(dir: &Path) -> TestResult<Vec<SegmentFile>> {
 }
 
 /// The whole records of a segment file, parsed from their length fields only; stops at the
-/// first record that runs past the end of the file.
+/// first record that runs past the end of the file or at zeros (preallocated space).
 pub fn records(path: &Path) -> TestResult<Vec<RecordSpan>> {
     let bytes = fs::read(path)?;
     let mut out = Vec::new();
     let mut pos = SEGMENT_HEADER_BYTES as usize;
     while pos + RECORD_HEADER_BYTES as usize <= bytes.len() {
+        // Zeros are preallocated space past the last record, not a record.
+        if bytes[pos..pos + RECORD_HEADER_BYTES as usize]
+            .iter()
+            .all(|b| *b == 0)
+        {
+            break;
+        }
         let len = RECORD_HEADER_BYTES + u64::from(u32_at(&bytes, pos + 4));
         if pos as u64 + len > bytes.len() as u64 {
             break;
@@ -221,7 +228,9 @@ impl kvstore_core::io::FileIo for TrackedFile {
     fn sync_data(&self) -> io::Result<()> {
         self.inner.sync_data()?;
         let len = self.inner.size()?;
-        self.synced.0.store(len, std::sync::atomic::Ordering::SeqCst);
+        self.synced
+            .0
+            .store(len, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
     fn size(&self) -> io::Result<u64> {
