@@ -1,14 +1,47 @@
-//! `kvstore-replication`: streams a master's committed writes to replicas.
+//! `kvstore-replication`: streams a master's committed writes to its replicas without ever
+//! silently dropping one.
 //!
-//! (Work in progress: the transport contract and protocol messages are stable; the
-//! replicator lands next.)
+//! A [`Replicator`] is the master's commit hook: each committed record is queued (bounded
+//! crossbeam channel) for every replica, and one worker thread per replica pipelines a window
+//! of records through a [`Transport`] and books its cumulative acks. When a queue overflows or
+//! a replica was away, its worker catches up from the master's WAL; when the WAL no longer
+//! holds what it needs, it streams a chunked, resumable snapshot and continues from its LSN.
+//! Writes return after the local commit ([`ReplicationMode::Async`]) or after `k` replicas
+//! acknowledged ([`ReplicationMode::Sync`], `QuorumNotReached` on timeout, never a silent
+//! downgrade). Epochs protect replicas from stale or empty masters. The replica side is
+//! [`ReplicaEndpoint`], shared by the in-process transport and `kvstore-net`'s TCP server.
+//!
+//! ```
+//! use std::time::Duration;
+//! use kvstore_core::KvStore;
+//! use kvstore_replication::{InProcessReplica, ReplicationMode, Replicator, WithReplicas};
+//! # let (m, r) = (tempfile::tempdir()?, tempfile::tempdir()?);
+//! let replica = InProcessReplica::open("replica-1", r.path(), Default::default())?;
+//! let master = KvStore::open(m.path())?;
+//! let replication = master.with_replicas(
+//!     Replicator::builder()
+//!         .replica(replica.transport())
+//!         .mode(ReplicationMode::Sync { quorum: 1, timeout: Duration::from_secs(1) }),
+//! )?;
+//! master.put(b"k", b"v")?; // returns once the replica applied it
+//! assert_eq!(replica.store().unwrap().get(b"k")?, Some(b"v".to_vec()));
+//! assert_eq!(replication.status().replicas[0].acked_lsn, master.last_lsn());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Layout
 //! - [`transport`](Transport): the trait a master's worker drives, one per replica
 //! - [`protocol`](Hello): the messages of a replication session
 //! - [`endpoint`](ReplicaEndpoint): the replica side, shared by every transport
-//! - [`epoch`]: the durable epoch file
-//! - [`error`](Error): the crate's error type
+//! - [`inprocess`](InProcessTransport): an embedded replica with fault injection ([`Faults`])
+//! - [`config`](ReplicatorBuilder): the builder, validated before threads start
+//! - [`replicator`](Replicator): the handle; `shared`: the commit hook and ack board
+//! - `worker`: one thread per replica (`session`: HELLO, windows, acks, resync; `cursor`:
+//!   WAL and snapshot cursors)
+//! - pure decisions: [`retry`](Backoff), [`health`](ReplicaHealth), [`quorum`](acked_count),
+//!   [`plan`](next_step), [`lag`](LagBook)
+//! - [`status`](ReplicationStatus): metrics; [`epoch`]: the durable epoch file;
+//!   [`error`](Error): the crate's error type
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
