@@ -22,7 +22,8 @@
 //! - `connection`: the only code that touches a socket; buffered, pipelined
 //! - `server` ([`Server`]): accept loop, connection limit, one thread per connection;
 //!   `handler`: one connection's request loop
-//! - `cmd/`: one file per command (`get.rs`, `set.rs`, `scan.rs`, `replicate.rs`, …)
+//! - `cmd/`: one file per command (`get.rs`, `set.rs`, `scan.rs`, `replicate.rs`, …);
+//!   `pipeline`: pipelined `SET`s committed as one batch
 //! - `node`, `role`: shared server state and the replication role (master / replica,
 //!   `REPLICAOF`, promotion); `scan_cursors`, `stats`
 //! - [`client`](Client): a blocking client; [`tcp_transport`](TcpTransport): replication
@@ -44,6 +45,7 @@ mod handler;
 mod inline;
 mod node;
 pub mod parse;
+mod pipeline;
 mod role;
 mod scan_cursors;
 mod server;

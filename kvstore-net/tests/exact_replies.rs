@@ -230,3 +230,32 @@ fn requirepass_gates_every_command_but_auth() -> TestResult {
     other.check(b"AUTH s3cret\r\nGET k\r\n", b"+OK\r\n$1\r\nv\r\n")?;
     Ok(())
 }
+
+#[test]
+fn pipelined_sets_get_one_reply_each_in_order() -> TestResult {
+    let server = TestServer::start()?;
+    let mut c = server.raw()?;
+    let mut pipeline = Vec::new();
+    for request in [
+        &[&b"SET"[..], b"a", b"1"][..],
+        &[b"PUT", b"a", b"2"],
+        &[b"GET", b"a"],
+        &[b"SET", b"b", b"3"],
+        &[b"SET", b"b"],
+        &[b"set", b"c", b"4"],
+    ] {
+        pipeline.extend(resp(request));
+    }
+    pipeline.extend(b"*1\r\n$3\r\nGET\r\n*1\r\n*1\r\n");
+    c.check(
+        &pipeline,
+        b"+OK\r\n+OK\r\n$1\r\n2\r\n+OK\r\n-ERR wrong number of arguments for 'set' command\r\n\
+          +OK\r\n-ERR wrong number of arguments for 'get' command\r\n\
+          -ERR Protocol error: expected '$', got '*'\r\n",
+    )?;
+    assert!(c.is_closed()?);
+    let mut client = server.client()?;
+    assert_eq!(client.get(b"b")?, Some(b"3".to_vec()));
+    assert_eq!(client.get(b"c")?, Some(b"4".to_vec()));
+    Ok(())
+}

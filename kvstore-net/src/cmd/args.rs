@@ -6,8 +6,8 @@ use crate::parse::parse_int;
 
 /// The arguments after the command name.
 pub(crate) struct Args {
-    /// The command name as typed, lowercased, for error messages.
-    name: String,
+    /// The command name as typed, for error messages (lowercased only when one is needed).
+    name: Vec<u8>,
     rest: std::vec::IntoIter<Vec<u8>>,
 }
 
@@ -23,7 +23,7 @@ pub(crate) fn syntax_error() -> Frame {
 
 impl Args {
     /// Wraps a request whose first element (the name) was already taken.
-    pub(crate) fn new(name: String, rest: Vec<Vec<u8>>) -> Self {
+    pub(crate) fn new(name: Vec<u8>, rest: Vec<Vec<u8>>) -> Self {
         Args {
             name,
             rest: rest.into_iter(),
@@ -34,7 +34,7 @@ impl Args {
     pub(crate) fn wrong_arity(&self) -> Frame {
         Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
-            self.name
+            String::from_utf8_lossy(&self.name).to_lowercase()
         ))
     }
 

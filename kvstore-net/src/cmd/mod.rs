@@ -166,7 +166,7 @@ fn dispatch(mut request: Request, ctx: &mut Ctx<'_>) -> Frame {
         return noauth();
     }
     let argc = request.len() as i64 + 1;
-    let mut args = Args::new(String::from_utf8_lossy(&name).to_lowercase(), request);
+    let mut args = Args::new(name, request);
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         return args.wrong_arity();
     }
