@@ -87,7 +87,10 @@ type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
 /// values and keep the tombstones that still hide them.
 fn workload(store: &KvStore, round: u32) -> TestResult {
     for i in 0..80u32 {
-        store.put(format!("key{i:02}"), format!("r{round}-first-{i}-{}", "a".repeat(40)))?;
+        store.put(
+            format!("key{i:02}"),
+            format!("r{round}-first-{i}-{}", "a".repeat(40)),
+        )?;
     }
     for i in (0..80u32).step_by(2) {
         store.put(format!("key{i:02}"), format!("r{round}-second-{i}"))?;
@@ -129,7 +132,10 @@ fn a_crash_anywhere_in_compaction_resurrects_nothing() -> TestResult {
         vfs.armed.store(true, Ordering::SeqCst);
         let report = store.compact()?;
         vfs.armed.store(false, Ordering::SeqCst);
-        assert!(report.segments_compacted > 0, "round {round}: nothing compacted");
+        assert!(
+            report.segments_compacted > 0,
+            "round {round}: nothing compacted"
+        );
         let now: Contents = dump(&store)?.into_iter().collect();
         assert_eq!(now, expected, "round {round}: compaction changed the data");
 
@@ -146,7 +152,9 @@ fn a_crash_anywhere_in_compaction_resurrects_nothing() -> TestResult {
         let mut markers = 0;
         for snap in &snapshots {
             pending_outputs += usize::from(has(snap, &|n| n.ends_with(".seg.tmp"))?);
-            markers += usize::from(has(snap, &|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_') && n != "LOCK")?);
+            markers += usize::from(has(snap, &|n| {
+                n.chars().all(|c| c.is_ascii_uppercase() || c == '_') && n != "LOCK"
+            })?);
         }
         assert!(
             pending_outputs > 0 && markers > 0,
@@ -158,11 +166,21 @@ fn a_crash_anywhere_in_compaction_resurrects_nothing() -> TestResult {
                     .map_err(|e| format!("crash point {}: open failed: {e}", snap.display()))?;
                 let got: Contents = dump(&crashed)?.into_iter().collect();
                 assert_eq!(got, expected, "crash point {}, open {open}", snap.display());
-                assert_eq!(crashed.last_lsn(), last_lsn, "crash point {}", snap.display());
+                assert_eq!(
+                    crashed.last_lsn(),
+                    last_lsn,
+                    "crash point {}",
+                    snap.display()
+                );
                 if open == 1 {
                     crashed.compact()?;
                     let again: Contents = dump(&crashed)?.into_iter().collect();
-                    assert_eq!(again, expected, "crash point {}: compacting again", snap.display());
+                    assert_eq!(
+                        again,
+                        expected,
+                        "crash point {}: compacting again",
+                        snap.display()
+                    );
                 }
             }
             checked += 1;
@@ -171,6 +189,9 @@ fn a_crash_anywhere_in_compaction_resurrects_nothing() -> TestResult {
     drop(store);
     let store = opts.open(&data)?;
     assert!(checked >= 6);
-    assert!(store.get("key00")?.is_none(), "deleted key resurrected after reopen");
+    assert!(
+        store.get("key00")?.is_none(),
+        "deleted key resurrected after reopen"
+    );
     Ok(())
 }

@@ -25,7 +25,10 @@ fn key(t: usize, k: usize) -> String {
 /// The value of write `seq` to key `k` of writer `t`: its origin plus seq-dependent padding,
 /// so a reader can tell the sequence number and whether the bytes are whole.
 fn value(t: usize, k: usize, seq: u64) -> String {
-    format!("w{t}-k{k:02}-seq{seq:06}-{}", "z".repeat((seq % 40) as usize))
+    format!(
+        "w{t}-k{k:02}-seq{seq:06}-{}",
+        "z".repeat((seq % 40) as usize)
+    )
 }
 
 /// The sequence number in a value, after checking the value is exactly one that was written.
@@ -97,7 +100,11 @@ fn reader(shared: &Shared) -> Result<u64, String> {
             let mut items: Vec<(Vec<u8>, Vec<u8>)> = if rng.random_bool(0.5) {
                 shared.store.scan_prefix(&prefix).collect::<Result<_, _>>()
             } else {
-                let mut v: Vec<_> = shared.store.scan_prefix(&prefix).rev().collect::<Result<_, _>>()
+                let mut v: Vec<_> = shared
+                    .store
+                    .scan_prefix(&prefix)
+                    .rev()
+                    .collect::<Result<_, _>>()
                     .map_err(|e| e.to_string())?;
                 v.reverse();
                 Ok(v)
@@ -107,7 +114,9 @@ fn reader(shared: &Shared) -> Result<u64, String> {
                 return Err(format!("scan of {prefix} out of order or repeated"));
             }
             for (k, acked) in acked.iter().enumerate() {
-                let pos = items.iter().position(|(key_bytes, _)| key_bytes == key(t, k).as_bytes());
+                let pos = items
+                    .iter()
+                    .position(|(key_bytes, _)| key_bytes == key(t, k).as_bytes());
                 match pos {
                     None if *acked > 0 => return Err(format!("scan lost {}", key(t, k))),
                     None => {}
@@ -138,7 +147,9 @@ fn no_lost_update_and_no_stale_read_under_compaction() -> TestResult {
         .auto_compaction(false);
     let shared = Arc::new(Shared {
         store: opts.clone().open(dir.path())?,
-        acked: (0..WRITERS * KEYS_PER_WRITER).map(|_| AtomicU64::new(0)).collect(),
+        acked: (0..WRITERS * KEYS_PER_WRITER)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         done: AtomicBool::new(false),
     });
     let compactions = thread::scope(|scope| -> Result<u64, String> {
@@ -189,7 +200,10 @@ fn no_lost_update_and_no_stale_read_under_compaction() -> TestResult {
         }
         Ok(runs)
     })?;
-    assert!(compactions > 0, "compaction never ran while the writers wrote");
+    assert!(
+        compactions > 0,
+        "compaction never ran while the writers wrote"
+    );
     let final_seqs: Vec<u64> = shared
         .acked
         .iter()

@@ -52,7 +52,11 @@ fn damaged_hints_fall_back_to_scanning_the_segment() -> TestResult {
         assert_eq!(dump(&store)?, expected, "{what}: different data");
         assert_eq!(store.last_lsn(), last_lsn, "{what}");
         drop(store); // waits for the background thread, which rewrites the hint
-        assert_eq!(std::fs::read(&hint)?, pristine_hint, "{what}: hint not rewritten");
+        assert_eq!(
+            std::fs::read(&hint)?,
+            pristine_hint,
+            "{what}: hint not rewritten"
+        );
     }
     Ok(())
 }

@@ -51,7 +51,9 @@ fn flipped_bits_in_sealed_segments_are_reported_with_file_and_offset() -> TestRe
             0
         } else {
             let records = records(&seg.path)?;
-            let data_end = records.last().map_or(SEGMENT_HEADER_BYTES, |r| r.offset + r.len);
+            let data_end = records
+                .last()
+                .map_or(SEGMENT_HEADER_BYTES, |r| r.offset + r.len);
             // A flip in zeros past the last record (preallocated space) damages no record:
             // the scan then finds garbage where the data ends.
             records

@@ -27,7 +27,10 @@ fn flipped_value_bit_under_a_hint_is_never_returned_as_data() -> TestResult {
         .into_iter()
         .next()
         .ok_or("no sealed segment")?;
-    assert!(hint_path(dir.path(), seg.id).exists(), "the sealed segment has no hint");
+    assert!(
+        hint_path(dir.path(), seg.id).exists(),
+        "the sealed segment has no hint"
+    );
     // The first record is key000: header, op header (9 bytes), 6-byte key, then the value.
     let first = records(&seg.path)?[0];
     let value_byte = first.offset + RECORD_HEADER_BYTES + 9 + 6 + 10;

@@ -69,7 +69,9 @@ fn parse_output(lines: &[String]) -> Result<BTreeMap<u64, Vec<Intent>>, String> 
                 let (thread, n) = (num(1)?, num(2)?);
                 let list = threads.entry(thread).or_default();
                 if list.last().is_some_and(|i| i.acked_lsn.is_none()) {
-                    return Err(format!("thread {thread} started write {n} before the last returned"));
+                    return Err(format!(
+                        "thread {thread} started write {n} before the last returned"
+                    ));
                 }
                 list.push(Intent {
                     thread,
@@ -134,8 +136,7 @@ fn check(dir: &Path, mut expected: State, run: &BTreeMap<u64, Vec<Intent>>) -> T
             intent.ops.iter().map(|(k, _)| get(&expected, k)).collect();
         let mut applied = expected.clone();
         apply(&mut applied, &intent.ops);
-        let after: Vec<Option<String>> =
-            intent.ops.iter().map(|(k, _)| get(&applied, k)).collect();
+        let after: Vec<Option<String>> = intent.ops.iter().map(|(k, _)| get(&applied, k)).collect();
         let seen: Vec<Option<String>> = intent.ops.iter().map(|(k, _)| get(&actual, k)).collect();
         assert!(
             seen == before || seen == after,
@@ -201,7 +202,10 @@ fn acknowledged_writes_survive_repeated_sigkill() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut rng = rand::rng();
     let base_seed: u64 = rng.random_range(1..1_000_000);
-    eprintln!("crash test: base seed {base_seed}, directory {}", dir.path().display());
+    eprintln!(
+        "crash test: base seed {base_seed}, directory {}",
+        dir.path().display()
+    );
     let mut expected = State::new();
     let mut acked = 0;
     for kill in 0..KILLS {

@@ -16,7 +16,10 @@ fn empty_or_header_only_newest_segments_are_handled() -> TestResult {
             .segment_bytes(4096)
             .open(pristine.path())?;
         for i in 0..100u32 {
-            store.put(format!("key{i:03}"), format!("value-{i}-{}", "p".repeat(30)))?;
+            store.put(
+                format!("key{i:03}"),
+                format!("value-{i}-{}", "p".repeat(30)),
+            )?;
         }
     }
     let store = KvStore::open(pristine.path())?;

@@ -45,7 +45,10 @@ fn a_second_process_gets_locked_until_the_holder_dies() -> TestResult {
     // This process holds it: the other process is refused.
     let out = helper(&["try-open", path]).stdin(Stdio::null()).output()?;
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.starts_with("LOCKED"), "the other process said {said:?}");
+    assert!(
+        said.starts_with("LOCKED"),
+        "the other process said {said:?}"
+    );
     drop(store);
     let out = helper(&["try-open", path]).stdin(Stdio::null()).output()?;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OPENED");

@@ -81,7 +81,9 @@ fn every_cut_inside_the_last_record_drops_just_that_record() -> TestResult {
     );
     let bytes = std::fs::read(&active.path)?;
     assert!(
-        bytes[(last.offset + last.len) as usize..].iter().all(|b| *b == 0),
+        bytes[(last.offset + last.len) as usize..]
+            .iter()
+            .all(|b| *b == 0),
         "only preallocated zeros may follow the last record"
     );
 

@@ -42,11 +42,20 @@ fn compaction_keeps_what_consumers_need_up_to_the_limit() -> TestResult {
     overwrite(&store, 10)?;
     assert!(store.wal_retention(behind).retained_bytes < RETAINED_LIMIT_BYTES);
     let report = store.compact()?;
-    assert!(report.segments_compacted > 0, "the segments before the consumer are compacted");
+    assert!(
+        report.segments_compacted > 0,
+        "the segments before the consumer are compacted"
+    );
     assert_complete_log(&store, behind)?;
     let retention = store.wal_retention(behind);
-    assert!(retention.available && retention.retained_bytes > 0, "{retention:?}");
-    assert!(matches!(store.wal_since(0), Err(Error::WalCompacted { .. })));
+    assert!(
+        retention.available && retention.retained_bytes > 0,
+        "{retention:?}"
+    );
+    assert!(matches!(
+        store.wal_since(0),
+        Err(Error::WalCompacted { .. })
+    ));
 
     // The consumer falls further behind than the limit allows; a newer one stays within it.
     overwrite(&store, 40)?;
