@@ -57,8 +57,7 @@ const LIVENESS_CHUNK: usize = 1024;
 impl Inner {
     /// Whether the sealed segments' dead bytes passed the automatic threshold.
     pub(crate) fn compaction_due(&self) -> bool {
-        let active = self.active_id();
-        let (dead, total) = self.state.read().sealed_dead_and_total(active);
+        let (dead, total) = self.state.read().sealed_dead_and_total();
         dead >= self.opts.compaction_min_dead_bytes
             && dead as f64 >= self.opts.compaction_dead_ratio * total as f64
     }
@@ -98,7 +97,9 @@ impl Inner {
             .map_or(0, |s| s.dead_bytes);
         if dead > 0 {
             let last = active.written_lsn;
-            self.roll(&mut active, last)?;
+            let sealed = self.roll(&mut active, last)?;
+            // Holding the active segment's lock means no group is between write and publish.
+            self.finish_seal(&[sealed]);
         }
         Ok(())
     }
@@ -121,7 +122,7 @@ impl Inner {
             let mut outside_min = Lsn::MAX;
             let mut horizon = 0;
             for (id, s) in &state.segments {
-                let wanted = *id != active
+                let wanted = s.sealed
                     && (s.dead_bytes > 0 || (s.compacted && s.is_empty()))
                     && (s.compacted || s.max_lsn <= floor);
                 if wanted {

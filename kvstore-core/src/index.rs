@@ -36,6 +36,10 @@ pub(crate) struct Segment {
     pub compacted: bool,
     /// Whether a valid hint file exists for it.
     pub has_hint: bool,
+    /// No longer appended to, and every record in it published to the index: only such
+    /// segments may be compacted (before publication, the index does not yet point at the
+    /// newest records, and compaction would take them for dead).
+    pub sealed: bool,
 }
 
 impl Segment {
@@ -49,6 +53,7 @@ impl Segment {
             lsn_mark,
             compacted,
             has_hint: false,
+            sealed: compacted,
         }
     }
 
@@ -110,11 +115,11 @@ impl State {
     }
 
     /// Sealed segments' dead bytes and total bytes.
-    pub fn sealed_dead_and_total(&self, active: SegmentId) -> (u64, u64) {
+    pub fn sealed_dead_and_total(&self) -> (u64, u64) {
         self.segments
-            .iter()
-            .filter(|(id, _)| **id != active)
-            .fold((0, 0), |(d, t), (_, s)| (d + s.dead_bytes, t + s.len))
+            .values()
+            .filter(|s| s.sealed)
+            .fold((0, 0), |(d, t), s| (d + s.dead_bytes, t + s.len))
     }
 
     /// The log segments (not compaction outputs), in LSN order.

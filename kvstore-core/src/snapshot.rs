@@ -202,6 +202,7 @@ impl SnapshotInstall {
             id,
             file,
             len: SEGMENT_HEADER_BYTES,
+            allocated: SEGMENT_HEADER_BYTES,
             unsynced: false,
             written_lsn: lsn,
         };

@@ -65,9 +65,14 @@ impl std::fmt::Debug for KvStore {
     }
 }
 
+/// Longest a commit leader waits for more writers to join its group: 200 µs.
+const MAX_GATHER_NS: u64 = 200_000;
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub fsyncs: AtomicU64,
+    /// Moving average of `fdatasync` time on the log.
+    pub sync_ewma_ns: AtomicU64,
     pub compactions: AtomicU64,
 }
 
@@ -107,6 +112,18 @@ impl Inner {
             *slot = Some(reason.to_string());
         }
         self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// How long a commit leader may wait for more writers: a quarter of a typical fsync
+    /// (capped), so that gathering can at most add 25% to a durable write's latency.
+    fn gather_window(&self) -> Option<std::time::Duration> {
+        if self.opts.sync_policy != crate::SyncPolicy::Always {
+            return None;
+        }
+        let sync_ns = self.counters.sync_ewma_ns.load(Ordering::Relaxed);
+        Some(std::time::Duration::from_nanos(
+            (sync_ns / 4).min(MAX_GATHER_NS),
+        ))
     }
 
     pub(crate) fn active_id(&self) -> u32 {
@@ -174,7 +191,9 @@ impl Inner {
         self.check_ops(ops)?;
         let record = EncodedRecord::encode(ops);
         self.commits
-            .commit(record, rule, |group| self.lead_group(group))
+            .commit(record, rule, self.gather_window(), |group| {
+                self.lead_group(group)
+            })
     }
 
     /// A local write: admitted by the hook, committed, then replicated as the hook requires.

@@ -169,7 +169,6 @@ fn io_failures_poison_writes_and_lose_nothing_acknowledged() -> TestResult {
 }
 
 #[test]
-#[ignore = "engine bug: a write whose commit group rolls the segment and the roll's write or fsync fails never gets a result (commit.rs place_and_write drops the pending record on `?`), so the writer spins forever in CommitQueue::commit"]
 fn io_failures_during_segment_rolls_poison_writes_too() -> TestResult {
     // 4 KiB segments roll every three writes, so faults also hit the roll's sync and the
     // new segment's header write.

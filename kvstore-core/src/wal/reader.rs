@@ -79,6 +79,22 @@ impl RecordReader {
         &self.buf[at..at + len]
     }
 
+    /// Whether every byte from the current position to the end is zero. A zeroed stretch
+    /// followed by data is damage, not a clean end.
+    fn rest_is_zero(&mut self) -> std::io::Result<bool> {
+        let mut at = self.pos;
+        let mut block = vec![0u8; READ_AHEAD_BYTES.min((self.end - at) as usize)];
+        while at < self.end {
+            let n = block.len().min((self.end - at) as usize);
+            self.file.read_exact_at(&mut block[..n], at)?;
+            if block[..n].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
+    }
+
     pub fn next(&mut self) -> std::io::Result<Next> {
         if self.pos >= self.end {
             return Ok(Next::End);
@@ -93,6 +109,10 @@ impl RecordReader {
         }
         let mut header = [0u8; RECORD_HEADER_BYTES];
         header.copy_from_slice(self.slice(RECORD_HEADER_BYTES));
+        if header.iter().all(|b| *b == 0) && self.rest_is_zero()? {
+            // The preallocated, never written tail of a log segment.
+            return Ok(Next::End);
+        }
         let body = match record::body_len(&header) {
             Ok(len) => len,
             Err(reason) => {

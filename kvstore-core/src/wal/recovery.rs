@@ -280,6 +280,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         let mut segment =
             Segment::new(file, content.segment_len, header.lsn_mark, header.compacted);
         segment.has_hint = has_hint;
+        segment.sealed = !is_active;
         last_lsn = last_lsn.max(header.lsn_mark);
         for e in content.entries {
             segment.note_lsn(e.lsn);
@@ -305,6 +306,10 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 id,
                 file: seg.file.clone(),
                 len: active_len,
+                allocated: seg
+                    .file
+                    .size()
+                    .ctx(|| format!("reading size of segment {id}"))?,
                 unsynced: false,
                 written_lsn: last_lsn,
             },
@@ -338,6 +343,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 id,
                 file,
                 len: SEGMENT_HEADER_BYTES,
+                allocated: SEGMENT_HEADER_BYTES,
                 unsynced: false,
                 written_lsn: last_lsn,
             }
