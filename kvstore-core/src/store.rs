@@ -116,7 +116,7 @@ impl Inner {
 
     /// How long a commit leader may wait for more writers: a quarter of a typical fsync
     /// (capped), so that gathering can at most add 25% to a durable write's latency.
-    fn gather_window(&self) -> Option<std::time::Duration> {
+    pub(crate) fn gather_window(&self) -> Option<std::time::Duration> {
         if self.opts.sync_policy != crate::SyncPolicy::Always {
             return None;
         }
@@ -161,7 +161,7 @@ impl Inner {
         Ok(())
     }
 
-    fn check_ops(&self, ops: &[Op]) -> Result<()> {
+    pub(crate) fn check_ops(&self, ops: &[Op]) -> Result<()> {
         let mut total = RECORD_HEADER_BYTES;
         for op in ops {
             self.check_key(op.key())?;
@@ -397,6 +397,36 @@ impl KvStore {
             Outcome::Committed(_) => Ok(true),
             Outcome::Duplicate => Ok(false),
         }
+    }
+
+    /// Applies a run of a master's records in one commit group (one write, one sync), in
+    /// order, with [`apply_replicated`](Self::apply_replicated)'s rules for each: records at or
+    /// below the applied LSN are skipped; at a gap, that record and every later one are refused
+    /// with [`Error::LsnGap`] and the earlier ones stay applied. Returns the applied LSN after
+    /// the run, or the first error.
+    pub fn apply_replicated_batch(&self, records: &[WalRecord]) -> Result<Lsn> {
+        let applied = self.last_lsn();
+        let mut encoded = Vec::with_capacity(records.len());
+        for record in records.iter().filter(|r| r.lsn > applied) {
+            self.inner.check_ops(&record.ops)?;
+            encoded.push((
+                EncodedRecord::encode(&record.ops),
+                LsnRule::Exactly(record.lsn),
+            ));
+        }
+        if encoded.is_empty() {
+            return Ok(applied);
+        }
+        let inner = &self.inner;
+        let results = inner
+            .commits
+            .commit_many(encoded, inner.gather_window(), |group| {
+                inner.lead_group(group)
+            });
+        for result in results {
+            result?;
+        }
+        Ok(self.last_lsn())
     }
 
     /// The committed records after `lsn`, in LSN order, as of this call. Fails with

@@ -178,3 +178,43 @@ fn compaction_reclaims_space_and_keeps_data() -> TestResult {
     assert_eq!(store.last_lsn(), 6500);
     Ok(())
 }
+
+#[test]
+fn apply_replicated_batch_skips_duplicates_and_stops_at_a_gap() -> TestResult {
+    let (mdir, rdir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let master = KvStore::open_with(mdir.path(), Options::new().sync_policy(SyncPolicy::Never))?;
+    for i in 0..100u32 {
+        master.put(format!("k{i}"), format!("v{i}"))?;
+    }
+    let records: Vec<WalRecord> = master.wal_since(0)?.collect::<Result<_, _>>()?;
+    let replica = KvStore::open(rdir.path())?;
+    assert_eq!(replica.apply_replicated_batch(&records[..40])?, 40);
+    let fsyncs = replica.stats().fsyncs;
+    // Overlapping run: 30..40 are duplicates, 40..100 new, all in one group.
+    assert_eq!(replica.apply_replicated_batch(&records[30..])?, 100);
+    assert_eq!(replica.stats().fsyncs, fsyncs + 1);
+    let more: Vec<WalRecord> = (0..3u64)
+        .map(|i| WalRecord {
+            lsn: if i == 1 { 103 } else { 101 + i },
+            ops: vec![Op::Put {
+                key: format!("x{i}").into_bytes(),
+                value: b"v".to_vec(),
+            }],
+        })
+        .collect();
+    assert!(matches!(
+        replica.apply_replicated_batch(&more),
+        Err(Error::LsnGap {
+            expected: 102,
+            got: 103
+        })
+    ));
+    assert_eq!(replica.applied_lsn(), 101);
+    let m: Vec<_> = master.iter().collect::<Result<_, _>>()?;
+    let r: Vec<_> = replica
+        .iter()
+        .filter(|e| !matches!(e, Ok((k, _)) if k == b"x0"))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(m, r);
+    Ok(())
+}

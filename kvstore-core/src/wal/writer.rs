@@ -65,8 +65,10 @@ struct Queue {
     gathering: bool,
     next_ticket: u64,
     results: HashMap<u64, Result<Outcome>>,
-    /// Size of the previous group: how many writers are active.
-    last_group_len: usize,
+    /// Callers whose records are waiting.
+    waiting_callers: usize,
+    /// Callers in the previous group: how many writers are active.
+    last_group_callers: usize,
 }
 
 /// Serialises commits into groups.
@@ -95,32 +97,61 @@ impl CommitQueue {
         gather: Option<Duration>,
         lead: impl Fn(Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
     ) -> Result<Outcome> {
+        let mut results = self.commit_many(vec![(record, rule)], gather, lead);
+        results.pop().unwrap_or_else(|| Err(no_answer()))
+    }
+
+    /// Commits several records from one caller, in order, in one group (so one write and one
+    /// sync for all of them); returns a result per record.
+    pub fn commit_many(
+        &self,
+        records: Vec<(EncodedRecord, LsnRule)>,
+        gather: Option<Duration>,
+        lead: impl Fn(Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+    ) -> Vec<Result<Outcome>> {
         let mut q = self.queue.lock();
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.waiting.push(Pending {
-            ticket,
-            record,
-            rule,
-        });
+        let first = q.next_ticket;
+        let count = records.len() as u64;
+        q.next_ticket += count;
+        for (i, (record, rule)) in records.into_iter().enumerate() {
+            q.waiting.push(Pending {
+                ticket: first + i as u64,
+                record,
+                rule,
+            });
+        }
+        q.waiting_callers += 1;
         if q.gathering {
             self.arrived.notify_one();
         }
+        let mine = |t: &u64| (first..first + count).contains(t);
+        let mut answers: HashMap<u64, Result<Outcome>> = HashMap::new();
         loop {
-            if let Some(result) = q.results.remove(&ticket) {
-                return result;
+            let ready: Vec<u64> = q.results.keys().copied().filter(mine).collect();
+            for t in ready {
+                if let Some(r) = q.results.remove(&t) {
+                    answers.insert(t, r);
+                }
+            }
+            if answers.len() as u64 == count {
+                break;
             }
             if q.leader_active {
                 self.done.wait(&mut q);
                 continue;
             }
+            if !q.waiting.iter().any(|p| mine(&p.ticket)) {
+                // A group held these records but its leader gave no answer for some: never
+                // wait for one that cannot come.
+                break;
+            }
             q.leader_active = true;
             if let Some(window) = gather {
-                let target = q.last_group_len;
-                if target > 1 && q.waiting.len() < target {
+                let target = q.last_group_callers;
+                if target > 1 && q.waiting_callers < target {
                     let deadline = Instant::now() + window;
                     q.gathering = true;
-                    while q.waiting.len() < target {
+                    while q.waiting_callers < target {
                         if self.arrived.wait_until(&mut q, deadline).timed_out() {
                             break;
                         }
@@ -129,23 +160,22 @@ impl CommitQueue {
                 }
             }
             let group = std::mem::take(&mut q.waiting);
-            q.last_group_len = group.len();
+            q.last_group_callers = std::mem::take(&mut q.waiting_callers);
             drop(q);
             let results = lead(group);
             q = self.queue.lock();
             q.results.extend(results);
             q.leader_active = false;
             self.done.notify_all();
-            if let Some(result) = q.results.remove(&ticket) {
-                return result;
-            }
-            if !q.waiting.iter().any(|p| p.ticket == ticket) {
-                // The group held this record but its leader gave no answer: never wait
-                // for one that cannot come.
-                return Err(crate::Error::Poisoned {
-                    reason: "internal: the commit leader returned no result for a write".into(),
-                });
-            }
         }
+        (first..first + count)
+            .map(|t| answers.remove(&t).unwrap_or_else(|| Err(no_answer())))
+            .collect()
+    }
+}
+
+fn no_answer() -> crate::Error {
+    crate::Error::Poisoned {
+        reason: "internal: the commit leader returned no result for a write".into(),
     }
 }
