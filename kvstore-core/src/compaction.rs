@@ -248,11 +248,13 @@ impl Inner {
                 let op = if e.is_delete {
                     Op::Delete { key: e.key.clone() }
                 } else {
-                    let mut value = vec![0u8; e.value_len as usize];
-                    candidate
-                        .file
-                        .read_exact_at(&mut value, u64::from(e.value_offset))
-                        .ctx(|| format!("reading segment {} for compaction", candidate.id))?;
+                    let old = Location {
+                        segment: candidate.id,
+                        value_offset: e.value_offset,
+                        value_len: e.value_len,
+                        lsn: e.lsn,
+                    };
+                    let value = old.read_value(&*candidate.file, &e.key, &self.dir)?;
                     Op::Put {
                         key: e.key.clone(),
                         value,

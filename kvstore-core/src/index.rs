@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::io::FileIo;
-use crate::wal::record::op_disk_bytes;
+use crate::wal::record::{op_disk_bytes, verified_value, OP_HEADER_BYTES};
 use crate::wal::segment::SegmentId;
 use crate::Lsn;
 
@@ -17,6 +17,32 @@ pub(crate) struct Location {
     pub value_offset: u32,
     pub value_len: u32,
     pub lsn: Lsn,
+}
+
+impl Location {
+    /// Reads the value of `key` from `file` (its segment), verifying the op's checksum and key
+    /// so that damaged bytes on disk are never returned as data.
+    pub fn read_value(
+        &self,
+        file: &dyn FileIo,
+        key: &[u8],
+        dir: &std::path::Path,
+    ) -> crate::Result<Vec<u8>> {
+        let header_and_key = (OP_HEADER_BYTES + key.len()) as u64;
+        let corrupt = |reason: &str| crate::Error::Corrupt {
+            path: crate::wal::segment::segment_path(dir, self.segment),
+            offset: u64::from(self.value_offset).saturating_sub(header_and_key),
+            reason: reason.to_string(),
+        };
+        let start = u64::from(self.value_offset)
+            .checked_sub(header_and_key)
+            .ok_or_else(|| corrupt("value location precedes its op header"))?;
+        let mut op = vec![0u8; header_and_key as usize + self.value_len as usize];
+        file.read_exact_at(&mut op, start).map_err(|e| {
+            crate::Error::io(format!("reading a value from segment {}", self.segment), e)
+        })?;
+        verified_value(op, key).ok_or_else(|| corrupt("value fails its checksum"))
+    }
 }
 
 /// A segment file and what the engine knows about its contents.

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::index::{Location, State};
 use crate::io::FileIo;
 use crate::KvStore;
@@ -145,9 +145,7 @@ impl Range {
     }
 
     fn read(&self, (key, loc, file): Pending) -> Result<(Vec<u8>, Vec<u8>)> {
-        let mut value = vec![0u8; loc.value_len as usize];
-        file.read_exact_at(&mut value, u64::from(loc.value_offset))
-            .ctx(|| format!("reading a value from segment {}", loc.segment))?;
+        let value = loc.read_value(&*file, &key, self.store.path())?;
         Ok((key.into_vec(), value))
     }
 }

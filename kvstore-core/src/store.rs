@@ -295,10 +295,7 @@ impl KvStore {
                 .ok_or_else(|| missing_segment(&self.inner.dir, loc.segment))?;
             (loc, file)
         };
-        let mut value = vec![0u8; loc.value_len as usize];
-        file.read_exact_at(&mut value, u64::from(loc.value_offset))
-            .ctx(|| format!("reading a value from segment {}", loc.segment))?;
-        Ok(Some(value))
+        loc.read_value(&*file, key, &self.inner.dir).map(Some)
     }
 
     /// Whether `key` has a value (no disk read).

@@ -1,10 +1,12 @@
 //! On-disk encoding of log records.
 //!
 //! ```text
-//! record  = crc32:u32 | body_len:u32 | lsn:u64 | op_count:u32 | op*      (little endian)
-//! op      = tag:u8 (1 put, 2 delete) | key_len:u32 | value_len:u32 | key | value
+//! record  = header_crc:u32 | body_len:u32 | lsn:u64 | op_count:u32 | op*      (little endian)
+//! op      = op_crc:u32 | tag:u8 (1 put, 2 delete) | key_len:u32 | value_len:u32 | key | value
 //! ```
-//! The CRC covers everything after itself, so a torn or bit-flipped record is detected.
+//! The header CRC covers the rest of the header; each op's CRC covers the rest of the op. So
+//! every byte is checked, a torn or bit-flipped record is detected, and a read of one value
+//! (which reads its op) verifies it without reading the whole record.
 //! A write batch is one record, which is what makes it atomic on disk.
 
 use crate::batch::Op;
@@ -13,7 +15,7 @@ use crate::{Lsn, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 /// Bytes of a record before its first operation.
 pub(crate) const RECORD_HEADER_BYTES: usize = 20;
 /// Bytes of an operation before its key.
-pub(crate) const OP_HEADER_BYTES: usize = 9;
+pub(crate) const OP_HEADER_BYTES: usize = 13;
 
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
@@ -85,6 +87,8 @@ impl EncodedRecord {
                 Op::Put { key, value } => (TAG_PUT, key, value),
                 Op::Delete { key } => (TAG_DELETE, key, &[]),
             };
+            let op_start = bytes.len();
+            bytes.extend_from_slice(&[0u8; 4]);
             bytes.push(tag);
             bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
@@ -92,6 +96,8 @@ impl EncodedRecord {
             bytes.extend_from_slice(key);
             let value_start = bytes.len() as u32;
             bytes.extend_from_slice(value);
+            let crc = crc32fast::hash(&bytes[op_start + 4..]);
+            bytes[op_start..op_start + 4].copy_from_slice(&crc.to_le_bytes());
             spans.push(OpSpan {
                 key_start,
                 key_len: key.len() as u32,
@@ -103,10 +109,10 @@ impl EncodedRecord {
         EncodedRecord { bytes, spans }
     }
 
-    /// Writes the LSN and the CRC into the header.
+    /// Writes the LSN and the header CRC into the header.
     pub fn stamp(&mut self, lsn: Lsn) {
         self.bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
-        let crc = crc32fast::hash(&self.bytes[4..]);
+        let crc = crc32fast::hash(&self.bytes[4..RECORD_HEADER_BYTES]);
         self.bytes[0..4].copy_from_slice(&crc.to_le_bytes());
     }
 
@@ -168,11 +174,13 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
     if record.len() != RECORD_HEADER_BYTES + body {
         return Err(DecodeError::Truncated);
     }
-    if crc32fast::hash(&record[4..]) != stored_crc {
+    if crc32fast::hash(&record[4..RECORD_HEADER_BYTES]) != stored_crc {
         if record.iter().all(|b| *b == 0) {
             return Err(DecodeError::Truncated);
         }
-        return Err(DecodeError::Invalid("checksum mismatch".into()));
+        return Err(DecodeError::Invalid(
+            "record header checksum mismatch".into(),
+        ));
     }
     let lsn = read_u64(record, 8);
     let count = read_u32(record, 16) as usize;
@@ -185,9 +193,10 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
         if pos + OP_HEADER_BYTES > record.len() {
             return Err(DecodeError::Invalid("op header past record end".into()));
         }
-        let tag = record[pos];
-        let key_len = read_u32(record, pos + 1) as usize;
-        let value_len = read_u32(record, pos + 5) as usize;
+        let op_crc = read_u32(record, pos);
+        let tag = record[pos + 4];
+        let key_len = read_u32(record, pos + 5) as usize;
+        let value_len = read_u32(record, pos + 9) as usize;
         let is_delete = match tag {
             TAG_PUT => false,
             TAG_DELETE if value_len == 0 => true,
@@ -202,6 +211,9 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
         if end > record.len() {
             return Err(DecodeError::Invalid("op past record end".into()));
         }
+        if crc32fast::hash(&record[pos + 4..end]) != op_crc {
+            return Err(DecodeError::Invalid("op checksum mismatch".into()));
+        }
         spans.push(OpSpan {
             key_start: key_start as u32,
             key_len: key_len as u32,
@@ -215,6 +227,21 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
         return Err(DecodeError::Invalid("trailing bytes after ops".into()));
     }
     Ok((lsn, spans))
+}
+
+/// Checks one operation read on its own (op header, key, value) against its CRC and the key
+/// the index holds, and returns the value. `None` if anything disagrees.
+pub(crate) fn verified_value(mut op: Vec<u8>, key: &[u8]) -> Option<Vec<u8>> {
+    let header_and_key = OP_HEADER_BYTES + key.len();
+    if op.len() < header_and_key
+        || crc32fast::hash(&op[4..]) != read_u32(&op, 0)
+        || read_u32(&op, 5) as usize != key.len()
+        || &op[OP_HEADER_BYTES..header_and_key] != key
+    {
+        return None;
+    }
+    op.drain(..header_and_key);
+    Some(op)
 }
 
 /// Builds owned operations from a validated record.
