@@ -23,6 +23,18 @@ pub trait Engine: Send + Sync {
     fn scan_all(&self) -> BenchResult<u64>;
     /// Reclaims space if the engine can; returns whether it did anything.
     fn compact(&self) -> BenchResult<bool>;
+    /// A reader serving many gets from one snapshot, for engines where that is a distinct,
+    /// faster path than one read transaction per get (redb). Its figure is an extra row beside
+    /// the fair one-transaction-per-get row; `None` for engines without such a path.
+    fn snapshot_reader(&self) -> BenchResult<Option<Box<dyn SnapshotReader + '_>>> {
+        Ok(None)
+    }
+}
+
+/// Gets from one snapshot of the store (see [`Engine::snapshot_reader`]).
+pub trait SnapshotReader {
+    /// Reads one key as of the snapshot.
+    fn get(&self, key: &[u8]) -> BenchResult<Option<Vec<u8>>>;
 }
 
 /// How to open an engine, and what its durable commit is.

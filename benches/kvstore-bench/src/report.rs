@@ -39,10 +39,18 @@ pub fn table(workload: &str, fsync_p50_us: f64, results: &[(&EngineKind, Vec<Fig
     let _ = writeln!(out, "|---|{}---|", "---|".repeat(names.len()));
     let mut rows: Vec<(&'static str, bool)> = Vec::new();
     for (_, figs) in results {
+        // A row only some engines report (redb's one-read-txn gets) goes right after the row
+        // that precedes it in that engine's figures, not at the end of the table.
+        let mut after: Option<usize> = None;
         for f in figs {
-            if !rows.iter().any(|(r, _)| *r == f.row) {
-                rows.push((f.row, f.higher_is_better));
-            }
+            after = Some(match rows.iter().position(|(r, _)| *r == f.row) {
+                Some(at) => at,
+                None => {
+                    let at = after.map_or(rows.len(), |a| a + 1);
+                    rows.insert(at, (f.row, f.higher_is_better));
+                    at
+                }
+            });
         }
     }
     for (row, higher) in rows {
