@@ -173,9 +173,9 @@ impl Inner {
                 state.segments.insert(out.id, out.segment.clone());
             }
             for m in &moved {
-                match state.index.get_mut(&m.key) {
-                    Some(slot) if *slot == m.old => *slot = m.new,
-                    _ => {
+                match state.index.replace_if(&m.key, m.old, m.new) {
+                    true => {}
+                    false => {
                         // Overwritten while we copied: the copy is dead on arrival.
                         if let Some(seg) = state.segments.get_mut(&m.new.segment) {
                             seg.dead_bytes += op_disk_bytes(m.key.len(), m.new.value_len as usize);

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::io::FileIo;
+use crate::keymap::KeyMap;
 use crate::wal::record::{op_disk_bytes, verified_value, OP_HEADER_BYTES};
 use crate::wal::segment::SegmentId;
 use crate::Lsn;
@@ -97,7 +98,7 @@ impl Segment {
 /// file it points into are always read consistently.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub index: BTreeMap<Box<[u8]>, Location>,
+    pub index: KeyMap,
     pub segments: BTreeMap<SegmentId, Segment>,
     /// Bytes of operations that currently decide a key's value.
     pub live_bytes: u64,
@@ -114,14 +115,7 @@ impl State {
     pub fn apply_put(&mut self, key: &[u8], loc: Location) {
         let bytes = op_disk_bytes(key.len(), loc.value_len as usize);
         self.live_bytes += bytes;
-        let old = match self.index.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, loc)),
-            None => {
-                self.index.insert(key.into(), loc);
-                None
-            }
-        };
-        if let Some(old) = old {
+        if let Some(old) = self.index.insert(key, loc) {
             self.retire(key.len(), old);
         }
     }

@@ -107,21 +107,17 @@ impl Range {
             return;
         }
         let state = self.store.inner.state.read();
-        let range = state
+        let chunk: Vec<Pending> = state
             .index
-            .range::<[u8], _>((as_slice(&self.lo), as_slice(&self.hi)));
-        let chunk: Vec<Pending> = if from_front {
-            range
-                .take(CHUNK_KEYS)
-                .filter_map(|(k, loc)| entry(&state, k, loc))
-                .collect()
-        } else {
-            range
-                .rev()
-                .take(CHUNK_KEYS)
-                .filter_map(|(k, loc)| entry(&state, k, loc))
-                .collect()
-        };
+            .chunk(
+                as_slice(&self.lo),
+                as_slice(&self.hi),
+                CHUNK_KEYS,
+                !from_front,
+            )
+            .into_iter()
+            .filter_map(|(k, loc)| entry(&state, k, loc))
+            .collect();
         drop(state);
         if chunk.len() < CHUNK_KEYS {
             self.middle_done = true;
@@ -150,9 +146,9 @@ impl Range {
     }
 }
 
-fn entry(state: &State, key: &[u8], loc: &Location) -> Option<Pending> {
+fn entry(state: &State, key: Box<[u8]>, loc: Location) -> Option<Pending> {
     let file = state.segments.get(&loc.segment)?.file.clone();
-    Some((key.into(), *loc, file))
+    Some((key, loc, file))
 }
 
 impl Iterator for Range {

@@ -28,7 +28,8 @@
 //! - `wal`: `record` (encoding), `segment` (files and headers), `writer` (commit queue),
 //!   `reader` (sequential scan), `hint` (hint files), `recovery` (open), `iter` (`wal_since`),
 //!   `compacted` (writing compacted segments), `swap` (crash-atomic segment replacement)
-//! - `index`: the ordered index and the segment table with dead-byte accounting
+//! - `index`: the segment table with dead-byte accounting, and `keymap`, the compact ordered
+//!   map from key to value location
 //! - `compaction`: online rewriting of sealed segments
 //! - `snapshot`: fuzzy snapshots and their atomic installation (replica full resync)
 //! - `iter`: ordered range iteration in chunks
@@ -47,6 +48,7 @@ mod hook;
 mod index;
 pub mod io;
 mod iter;
+mod keymap;
 mod maintenance;
 mod options;
 mod snapshot;

@@ -35,8 +35,9 @@ pub enum RecoveryMode {
 
 /// Default maximum size of a value: 64 MiB.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 64 << 20;
-/// Default size at which the active segment is sealed and a new one started: 64 MiB.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default size at which the active segment is sealed and a new one started: 8 MiB. Small
+/// enough that recovery, which scans the active segment (sealed ones have hints), stays quick.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
 /// Default WAL kept for registered `wal_since` consumers before they must resync: 1 GiB.
 pub const DEFAULT_MAX_RETAINED_WAL_BYTES: u64 = 1 << 30;
 
@@ -84,7 +85,7 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults: `SyncPolicy::Always`, 64 MiB segments, 64 MiB values, automatic
+    /// The defaults: `SyncPolicy::Always`, 8 MiB segments, 64 MiB values, automatic
     /// compaction at 50% dead bytes, `RecoveryMode::TruncateTail`, 1 GiB WAL retention.
     pub fn new() -> Self {
         Self::default()
@@ -97,7 +98,7 @@ impl Options {
     }
 
     /// Size at which the active segment is sealed (a hint file is then written for it).
-    /// Default: 64 MiB. Must be between 4 KiB and 2 GiB.
+    /// Default: 8 MiB. Must be between 4 KiB and 2 GiB.
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self

@@ -119,7 +119,7 @@ impl SnapshotInstall {
             value_len: value.len() as u32,
             lsn: self.lsn,
         };
-        if let Some(old) = self.state.index.insert(key.into(), loc) {
+        if let Some(old) = self.state.index.insert(key, loc) {
             let dead = op_disk_bytes(key.len(), old.value_len as usize);
             *self.dead.entry(old.segment).or_default() += dead;
             self.state.live_bytes -= dead;

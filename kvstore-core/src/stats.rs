@@ -11,6 +11,9 @@ use crate::{Lsn, SyncPolicy};
 pub struct Stats {
     /// Live keys.
     pub keys: u64,
+    /// Heap bytes held by the in-memory index (keys and locations), excluding allocator
+    /// overhead: the memory cost of the keyspace.
+    pub index_bytes: u64,
     /// Bytes of log operations that hold current values.
     pub live_bytes: u64,
     /// Bytes of overwritten or deleted operations, reclaimable by compaction.
@@ -38,6 +41,7 @@ impl Stats {
         let state = inner.state.read();
         Stats {
             keys: state.index.len() as u64,
+            index_bytes: state.index.heap_bytes() as u64,
             live_bytes: state.live_bytes,
             dead_bytes: state.segments.values().map(|s| s.dead_bytes).sum(),
             segment_bytes: state.segments.values().map(|s| s.len).sum(),

@@ -285,7 +285,7 @@ impl KvStore {
         let key = key.as_ref();
         let (loc, file) = {
             let state = self.inner.state.read();
-            let Some(loc) = state.index.get(key).copied() else {
+            let Some(loc) = state.index.get(key) else {
                 return Ok(None);
             };
             let file = state

@@ -60,8 +60,41 @@ pub(crate) fn encode(id: SegmentId, hint: &Hint) -> Vec<u8> {
     buf
 }
 
+/// One entry of a hint file, borrowing its key from the file's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    pub key: &'a [u8],
+    pub lsn: Lsn,
+    pub value_offset: u32,
+    pub value_len: u32,
+    pub is_delete: bool,
+}
+
 /// Decodes a hint file, or says why it cannot be trusted.
 pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, String> {
+    let mut entries = Vec::new();
+    let segment_len = visit(id, buf, |e| {
+        entries.push(HintEntry {
+            key: e.key.to_vec(),
+            lsn: e.lsn,
+            value_offset: e.value_offset,
+            value_len: e.value_len,
+            is_delete: e.is_delete,
+        })
+    })?;
+    Ok(Hint {
+        segment_len,
+        entries,
+    })
+}
+
+/// Validates a hint file and hands each entry to `f` in file order; returns the segment length
+/// it records. On error `f` may have seen some entries: the caller discards them.
+pub(crate) fn visit(
+    id: SegmentId,
+    buf: &[u8],
+    mut f: impl FnMut(EntryRef<'_>),
+) -> std::result::Result<u64, String> {
     if buf.len() < 16 + TRAILER_BYTES {
         return Err("hint file too short".into());
     }
@@ -81,7 +114,7 @@ pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, Str
     if count > (entries_end - 16) / ENTRY_HEADER_BYTES {
         return Err("impossible hint entry count".into());
     }
-    let mut entries = Vec::with_capacity(count);
+    let mut seen = 0usize;
     let mut pos = 16;
     while pos < entries_end {
         if pos + ENTRY_HEADER_BYTES > entries_end {
@@ -99,22 +132,20 @@ pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, Str
         if u64::from(value_offset) + u64::from(value_len) > segment_len {
             return Err("hint entry points past its segment".into());
         }
-        entries.push(HintEntry {
-            key: buf[key_start..key_start + key_len].to_vec(),
+        f(EntryRef {
+            key: &buf[key_start..key_start + key_len],
             lsn,
             value_offset,
             value_len,
             is_delete: tag == 2,
         });
+        seen += 1;
         pos = key_start + key_len;
     }
-    if entries.len() != count {
+    if seen != count {
         return Err("hint entry count mismatch".into());
     }
-    Ok(Hint {
-        segment_len,
-        entries,
-    })
+    Ok(segment_len)
 }
 
 /// Writes the hint for segment `id` durably: to a temporary name, synced, then renamed.
@@ -132,18 +163,31 @@ pub(crate) fn write(dir: &Path, id: SegmentId, hint: &Hint) -> Result<()> {
     Ok(())
 }
 
+/// The bytes of the hint file of segment `id`, or `None` if it does not exist.
+pub(crate) fn read_bytes(dir: &Path, id: SegmentId) -> Result<Option<Vec<u8>>> {
+    let path = crate::wal::segment::hint_path(dir, id);
+    match fs::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Logs why a hint is not used.
+pub(crate) fn warn_damaged(dir: &Path, id: SegmentId, reason: &str) {
+    let path = crate::wal::segment::hint_path(dir, id);
+    tracing::warn!(path = %path.display(), %reason, "ignoring damaged hint file; scanning its segment instead");
+}
+
 /// Reads the hint for segment `id`: `Ok(None)` if it is missing or damaged (logged).
 pub(crate) fn read(dir: &Path, id: SegmentId) -> Result<Option<Hint>> {
-    let path = crate::wal::segment::hint_path(dir, id);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(crate::Error::io(format!("reading {}", path.display()), e)),
+    let Some(bytes) = read_bytes(dir, id)? else {
+        return Ok(None);
     };
     match decode(id, &bytes) {
         Ok(hint) => Ok(Some(hint)),
         Err(reason) => {
-            tracing::warn!(path = %path.display(), %reason, "ignoring damaged hint file; scanning its segment instead");
+            warn_damaged(dir, id, &reason);
             Ok(None)
         }
     }

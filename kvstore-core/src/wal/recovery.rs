@@ -1,7 +1,7 @@
 //! Opening a store: reading segment headers and hint files, scanning what has no hint,
 //! truncating a torn tail of the newest log segment, and rebuilding the index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,8 +9,9 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment, State};
 use crate::io::FileIo;
+use crate::keymap::KeyMap;
 use crate::options::{Options, RecoveryMode};
-use crate::wal::hint::{self, Hint, HintEntry};
+use crate::wal::hint::{self, EntryRef, Hint, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::op_disk_bytes;
 use crate::wal::segment::{
@@ -84,68 +85,166 @@ pub(crate) fn scan_segment(
     ))
 }
 
-/// Rebuilds the index by LSN: for each key the entry with the highest LSN wins, whatever the
-/// order segments are read in (compaction outputs hold old LSNs under new segment ids).
-struct IndexBuilder {
-    state: State,
-    /// Deletes seen, by key, so that an older put read later stays deleted.
-    tombstones: HashMap<Box<[u8]>, Lsn>,
-    dead: BTreeMap<SegmentId, u64>,
+/// Every operation found in the segments, gathered so that the index can be built by sorting
+/// rather than by one map update per operation. Keys live back to back in one arena.
+#[derive(Default)]
+struct Gathered {
+    arena: Vec<u8>,
+    ops: Vec<GatheredOp>,
 }
 
-impl IndexBuilder {
-    fn add(&mut self, segment: SegmentId, e: HintEntry) {
-        let bytes = op_disk_bytes(e.key.len(), e.value_len as usize);
-        if e.is_delete {
-            *self.dead.entry(segment).or_default() += bytes;
-            if let Some(old) = self.state.index.get(e.key.as_slice()).copied() {
-                // Same LSN in the same segment: a later op of one batch, which wins.
-                if old.lsn < e.lsn || (old.lsn == e.lsn && old.segment == segment) {
-                    self.state.index.remove(e.key.as_slice());
-                    self.retire(&e.key, old);
-                } else {
-                    return;
-                }
-            }
-            let slot = self.tombstones.entry(e.key.into_boxed_slice()).or_insert(0);
-            *slot = (*slot).max(e.lsn);
-            return;
-        }
-        if self
-            .tombstones
-            .get(e.key.as_slice())
-            .is_some_and(|t| *t > e.lsn)
-        {
-            *self.dead.entry(segment).or_default() += bytes;
-            return;
-        }
-        let loc = Location {
+#[derive(Clone, Copy)]
+struct GatheredOp {
+    /// The key's first 8 bytes, big-endian: most comparisons end here.
+    prefix: u64,
+    key_start: usize,
+    key_len: u32,
+    lsn: Lsn,
+    segment: SegmentId,
+    value_offset: u32,
+    value_len: u32,
+    is_delete: bool,
+}
+
+impl Gathered {
+    fn push(&mut self, segment: SegmentId, e: EntryRef<'_>) {
+        let mut prefix = [0u8; 8];
+        let n = e.key.len().min(8);
+        prefix[..n].copy_from_slice(&e.key[..n]);
+        self.ops.push(GatheredOp {
+            prefix: u64::from_be_bytes(prefix),
+            key_start: self.arena.len(),
+            key_len: e.key.len() as u32,
+            lsn: e.lsn,
             segment,
             value_offset: e.value_offset,
             value_len: e.value_len,
-            lsn: e.lsn,
-        };
-        match self.state.index.get(e.key.as_slice()).copied() {
-            // Same LSN in another segment is a compaction copy of the same op.
-            Some(old) if old.lsn > e.lsn || (old.lsn == e.lsn && old.segment != segment) => {
-                *self.dead.entry(segment).or_default() += bytes;
-            }
-            Some(old) => {
-                self.retire(&e.key, old);
-                self.state.index.insert(e.key.into_boxed_slice(), loc);
-                self.state.live_bytes += bytes;
-            }
-            None => {
-                self.state.index.insert(e.key.into_boxed_slice(), loc);
-                self.state.live_bytes += bytes;
-            }
-        }
+            is_delete: e.is_delete,
+        });
+        self.arena.extend_from_slice(e.key);
     }
 
-    fn retire(&mut self, key: &[u8], old: Location) {
-        let bytes = op_disk_bytes(key.len(), old.value_len as usize);
-        self.state.live_bytes = self.state.live_bytes.saturating_sub(bytes);
-        *self.dead.entry(old.segment).or_default() += bytes;
+    fn key(&self, op: &GatheredOp) -> &[u8] {
+        &self.arena[op.key_start..op.key_start + op.key_len as usize]
+    }
+
+    /// Forgets everything pushed after `mark` (a hint that turned out damaged midway).
+    fn truncate(&mut self, mark: (usize, usize)) {
+        self.arena.truncate(mark.0);
+        self.ops.truncate(mark.1);
+    }
+
+    fn mark(&self) -> (usize, usize) {
+        (self.arena.len(), self.ops.len())
+    }
+
+    /// Resolves every key to its newest operation and builds the index. The newest is the one
+    /// with the highest LSN; among equal LSNs (the ops of one batch, or a compaction's copy of
+    /// an op) the one read last, since segments are read in id order and each in file order.
+    /// Returns the index, live bytes and dead bytes per segment.
+    fn resolve(mut self) -> (KeyMap, u64, BTreeMap<SegmentId, u64>) {
+        let unsorted = std::mem::take(&mut self.ops);
+        // Radix-sort (prefix, reading position) pairs by prefix (stable, so reading order
+        // survives), then order each run of equal prefixes by whole key, LSN and reading
+        // position. Runs are short: mostly one key's versions.
+        let mut order: Vec<(u64, Lsn, u32)> = radix_sort_by_prefix(
+            unsorted
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (op.prefix, op.lsn, i as u32))
+                .collect(),
+        );
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i + 1;
+            while j < order.len() && order[j].0 == order[i].0 {
+                j += 1;
+            }
+            if j - i > 1 {
+                order[i..j].sort_unstable_by(|a, b| {
+                    let (ka, kb) = (
+                        self.key(&unsorted[a.2 as usize]),
+                        self.key(&unsorted[b.2 as usize]),
+                    );
+                    ka.cmp(kb).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+                });
+            }
+            i = j;
+        }
+        let ops: Vec<GatheredOp> = order.iter().map(|o| unsorted[o.2 as usize]).collect();
+        drop(unsorted);
+        let mut dead: BTreeMap<SegmentId, u64> = BTreeMap::new();
+        let mut live_bytes = 0;
+        let mut winners: Vec<(&[u8], Location)> = Vec::with_capacity(ops.len());
+        let mut i = 0;
+        while i < ops.len() {
+            let key = self.key(&ops[i]);
+            let mut j = i + 1;
+            while j < ops.len() && ops[j].prefix == ops[i].prefix && self.key(&ops[j]) == key {
+                j += 1;
+            }
+            for op in &ops[i..j - 1] {
+                *dead.entry(op.segment).or_default() +=
+                    op_disk_bytes(key.len(), op.value_len as usize);
+            }
+            let newest = ops[j - 1];
+            let bytes = op_disk_bytes(key.len(), newest.value_len as usize);
+            if newest.is_delete {
+                *dead.entry(newest.segment).or_default() += bytes;
+            } else {
+                live_bytes += bytes;
+                winners.push((
+                    key,
+                    Location {
+                        segment: newest.segment,
+                        value_offset: newest.value_offset,
+                        value_len: newest.value_len,
+                        lsn: newest.lsn,
+                    },
+                ));
+            }
+            i = j;
+        }
+        (KeyMap::from_sorted(winners), live_bytes, dead)
+    }
+}
+
+/// Stable LSD radix sort on the first field, one byte per pass; passes in which every element
+/// has the same byte are skipped.
+fn radix_sort_by_prefix(mut items: Vec<(u64, Lsn, u32)>) -> Vec<(u64, Lsn, u32)> {
+    let mut scratch = vec![(0u64, 0 as Lsn, 0u32); items.len()];
+    for pass in 0..8 {
+        let shift = pass * 8;
+        let mut counts = [0usize; 256];
+        for item in &items {
+            counts[((item.0 >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.contains(&items.len()) {
+            continue;
+        }
+        let mut next = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = next;
+            next += n;
+        }
+        for item in &items {
+            let bucket = ((item.0 >> shift) & 0xff) as usize;
+            scratch[counts[bucket]] = *item;
+            counts[bucket] += 1;
+        }
+        std::mem::swap(&mut items, &mut scratch);
+    }
+    items
+}
+
+fn entry_ref(e: &HintEntry) -> EntryRef<'_> {
+    EntryRef {
+        key: &e.key,
+        lsn: e.lsn,
+        value_offset: e.value_offset,
+        value_len: e.value_len,
+        is_delete: e.is_delete,
     }
 }
 
@@ -226,25 +325,40 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         .filter(|(_, (h, _, _))| !h.compacted)
         .map(|(id, _)| *id)
         .next_back();
-    let mut builder = IndexBuilder {
-        state: State::default(),
-        tombstones: HashMap::new(),
-        dead: BTreeMap::new(),
-    };
+    let mut gathered = Gathered::default();
+    let mut state = State::default();
     let mut last_lsn: Lsn = 0;
     let mut segments_without_hint = Vec::new();
     let mut active_len = SEGMENT_HEADER_BYTES;
     for (id, (header, file, file_len)) in headers {
         let path = segment_path(dir, id);
         let is_active = Some(id) == active_id;
-        let from_hint = if is_active {
+        let mut segment = Segment::new(file.clone(), 0, header.lsn_mark, header.compacted);
+        let hint_bytes = if is_active {
             None
         } else {
-            hint::read(dir, id)?
+            hint::read_bytes(dir, id)?
         };
+        let mark = gathered.mark();
+        let from_hint = hint_bytes.and_then(|bytes| {
+            let visited = hint::visit(id, &bytes, |e| {
+                segment.note_lsn(e.lsn);
+                gathered.push(id, e);
+            });
+            match visited {
+                Ok(segment_len) => Some(segment_len),
+                Err(reason) => {
+                    hint::warn_damaged(dir, id, &reason);
+                    gathered.truncate(mark);
+                    segment.min_lsn = Lsn::MAX;
+                    segment.max_lsn = 0;
+                    None
+                }
+            }
+        });
         let has_hint = from_hint.is_some();
-        let content = match from_hint {
-            Some(h) => h,
+        let segment_len = match from_hint {
+            Some(len) => len,
             None => {
                 let (scanned, damage) =
                     scan_segment(&file, file_len).ctx(|| format!("scanning {}", path.display()))?;
@@ -274,30 +388,33 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 if !is_active {
                     segments_without_hint.push(id);
                 }
-                scanned
+                for e in &scanned.entries {
+                    segment.note_lsn(e.lsn);
+                    gathered.push(id, entry_ref(e));
+                }
+                scanned.segment_len
             }
         };
-        let mut segment =
-            Segment::new(file, content.segment_len, header.lsn_mark, header.compacted);
+        segment.len = segment_len;
         segment.has_hint = has_hint;
         segment.sealed = !is_active;
         last_lsn = last_lsn.max(header.lsn_mark);
-        for e in content.entries {
-            segment.note_lsn(e.lsn);
-            last_lsn = last_lsn.max(e.lsn);
-            builder.add(id, e);
+        if !segment.is_empty() {
+            last_lsn = last_lsn.max(segment.max_lsn);
         }
         if is_active {
-            active_len = content.segment_len;
+            active_len = segment_len;
         }
-        builder.state.segments.insert(id, segment);
+        state.segments.insert(id, segment);
     }
-    for (id, dead) in builder.dead {
-        if let Some(seg) = builder.state.segments.get_mut(&id) {
+    let (index, live_bytes, dead) = gathered.resolve();
+    state.index = index;
+    state.live_bytes = live_bytes;
+    for (id, dead) in dead {
+        if let Some(seg) = state.segments.get_mut(&id) {
             seg.dead_bytes += dead;
         }
     }
-    let mut state = builder.state;
     let mut next_segment_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
 
     let active = match active_id {

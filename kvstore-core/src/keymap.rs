@@ -1,0 +1,455 @@
+//! `KeyMap`: the ordered map from key to [`Location`] that is the in-memory index.
+//!
+//! A `BTreeMap<Box<[u8]>, Location>` costs about 96 bytes per 16-byte key (a heap allocation
+//! per key, 24-byte locations, half-empty nodes). `KeyMap` keeps keys in sorted leaves of up
+//! to [`MAX_LEAF`] entries, each leaf storing its keys back to back in one buffer, their ends
+//! and packed 20-byte locations in two more; a sorted vector of fence keys routes to leaves.
+//! That is about 40 bytes plus the key length per entry, and it is built in one pass from
+//! sorted input, which is what recovery produces.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use crate::index::Location;
+
+/// Entries per leaf before it splits in two.
+const MAX_LEAF: usize = 128;
+/// Entries per leaf when built from sorted input: room to grow before the first split.
+const BULK_LEAF: usize = 100;
+/// Extra entries a full leaf reserves at a time (growth without doubling keeps memory tight).
+const GROW_STEP: usize = 16;
+
+/// A [`Location`] in 20 bytes (5 × u32) instead of 24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedLoc([u32; 5]);
+
+impl From<Location> for PackedLoc {
+    fn from(l: Location) -> Self {
+        PackedLoc([
+            l.segment,
+            l.value_offset,
+            l.value_len,
+            l.lsn as u32,
+            (l.lsn >> 32) as u32,
+        ])
+    }
+}
+
+impl From<PackedLoc> for Location {
+    fn from(p: PackedLoc) -> Self {
+        let [segment, value_offset, value_len, lo, hi] = p.0;
+        Location {
+            segment,
+            value_offset,
+            value_len,
+            lsn: u64::from(lo) | (u64::from(hi) << 32),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Leaf {
+    keys: Vec<u8>,
+    /// End offset in `keys` of each key.
+    ends: Vec<u32>,
+    locs: Vec<PackedLoc>,
+}
+
+impl Leaf {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] as usize
+        }
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        &self.keys[self.start(i)..self.ends[i] as usize]
+    }
+
+    fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key(mid).cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    fn push(&mut self, key: &[u8], loc: PackedLoc) {
+        self.keys.extend_from_slice(key);
+        self.ends.push(self.keys.len() as u32);
+        self.locs.push(loc);
+    }
+
+    fn insert_at(&mut self, i: usize, key: &[u8], loc: PackedLoc) {
+        if self.ends.len() == self.ends.capacity() {
+            self.ends.reserve_exact(GROW_STEP);
+            self.locs.reserve_exact(GROW_STEP);
+        }
+        if self.keys.capacity() - self.keys.len() < key.len() {
+            self.keys.reserve_exact(key.len() * GROW_STEP);
+        }
+        let at = self.start(i);
+        self.keys.splice(at..at, key.iter().copied());
+        self.ends.insert(i, (at + key.len()) as u32);
+        for end in &mut self.ends[i + 1..] {
+            *end += key.len() as u32;
+        }
+        self.locs.insert(i, loc);
+    }
+
+    fn remove_at(&mut self, i: usize) -> PackedLoc {
+        let (start, end) = (self.start(i), self.ends[i] as usize);
+        self.keys.drain(start..end);
+        self.ends.remove(i);
+        for e in &mut self.ends[i..] {
+            *e -= (end - start) as u32;
+        }
+        self.locs.remove(i)
+    }
+
+    /// Moves the upper half into a new leaf.
+    fn split(&mut self) -> Leaf {
+        let mid = self.len() / 2;
+        let cut = self.start(mid);
+        let mut right = Leaf {
+            keys: self.keys[cut..].to_vec(),
+            ends: self.ends[mid..].iter().map(|e| e - cut as u32).collect(),
+            locs: self.locs[mid..].to_vec(),
+        };
+        right.keys.shrink_to_fit();
+        self.keys.truncate(cut);
+        self.ends.truncate(mid);
+        self.locs.truncate(mid);
+        self.keys.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.locs.shrink_to_fit();
+        right
+    }
+}
+
+/// The ordered key → [`Location`] map of the index.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KeyMap {
+    leaves: Vec<Leaf>,
+    /// `fences[i]` ≤ every key of leaf `i` < every key of leaf `i + 1`.
+    fences: Vec<Box<[u8]>>,
+    len: usize,
+}
+
+impl KeyMap {
+    /// Builds a map from entries in strictly increasing key order.
+    pub fn from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], Location)>) -> Self {
+        let mut map = KeyMap::default();
+        let mut leaf = Leaf::default();
+        for (key, loc) in entries {
+            if leaf.len() == BULK_LEAF {
+                map.seal_bulk_leaf(std::mem::take(&mut leaf));
+            }
+            leaf.push(key, loc.into());
+            map.len += 1;
+        }
+        if leaf.len() > 0 {
+            map.seal_bulk_leaf(leaf);
+        }
+        map
+    }
+
+    fn seal_bulk_leaf(&mut self, mut leaf: Leaf) {
+        leaf.keys.shrink_to_fit();
+        leaf.ends.shrink_to_fit();
+        leaf.locs.shrink_to_fit();
+        self.fences.push(leaf.key(0).into());
+        self.leaves.push(leaf);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The leaf that holds `key` if it is present (and where it would go otherwise).
+    fn leaf_for(&self, key: &[u8]) -> usize {
+        self.fences
+            .partition_point(|f| &**f <= key)
+            .saturating_sub(1)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<Location> {
+        let leaf = self.leaves.get(self.leaf_for(key))?;
+        leaf.search(key).ok().map(|i| leaf.locs[i].into())
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `loc`; returns the location it replaced.
+    pub fn insert(&mut self, key: &[u8], loc: Location) -> Option<Location> {
+        if self.leaves.is_empty() {
+            self.leaves.push(Leaf::default());
+            self.fences.push(key.into());
+        }
+        let li = self.leaf_for(key);
+        let leaf = &mut self.leaves[li];
+        match leaf.search(key) {
+            Ok(i) => Some(std::mem::replace(&mut leaf.locs[i], loc.into()).into()),
+            Err(i) => {
+                leaf.insert_at(i, key, loc.into());
+                self.len += 1;
+                if li == 0 && i == 0 {
+                    self.fences[0] = key.into();
+                }
+                if leaf.len() > MAX_LEAF {
+                    let right = leaf.split();
+                    self.fences.insert(li + 1, right.key(0).into());
+                    self.leaves.insert(li + 1, right);
+                }
+                None
+            }
+        }
+    }
+
+    /// Replaces the location of `key` only if it still is `expected`.
+    pub fn replace_if(&mut self, key: &[u8], expected: Location, new: Location) -> bool {
+        let li = self.leaf_for(key);
+        let Some(leaf) = self.leaves.get_mut(li) else {
+            return false;
+        };
+        match leaf.search(key) {
+            Ok(i) if Location::from(leaf.locs[i]) == expected => {
+                leaf.locs[i] = new.into();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Location> {
+        let li = self.leaf_for(key);
+        let leaf = self.leaves.get_mut(li)?;
+        let i = leaf.search(key).ok()?;
+        let loc = leaf.remove_at(i);
+        self.len -= 1;
+        if leaf.len() == 0 {
+            self.leaves.remove(li);
+            self.fences.remove(li);
+        }
+        Some(loc.into())
+    }
+
+    /// Up to `limit` entries inside `(lo, hi)`, from the low end, or from the high end
+    /// (largest first) when `from_high`.
+    pub fn chunk(
+        &self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        limit: usize,
+        from_high: bool,
+    ) -> Vec<(Box<[u8]>, Location)> {
+        let above_lo = |k: &[u8]| match lo {
+            Bound::Included(b) => k >= b,
+            Bound::Excluded(b) => k > b,
+            Bound::Unbounded => true,
+        };
+        let below_hi = |k: &[u8]| match hi {
+            Bound::Included(b) => k <= b,
+            Bound::Excluded(b) => k < b,
+            Bound::Unbounded => true,
+        };
+        let mut out = Vec::new();
+        if self.leaves.is_empty() {
+            return out;
+        }
+        if !from_high {
+            let (mut li, mut i) = match lo {
+                Bound::Unbounded => (0, 0),
+                Bound::Included(b) | Bound::Excluded(b) => {
+                    let li = self.leaf_for(b);
+                    (li, self.leaves[li].search(b).unwrap_or_else(|i| i))
+                }
+            };
+            while out.len() < limit && li < self.leaves.len() {
+                let leaf = &self.leaves[li];
+                if i >= leaf.len() {
+                    li += 1;
+                    i = 0;
+                    continue;
+                }
+                let key = leaf.key(i);
+                if !below_hi(key) {
+                    break;
+                }
+                if above_lo(key) {
+                    out.push((key.into(), leaf.locs[i].into()));
+                }
+                i += 1;
+            }
+        } else {
+            let (mut li, mut i) = match hi {
+                Bound::Unbounded => {
+                    let li = self.leaves.len() - 1;
+                    (li, self.leaves[li].len())
+                }
+                Bound::Included(b) | Bound::Excluded(b) => {
+                    let li = self.leaf_for(b);
+                    (li, self.leaves[li].search(b).map_or_else(|i| i, |i| i + 1))
+                }
+            };
+            // `i` is one past the candidate; walk down.
+            while out.len() < limit {
+                if i == 0 {
+                    if li == 0 {
+                        break;
+                    }
+                    li -= 1;
+                    i = self.leaves[li].len();
+                    continue;
+                }
+                i -= 1;
+                let leaf = &self.leaves[li];
+                let key = leaf.key(i);
+                if !above_lo(key) {
+                    break;
+                }
+                if below_hi(key) {
+                    out.push((key.into(), leaf.locs[i].into()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Bytes of heap this map holds (capacities, not lengths).
+    pub fn heap_bytes(&self) -> usize {
+        let leaves: usize = self
+            .leaves
+            .iter()
+            .map(|l| l.keys.capacity() + l.ends.capacity() * 4 + l.locs.capacity() * 20)
+            .sum();
+        let fences: usize = self.fences.iter().map(|f| f.len() + 16).sum();
+        leaves + fences + self.leaves.capacity() * std::mem::size_of::<Leaf>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn loc(n: u64) -> Location {
+        Location {
+            segment: n as u32,
+            value_offset: n.wrapping_mul(3) as u32,
+            value_len: n.wrapping_mul(7) as u32,
+            lsn: n.rotate_left(33) ^ n,
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Insert(Vec<u8>, u64),
+        Remove(Vec<u8>),
+        Chunk(Vec<u8>, Vec<u8>, bool, bool, usize),
+    }
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(0u8..6, 0..4)
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (key(), any::<u64>()).prop_map(|(k, n)| Step::Insert(k, n)),
+            2 => key().prop_map(Step::Remove),
+            1 => (key(), key(), any::<bool>(), any::<bool>(), 1usize..50)
+                .prop_map(|(a, b, inc, rev, n)| Step::Chunk(a, b, inc, rev, n)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_btreemap(
+            initial in prop::collection::btree_map(key(), any::<u64>(), 0..300),
+            steps in prop::collection::vec(step(), 0..400),
+        ) {
+            let mut model: BTreeMap<Vec<u8>, Location> =
+                initial.iter().map(|(k, n)| (k.clone(), loc(*n))).collect();
+            let mut map = KeyMap::from_sorted(model.iter().map(|(k, l)| (k.as_slice(), *l)));
+            for s in steps {
+                match s {
+                    Step::Insert(k, n) => {
+                        prop_assert_eq!(map.insert(&k, loc(n)), model.insert(k, loc(n)));
+                    }
+                    Step::Remove(k) => prop_assert_eq!(map.remove(&k), model.remove(&k)),
+                    Step::Chunk(a, b, inclusive, rev, n) => {
+                        let lo = Bound::Excluded(a.as_slice());
+                        let hi = if inclusive { Bound::Included(b.as_slice()) } else { Bound::Unbounded };
+                        let got: Vec<(Vec<u8>, Location)> = map
+                            .chunk(lo, hi, n, rev)
+                            .into_iter()
+                            .map(|(k, l)| (k.into_vec(), l))
+                            .collect();
+                        let valid = match hi { Bound::Included(b) => a.as_slice() < b, _ => true };
+                        if valid {
+                            let range = model.range::<[u8], _>((lo, hi)).map(|(k, l)| (k.clone(), *l));
+                            let want: Vec<_> = if rev { range.rev().take(n).collect() } else { range.take(n).collect() };
+                            prop_assert_eq!(got, want);
+                        }
+                    }
+                }
+                prop_assert_eq!(map.len(), model.len());
+            }
+            for (k, l) in &model {
+                prop_assert_eq!(map.get(k), Some(*l));
+            }
+            let all: Vec<Vec<u8>> = map
+                .chunk(Bound::Unbounded, Bound::Unbounded, usize::MAX, false)
+                .into_iter()
+                .map(|(k, _)| k.into_vec())
+                .collect();
+            prop_assert_eq!(all, model.keys().cloned().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn sixteen_byte_keys_cost_under_48_bytes_plus_the_key() {
+        let keys: Vec<[u8; 16]> = (0..100_000u64)
+            .map(|i| {
+                let mut k = [0u8; 16];
+                k[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+                k
+            })
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        let bulk = KeyMap::from_sorted(sorted.iter().map(|k| (k.as_slice(), loc(1))));
+        assert!(
+            bulk.heap_bytes() / keys.len() <= 48 + 16,
+            "{}",
+            bulk.heap_bytes()
+        );
+        let mut grown = KeyMap::default();
+        for k in &keys {
+            grown.insert(k, loc(1));
+        }
+        assert!(
+            grown.heap_bytes() / keys.len() <= 48 + 16,
+            "{}",
+            grown.heap_bytes()
+        );
+    }
+}
