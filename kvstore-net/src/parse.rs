@@ -131,8 +131,10 @@ pub(crate) fn find_line_within(
     pos: usize,
     max: usize,
 ) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+    // Only the first `max + 1` bytes decide (a CR there, or none and the line is too long),
+    // so the outcome never depends on how the bytes were split across reads.
     let rest = buf.get(pos..).unwrap_or_default();
-    let window = &rest[..rest.len().min(max + 2)];
+    let window = &rest[..rest.len().min(max + 1)];
     match window.iter().position(|&b| b == b'\r') {
         Some(cr) => match rest.get(cr + 1) {
             None => Ok(None),
@@ -306,10 +308,12 @@ impl RequestDecoder {
 
     /// An inline line: `Ok(Some((args, used)))`, `Ok(None)` without its newline yet.
     fn decode_inline(&self, buf: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
+        // A line of `max` bytes plus CRLF fits in `max + 2`; only those bytes decide, so the
+        // outcome never depends on how the bytes were split across reads.
         let max = self.limits.max_inline_bytes;
         let window = &buf[..buf.len().min(max + 2)];
         let Some(newline) = window.iter().position(|&b| b == b'\n') else {
-            if window.len() > max {
+            if window.len() >= max + 2 {
                 return Err(ProtocolError::InlineTooLarge { max });
             }
             return Ok(None);
@@ -431,6 +435,37 @@ mod tests {
             decode_all(b"*1\r\n$3\r\nabcde"),
             Err(ProtocolError::MissingCrlf)
         );
+    }
+
+    /// Found by the fuzzer: a long header line with a bare CR past the limit used to give a
+    /// different error when it arrived in pieces.
+    #[test]
+    fn long_lines_fail_the_same_however_they_are_split() {
+        let mut header = b"*".to_vec();
+        header.extend(vec![b'1'; 40]);
+        header.extend(b"\rx");
+        let mut inline = vec![b'a'; MAX_INLINE_BYTES];
+        inline.extend(b"\r\n");
+        for bytes in [header, inline] {
+            let whole = decode_all(&bytes);
+            let mut decoder = RequestDecoder::default();
+            let mut buf = Vec::new();
+            let mut split = Ok(Vec::new());
+            for chunk in bytes.chunks(7) {
+                buf.extend_from_slice(chunk);
+                let mut used = 0;
+                match decoder.decode(&buf, &mut used) {
+                    Ok(Some(req)) => split.as_mut().map(|v| v.push(req)).unwrap_or(()),
+                    Ok(None) => {}
+                    Err(e) => {
+                        split = Err(e);
+                        break;
+                    }
+                }
+                buf.drain(..used);
+            }
+            assert_eq!(whole, split);
+        }
     }
 
     #[test]
