@@ -28,10 +28,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..times {
         let start = Instant::now();
         let store = KvStore::open(&dir)?;
+        let took = start.elapsed();
+        let stats = store.stats();
+        let resident_mib = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| (pages * 4096) >> 20);
         println!(
-            "open: {:.1} ms, {} keys",
-            start.elapsed().as_secs_f64() * 1e3,
-            store.len()
+            "open: {:.1} ms, {} keys, index {:.1} B/key, resident {resident_mib} MiB",
+            took.as_secs_f64() * 1e3,
+            stats.keys,
+            stats.index_bytes as f64 / stats.keys.max(1) as f64,
         );
     }
     Ok(())

@@ -19,7 +19,7 @@ use crate::wal::compacted::CompactedWriter;
 use crate::wal::hint::{self, HintEntry};
 use crate::wal::record::op_disk_bytes;
 use crate::wal::recovery::scan_segment;
-use crate::wal::segment::{segment_path, SegmentId};
+use crate::wal::segment::{segment_path, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::swap::{self, SwapPlan};
 use crate::Lsn;
 
@@ -42,13 +42,6 @@ struct Candidate {
     file: Arc<dyn FileIo>,
     len: u64,
     has_hint: bool,
-}
-
-/// A live value moved from `old` to `new`.
-struct Moved {
-    key: Box<[u8]>,
-    old: Location,
-    new: Location,
 }
 
 /// Index entries checked per read-lock acquisition, so writers are never held up for long.
@@ -85,17 +78,10 @@ impl Inner {
         floor
     }
 
-    /// Seals the active segment if it holds dead bytes, so that an explicit compaction can
-    /// reclaim them too.
-    fn seal_active_if_dead(&self) -> Result<()> {
+    /// Seals the active segment if it holds any record, so that a full compaction covers it.
+    fn seal_active_if_written(&self) -> Result<()> {
         let mut active = self.active.lock();
-        let dead = self
-            .state
-            .read()
-            .segments
-            .get(&active.id)
-            .map_or(0, |s| s.dead_bytes);
-        if dead > 0 {
+        if active.len > SEGMENT_HEADER_BYTES {
             let last = active.written_lsn;
             let sealed = self.roll(&mut active, last)?;
             // Holding the active segment's lock means no group is between write and publish.
@@ -104,15 +90,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs one compaction over every sealed segment that has dead bytes and that no WAL
-    /// consumer still needs.
-    pub(crate) fn compact_all(self: &Arc<Self>, seal_active: bool) -> Result<CompactionReport> {
+    /// Runs one compaction over the sealed segments no WAL consumer still needs: those with
+    /// dead bytes, or with `full` (an explicit `compact()`), also every log segment (the
+    /// active one sealed first), so that all data ends in compacted form: densely packed, and
+    /// without hint files where they would repeat most of the bytes.
+    pub(crate) fn compact_all(self: &Arc<Self>, full: bool) -> Result<CompactionReport> {
         let _exclusive = self.compaction_lock.lock();
         if let Some(reason) = self.poison_reason() {
             return Err(Error::Poisoned { reason });
         }
-        if seal_active {
-            self.seal_active_if_dead()?;
+        if full {
+            self.seal_active_if_written()?;
         }
         let active = self.active_id();
         let floor = self.retention_floor(active);
@@ -123,7 +111,9 @@ impl Inner {
             let mut horizon = 0;
             for (id, s) in &state.segments {
                 let wanted = s.sealed
-                    && (s.dead_bytes > 0 || (s.compacted && s.is_empty()))
+                    && (s.dead_bytes > 0
+                        || (s.compacted && s.is_empty())
+                        || (full && !s.compacted))
                     && (s.compacted || s.max_lsn <= floor);
                 if wanted {
                     horizon = horizon.max(s.max_lsn);
@@ -147,11 +137,10 @@ impl Inner {
         }
 
         let mut writer = CompactedWriter::new(self, horizon);
-        let mut moved: Vec<Moved> = Vec::new();
         for candidate in &candidates {
-            self.copy_live(candidate, outside_min_lsn, &mut writer, &mut moved)?;
+            self.copy_live(candidate, outside_min_lsn, &mut writer)?;
         }
-        let outputs = writer.finish()?;
+        let (outputs, moved) = writer.finish()?;
         let plan = SwapPlan {
             install: outputs.iter().map(|o| o.id).collect(),
             delete: candidates.iter().map(|c| c.id).collect(),
@@ -173,7 +162,8 @@ impl Inner {
                 state.segments.insert(out.id, out.segment.clone());
             }
             for m in &moved {
-                match state.index.replace_if(&m.key, m.old, m.new) {
+                let Some(old) = m.old else { continue };
+                match state.index.replace_if(&m.key, old, m.new) {
                     true => {}
                     false => {
                         // Overwritten while we copied: the copy is dead on arrival.
@@ -224,7 +214,6 @@ impl Inner {
         candidate: &Candidate,
         outside_min_lsn: Lsn,
         writer: &mut CompactedWriter,
-        moved: &mut Vec<Moved>,
     ) -> Result<()> {
         let entries = self.candidate_entries(candidate)?;
         for chunk in entries.chunks(LIVENESS_CHUNK) {
@@ -245,39 +234,22 @@ impl Inner {
                     .collect()
             };
             for e in keep {
-                let op = if e.is_delete {
-                    Op::Delete { key: e.key.clone() }
-                } else {
-                    let old = Location {
-                        segment: candidate.id,
-                        value_offset: e.value_offset,
-                        value_len: e.value_len,
-                        lsn: e.lsn,
-                    };
-                    let value = old.read_value(&*candidate.file, &e.key, &self.dir)?;
-                    Op::Put {
-                        key: e.key.clone(),
-                        value,
-                    }
-                };
-                let placed = writer.append(&op, e.lsn)?;
-                if !e.is_delete {
-                    moved.push(Moved {
-                        key: e.key.clone().into_boxed_slice(),
-                        old: Location {
-                            segment: candidate.id,
-                            value_offset: e.value_offset,
-                            value_len: e.value_len,
-                            lsn: e.lsn,
-                        },
-                        new: Location {
-                            segment: placed.segment,
-                            value_offset: placed.value_offset,
-                            value_len: e.value_len,
-                            lsn: e.lsn,
-                        },
-                    });
+                if e.is_delete {
+                    writer.append(Op::Delete { key: e.key.clone() }, None)?;
+                    continue;
                 }
+                let old = Location {
+                    segment: candidate.id,
+                    value_offset: e.value_offset,
+                    value_len: e.value_len,
+                    lsn: e.lsn,
+                };
+                let value = old.read_value(&*candidate.file, &e.key, &self.dir)?;
+                let op = Op::Put {
+                    key: e.key.clone(),
+                    value,
+                };
+                writer.append(op, Some(old))?;
             }
         }
         Ok(())

@@ -151,34 +151,39 @@ impl KeyMap {
     /// Builds a map from entries in strictly increasing key order.
     pub fn from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], Location)>) -> Self {
         let mut map = KeyMap::default();
-        let mut leaf = Leaf::default();
-        for (key, loc) in entries {
-            if leaf.len() == BULK_LEAF {
-                map.seal_bulk_leaf(std::mem::take(&mut leaf));
+        let mut pending: Vec<(&[u8], Location)> = Vec::with_capacity(BULK_LEAF);
+        for entry in entries {
+            pending.push(entry);
+            if pending.len() == BULK_LEAF {
+                map.push_bulk_leaf(&pending);
+                pending.clear();
             }
-            leaf.push(key, loc.into());
-            map.len += 1;
         }
-        if leaf.len() > 0 {
-            map.seal_bulk_leaf(leaf);
+        if !pending.is_empty() {
+            map.push_bulk_leaf(&pending);
         }
         map
     }
 
-    fn seal_bulk_leaf(&mut self, mut leaf: Leaf) {
-        leaf.keys.shrink_to_fit();
-        leaf.ends.shrink_to_fit();
-        leaf.locs.shrink_to_fit();
+    /// Appends a leaf allocated at its exact size (growing vectors and shrinking them after
+    /// would leave the allocator's heap full of holes).
+    fn push_bulk_leaf(&mut self, entries: &[(&[u8], Location)]) {
+        let key_bytes = entries.iter().map(|(k, _)| k.len()).sum();
+        let mut leaf = Leaf {
+            keys: Vec::with_capacity(key_bytes),
+            ends: Vec::with_capacity(entries.len()),
+            locs: Vec::with_capacity(entries.len()),
+        };
+        for (key, loc) in entries {
+            leaf.push(key, (*loc).into());
+        }
+        self.len += entries.len();
         self.fences.push(leaf.key(0).into());
         self.leaves.push(leaf);
     }
 
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The leaf that holds `key` if it is present (and where it would go otherwise).

@@ -122,9 +122,12 @@ impl Inner {
     pub(crate) fn write_hint(&self, id: SegmentId) -> crate::Result<()> {
         // Compaction may be deleting this very segment.
         let _exclusive = self.compaction_lock.lock();
-        let Some((file, len)) = ({
+        let Some((file, len, compacted)) = ({
             let state = self.state.read();
-            state.segments.get(&id).map(|s| (s.file.clone(), s.len))
+            state
+                .segments
+                .get(&id)
+                .map(|s| (s.file.clone(), s.len, s.compacted))
         }) else {
             return Ok(()); // compacted away meanwhile
         };
@@ -136,6 +139,9 @@ impl Inner {
                 offset,
                 reason,
             });
+        }
+        if !hint::worth_writing(&content, compacted) {
+            return Ok(());
         }
         hint::write(&self.dir, id, &content)?;
         self.sync_dir()?;

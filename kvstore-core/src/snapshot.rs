@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::batch::Op;
 use crate::error::{Error, Result};
-use crate::index::{Location, State};
+use crate::index::State;
 use crate::iter::Range;
 use crate::wal::compacted::CompactedWriter;
 use crate::wal::record::op_disk_bytes;
@@ -65,8 +65,7 @@ impl KvStore {
             store: self.clone(),
             lsn,
             writer: CompactedWriter::new(&self.inner, lsn),
-            state: State::default(),
-            dead: HashMap::new(),
+            added: 0,
         })
     }
 }
@@ -76,17 +75,15 @@ pub struct SnapshotInstall {
     store: KvStore,
     lsn: Lsn,
     writer: CompactedWriter,
-    /// The index the store will have once the snapshot is installed.
-    state: State,
-    /// Dead bytes per written segment (keys sent twice).
-    dead: HashMap<SegmentId, u64>,
+    /// Puts added so far.
+    added: usize,
 }
 
 impl std::fmt::Debug for SnapshotInstall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotInstall")
             .field("lsn", &self.lsn)
-            .field("keys", &self.state.index.len())
+            .field("added", &self.added)
             .finish()
     }
 }
@@ -112,44 +109,42 @@ impl SnapshotInstall {
             key: key.to_vec(),
             value: value.to_vec(),
         };
-        let placed = self.writer.append(&op, self.lsn)?;
-        let loc = Location {
-            segment: placed.segment,
-            value_offset: placed.value_offset,
-            value_len: value.len() as u32,
-            lsn: self.lsn,
-        };
-        if let Some(old) = self.state.index.insert(key, loc) {
-            let dead = op_disk_bytes(key.len(), old.value_len as usize);
-            *self.dead.entry(old.segment).or_default() += dead;
-            self.state.live_bytes -= dead;
-        }
-        self.state.live_bytes += op_disk_bytes(key.len(), value.len());
+        self.writer.append(op, None)?;
+        self.added += 1;
         Ok(())
     }
 
-    /// Keys added so far.
+    /// Puts added so far (a key sent twice counts twice).
     pub fn len(&self) -> usize {
-        self.state.index.len()
+        self.added
     }
 
-    /// Whether no key was added yet.
+    /// Whether nothing was added yet.
     pub fn is_empty(&self) -> bool {
-        self.state.index.is_empty()
+        self.added == 0
     }
 
     /// Atomically replaces the store's contents with the snapshot and sets its applied LSN to
     /// the snapshot's. After a crash, the store holds either its old contents or the snapshot.
     pub fn finish(self) -> Result<()> {
         let SnapshotInstall {
-            store,
-            lsn,
-            writer,
-            state: mut new_state,
-            dead,
+            store, lsn, writer, ..
         } = self;
         let inner = &store.inner;
-        let outputs = writer.finish()?;
+        let (outputs, placements) = writer.finish()?;
+        // The index the store will have: the last placement of each key wins.
+        let mut new_state = State::default();
+        let mut dead: HashMap<SegmentId, u64> = HashMap::new();
+        for p in &placements {
+            let bytes = op_disk_bytes(p.key.len(), p.new.value_len as usize);
+            new_state.live_bytes += bytes;
+            if let Some(old) = new_state.index.insert(&p.key, p.new) {
+                let replaced = op_disk_bytes(p.key.len(), old.value_len as usize);
+                *dead.entry(old.segment).or_default() += replaced;
+                new_state.live_bytes -= replaced;
+            }
+        }
+        drop(placements);
         let _no_compaction = inner.compaction_lock.lock();
         let mut active = inner.active.lock();
         let old_ids: Vec<u32> = inner.state.read().segments.keys().copied().collect();

@@ -362,9 +362,12 @@ impl KvStore {
         self.inner.flush()
     }
 
-    /// Reclaims the space of overwritten and deleted values now: seals the active segment if it
-    /// holds dead bytes, then rewrites every sealed segment with dead bytes that no WAL consumer
-    /// still needs. Reads and writes go on meanwhile.
+    /// Reclaims the space of overwritten and deleted values now, fully: seals the active
+    /// segment, then rewrites every log segment and every compacted segment with dead bytes
+    /// that no WAL consumer still needs (registered with [`retain_wal`](Self::retain_wal)) into
+    /// densely packed compacted segments. Reads and writes go on meanwhile. (Automatic
+    /// compaction is lighter: it only rewrites sealed segments with dead bytes.) `wal_since`
+    /// cannot serve records older than a compaction.
     pub fn compact(&self) -> Result<crate::CompactionReport> {
         self.inner.compact_all(true)
     }

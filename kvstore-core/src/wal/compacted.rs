@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::batch::Op;
 use crate::error::{IoContext, Result};
-use crate::index::Segment;
+use crate::index::{Location, Segment};
 use crate::io::FileIo;
 use crate::store::Inner;
 use crate::wal::hint::{self, Hint, HintEntry};
@@ -23,20 +23,34 @@ pub(crate) struct Pending {
     pub segment: Segment,
 }
 
-/// Appends single-operation records to a series of pending compacted segments.
+/// Appends operations to a series of pending compacted segments, packed many to a record.
+///
+/// Every record carries `lsn_mark` as its LSN rather than its operations' own. That is safe:
+/// every LSN in a compaction's input is at most its horizon (`lsn_mark`), every write the
+/// compaction did not see has a higher LSN, and a key is in at most one compacted segment, so
+/// recovery resolves every key as before. (A snapshot install's `lsn_mark` is the snapshot's
+/// LSN, with the same argument.)
 pub(crate) struct CompactedWriter {
     inner: Arc<Inner>,
-    /// Goes into every header: the highest LSN the new segments stand for.
     lsn_mark: Lsn,
     pub outputs: Vec<Pending>,
+    /// Operations of the record being assembled, with the location each replaces.
+    batch: Vec<(Op, Option<Location>)>,
+    batch_bytes: usize,
+    placements: Vec<Placement>,
 }
 
-/// Where an appended value landed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Placed {
-    pub segment: SegmentId,
-    pub value_offset: u32,
+/// Where a copied value landed, and where it came from.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    pub key: Box<[u8]>,
+    pub old: Option<Location>,
+    pub new: Location,
 }
+
+/// Operations are packed into records of about this size: large enough that the record
+/// header costs nothing, small enough to read and verify in one go.
+const RECORD_TARGET_BYTES: usize = 64 << 10;
 
 impl CompactedWriter {
     pub fn new(inner: &Arc<Inner>, lsn_mark: Lsn) -> Self {
@@ -44,6 +58,9 @@ impl CompactedWriter {
             inner: inner.clone(),
             lsn_mark,
             outputs: Vec::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            placements: Vec::new(),
         }
     }
 
@@ -72,10 +89,30 @@ impl CompactedWriter {
         Ok(())
     }
 
-    /// Appends `op` as a record with `lsn`; tombstones count as dead bytes right away.
-    pub fn append(&mut self, op: &Op, lsn: Lsn) -> Result<Placed> {
-        let mut record = EncodedRecord::encode(std::slice::from_ref(op));
-        record.stamp(lsn);
+    /// Adds `op`, which replaces the value at `old` (if any); tombstones count as dead bytes
+    /// right away. Placements are known once the writer is finished.
+    pub fn append(&mut self, op: Op, old: Option<Location>) -> Result<()> {
+        self.batch_bytes += op.key().len()
+            + match &op {
+                Op::Put { value, .. } => value.len(),
+                Op::Delete { .. } => 0,
+            };
+        self.batch.push((op, old));
+        if self.batch_bytes >= RECORD_TARGET_BYTES {
+            self.write_record()?;
+        }
+        Ok(())
+    }
+
+    fn write_record(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let ops: Vec<Op> = batch.iter().map(|(op, _)| op.clone()).collect();
+        let mut record = EncodedRecord::encode(&ops);
+        record.stamp(self.lsn_mark);
         let len = record.bytes.len() as u64;
         let full = self.outputs.last().is_none_or(|o| {
             o.segment.len > SEGMENT_HEADER_BYTES
@@ -94,29 +131,40 @@ impl CompactedWriter {
             .write_all_at(&record.bytes, offset)
             .ctx(|| format!("writing compacted segment {}", out.id))?;
         out.segment.len += len;
-        out.segment.note_lsn(lsn);
-        let span = record.spans[0];
-        let value_offset = (offset + u64::from(span.value_start)) as u32;
-        if span.is_delete {
-            out.segment.dead_bytes += op_disk_bytes(span.key_len as usize, 0);
+        out.segment.note_lsn(self.lsn_mark);
+        for ((op, old), span) in batch.into_iter().zip(&record.spans) {
+            let value_offset = (offset + u64::from(span.value_start)) as u32;
+            out.entries.push(HintEntry {
+                key: op.key().to_vec(),
+                lsn: self.lsn_mark,
+                value_offset,
+                value_len: span.value_len,
+                is_delete: span.is_delete,
+            });
+            if span.is_delete {
+                out.segment.dead_bytes += op_disk_bytes(span.key_len as usize, 0);
+                continue;
+            }
+            self.placements.push(Placement {
+                key: op.key().into(),
+                old,
+                new: Location {
+                    segment: out.id,
+                    value_offset,
+                    value_len: span.value_len,
+                    lsn: self.lsn_mark,
+                },
+            });
         }
-        out.entries.push(HintEntry {
-            key: op.key().to_vec(),
-            lsn,
-            value_offset,
-            value_len: span.value_len,
-            is_delete: span.is_delete,
-        });
-        Ok(Placed {
-            segment: out.id,
-            value_offset,
-        })
+        Ok(())
     }
 
-    /// Syncs every output and writes its hint; returns them, still pending (the caller
-    /// swaps them in or [`abandon`](Self::abandon)s them).
+    /// Writes what is buffered, syncs every output and writes the hints worth having;
+    /// returns the outputs, still pending (the caller swaps them in or
+    /// [`abandon`](Self::abandon)s them), and where each put landed, in order.
     /// At least one segment is produced, so that its header keeps `lsn_mark` on disk.
-    pub fn finish(mut self) -> Result<Vec<Pending>> {
+    pub fn finish(mut self) -> Result<(Vec<Pending>, Vec<Placement>)> {
+        self.write_record()?;
         if self.outputs.is_empty() {
             self.start_segment()?;
         }
@@ -128,10 +176,13 @@ impl CompactedWriter {
                 segment_len: out.segment.len,
                 entries: std::mem::take(&mut out.entries),
             };
-            hint::write(&self.inner.dir, out.id, &content)?;
-            out.segment.has_hint = true;
+            if hint::worth_writing(&content, true) {
+                hint::write(&self.inner.dir, out.id, &content)?;
+                out.segment.has_hint = true;
+            }
         }
-        Ok(std::mem::take(&mut self.outputs))
+        let placements = std::mem::take(&mut self.placements);
+        Ok((std::mem::take(&mut self.outputs), placements))
     }
 
     /// Removes the pending files of an abandoned writer.

@@ -148,6 +148,19 @@ pub(crate) fn visit(
     Ok(segment_len)
 }
 
+/// Whether a hint is worth its bytes: always for log segments (they are read at every open
+/// until compacted); for compacted segments only when it is under an eighth of the segment,
+/// i.e. when values are large next to keys. Otherwise reading the segment at open costs little
+/// more than reading a hint that repeats every key, and skipping it keeps space near the data's.
+pub(crate) fn worth_writing(hint: &Hint, compacted: bool) -> bool {
+    if !compacted {
+        return true;
+    }
+    let keys: usize = hint.entries.iter().map(|e| e.key.len()).sum();
+    let bytes = (16 + TRAILER_BYTES + hint.entries.len() * ENTRY_HEADER_BYTES + keys) as u64;
+    bytes * 8 < hint.segment_len
+}
+
 /// Writes the hint for segment `id` durably: to a temporary name, synced, then renamed.
 /// The caller syncs the directory.
 pub(crate) fn write(dir: &Path, id: SegmentId, hint: &Hint) -> Result<()> {

@@ -385,7 +385,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     file.sync_data()
                         .ctx(|| format!("syncing {}", path.display()))?;
                 }
-                if !is_active {
+                if !is_active && !header.compacted {
                     segments_without_hint.push(id);
                 }
                 for e in &scanned.entries {
