@@ -197,6 +197,54 @@ impl ReplicaEndpoint {
         })
     }
 
+    /// Applies a window of records of the session with `epoch` in one commit group (one write
+    /// and at most one sync on the replica, instead of one per record), with the rules of
+    /// [`apply`](Self::apply) for each record: duplicates are ignored; a record after a gap
+    /// changes nothing. Returns one [`Ack`] per record, in order, each carrying the applied LSN
+    /// after the whole window: a record the window applied or already held is acknowledged
+    /// (`applied_lsn >= lsn`), one refused after a gap is answered with `applied_lsn < lsn`, so
+    /// the master resends from there. Any other error (an epoch refusal, an I/O failure) is
+    /// returned instead of acks; records before the failure may be applied, as with a sequence
+    /// of `apply` calls that stops at the failing one.
+    pub fn apply_many(&self, epoch: u64, records: &[WalRecord]) -> Result<Vec<Ack>> {
+        let mut state = self.state.lock();
+        Self::check_session(&state, epoch)?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        state.install = None;
+        let before = self.store.applied_lsn();
+        match self.store.apply_replicated_batch(records) {
+            Ok(_) => {}
+            Err(kvstore_core::Error::LsnGap { expected, got }) => {
+                tracing::debug!(
+                    expected,
+                    got,
+                    "replication gap in a window: asking the master to resend"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let applied_lsn = self.store.applied_lsn();
+        // LSNs are contiguous, so the count applied is the distance moved; whatever lies beyond
+        // the final applied LSN was refused; the rest were copies of applied records.
+        let applied = applied_lsn.saturating_sub(before);
+        let refused = records.iter().filter(|r| r.lsn > applied_lsn).count() as u64;
+        let duplicates = (records.len() as u64).saturating_sub(applied + refused);
+        self.counters.applied.fetch_add(applied, Ordering::Relaxed);
+        self.counters
+            .duplicates
+            .fetch_add(duplicates, Ordering::Relaxed);
+        self.counters.gaps.fetch_add(refused, Ordering::Relaxed);
+        Ok(records
+            .iter()
+            .map(|r| Ack {
+                lsn: r.lsn,
+                applied_lsn,
+            })
+            .collect())
+    }
+
     /// Takes one chunk of a full resync (see [`SnapshotChunk`] for the ordering rules). The
     /// store keeps its old contents until the last chunk, then atomically holds the snapshot.
     /// A snapshot older than the applied LSN is refused as [`Error::Diverged`] unless the

@@ -47,6 +47,8 @@ pub struct SnapshotProgress {
 /// A cumulative acknowledgement: the answer to one record.
 ///
 /// Exactly one `Ack` comes back per record sent, in the order the replica processed them.
+/// Records applied together as one window (see [`crate::ReplicaEndpoint::apply_many`]) are all
+/// answered with the applied LSN after the window, which may be beyond their own `lsn`.
 /// `applied_lsn < lsn` means the replica could not apply `lsn` because an earlier record is
 /// missing (a gap): the master must resend from `applied_lsn + 1`. `lsn <= applied_lsn` on
 /// arrival (a duplicate) is ignored by the replica and acknowledged normally.

@@ -24,7 +24,9 @@ use crate::protocol::{Ack, Hello, HelloReply, SharedRecord, SnapshotAck, Snapsho
 /// 3. For every record sent, exactly one [`Ack`] comes back through
 ///    [`recv_ack`](Transport::recv_ack), in the order the replica processed them (cumulative:
 ///    "applied up to LSN n"). A record lost on the way yields no ack: the worker notices by a
-///    `recv_ack` timeout and starts a new session with `hello`.
+///    `recv_ack` timeout and starts a new session with `hello`. A replica may apply the records
+///    of one `send_records` call together ([`crate::ReplicaEndpoint::apply_many`], one commit
+///    group); their acks then all carry the applied LSN after that window.
 /// 4. [`send_snapshot_chunk`](Transport::send_snapshot_chunk) is request/response: it sends one
 ///    chunk of a full resync and returns the replica's [`SnapshotAck`]. It is never called
 ///    while records are unacknowledged.

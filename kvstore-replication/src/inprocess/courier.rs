@@ -1,12 +1,16 @@
-//! Delayed delivery for the in-process transport: a thread per session hands records to the
-//! replica when their simulated network delay has passed, in send order.
+//! Delivery for the in-process transport: [`deliver_window`] applies what reached the replica
+//! as one window; with a simulated network delay, a thread per session hands records to the
+//! replica when their delay has passed, in send order, together with any others due by then.
 
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
+use kvstore_core::WalRecord;
+
 use super::ReplicaSlot;
+use crate::endpoint::ReplicaEndpoint;
 use crate::error::Result;
 use crate::protocol::{Ack, SharedRecord};
 
@@ -61,6 +65,44 @@ impl Drop for Courier {
     }
 }
 
+/// Applies the records that reached the replica together as one window (one commit group on
+/// the replica) and returns what goes back to the master: the acks of reported records (a
+/// duplicated copy's is not), or the error that ends the session.
+pub(super) fn deliver_window(
+    endpoint: &ReplicaEndpoint,
+    epoch: u64,
+    parcels: &[(SharedRecord, bool)],
+) -> Vec<Result<Ack>> {
+    if parcels.is_empty() {
+        return Vec::new();
+    }
+    // The replica's store takes a slice of records; the master's are shared between replicas,
+    // so each replica gets its own copy, as it would off the wire.
+    let window: Vec<WalRecord> = parcels.iter().map(|(r, _)| WalRecord::clone(r)).collect();
+    match endpoint.apply_many(epoch, &window) {
+        Ok(acks) => acks
+            .into_iter()
+            .zip(parcels)
+            .filter(|(_, (_, report))| *report)
+            .map(|(ack, _)| Ok(ack))
+            .collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
+/// Sleeps until `arrival`; false when the courier was cancelled meanwhile.
+fn wait_until(arrival: Instant, cancel: &Receiver<()>) -> bool {
+    let now = Instant::now();
+    if arrival > now {
+        matches!(
+            cancel.recv_timeout(arrival - now),
+            Err(RecvTimeoutError::Timeout)
+        )
+    } else {
+        matches!(cancel.try_recv(), Err(TryRecvError::Empty))
+    }
+}
+
 fn deliver(
     slot: ReplicaSlot,
     epoch: u64,
@@ -68,24 +110,40 @@ fn deliver(
     acks: Sender<Result<Ack>>,
     cancel: Receiver<()>,
 ) {
-    for (arrival, record, report) in parcels {
-        let now = Instant::now();
-        if arrival > now {
-            match cancel.recv_timeout(arrival - now) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-        } else if !matches!(cancel.try_recv(), Err(TryRecvError::Empty)) {
+    // A parcel taken from the channel that was not due yet when its predecessors were delivered.
+    let mut held: Option<Parcel> = None;
+    loop {
+        let first = match held.take() {
+            Some(parcel) => parcel,
+            None => match parcels.recv() {
+                Ok(parcel) => parcel,
+                Err(_) => return,
+            },
+        };
+        if !wait_until(first.0, &cancel) {
             return;
         }
-        // A replica that is down loses the message, as a network would.
+        // Every parcel that has arrived by now reaches the replica together, as one window;
+        // each still arrives no earlier than its own delay says.
+        let now = Instant::now();
+        let mut window = vec![(first.1, first.2)];
+        while let Ok(parcel) = parcels.try_recv() {
+            if parcel.0 > now {
+                held = Some(parcel);
+                break;
+            }
+            window.push((parcel.1, parcel.2));
+        }
+        // A replica that is down loses the messages, as a network would.
         let Some(endpoint) = slot.read().clone() else {
             continue;
         };
-        let result = endpoint.apply(epoch, &record);
+        let answers = deliver_window(&endpoint, epoch, &window);
         drop(endpoint);
-        if (report || result.is_err()) && acks.send(result).is_err() {
-            return;
+        for answer in answers {
+            if acks.send(answer).is_err() {
+                return;
+            }
         }
     }
 }

@@ -139,6 +139,12 @@ impl Faults {
 
     /// Fails the call if partitioned or a failure is pending; `Err` holds the reason.
     pub(crate) fn check_call(&self) -> Result<(), &'static str> {
+        self.check_session_call().map(drop)
+    }
+
+    /// [`check_call`](Self::check_call) and [`generation`](Self::generation) under one lock,
+    /// for the calls a session makes per record.
+    pub(crate) fn check_session_call(&self) -> Result<u64, &'static str> {
         let mut state = self.state.lock();
         if state.partitioned {
             return Err("network partition");
@@ -147,7 +153,7 @@ impl Faults {
             state.fail_next -= 1;
             return Err("injected failure");
         }
-        Ok(())
+        Ok(state.generation)
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -173,7 +179,16 @@ impl Faults {
 
     /// Rolls the dice for drop, duplicate and reorder of one message.
     pub(crate) fn roll(&self) -> Roll {
+        Self::roll_locked(&mut self.state.lock())
+    }
+
+    /// The fates of `n` messages sent together, drawn under one lock.
+    pub(crate) fn roll_window(&self, n: usize) -> Vec<Roll> {
         let mut state = self.state.lock();
+        (0..n).map(|_| Self::roll_locked(&mut state)).collect()
+    }
+
+    fn roll_locked(state: &mut FaultState) -> Roll {
         let drop =
             state.drop_probability > 0.0 && state.rng.random::<f64>() < state.drop_probability;
         let duplicate = state.duplicate_probability > 0.0

@@ -119,11 +119,13 @@ impl InProcessTransport {
 
     /// Fails the call on an injected fault or a broken session; returns the session epoch.
     fn check(&mut self) -> Result<u64> {
-        if let Err(reason) = self.replica.faults.check_call() {
-            self.link = None;
-            return Err(self.error(reason));
-        }
-        let generation = self.replica.faults.generation();
+        let generation = match self.replica.faults.check_session_call() {
+            Ok(generation) => generation,
+            Err(reason) => {
+                self.link = None;
+                return Err(self.error(reason));
+            }
+        };
         match &self.link {
             Some(link) if link.generation == generation => Ok(link.epoch),
             Some(_) => {
@@ -180,8 +182,7 @@ impl Transport for InProcessTransport {
         // Decide each message's fate: lost, delivered, delivered twice, swapped with the next.
         let mut parcels: Vec<(SharedRecord, bool)> = Vec::with_capacity(records.len());
         let mut copies = Vec::new();
-        for record in records {
-            let roll = faults.roll();
+        for (record, roll) in records.iter().zip(faults.roll_window(records.len())) {
             if roll.drop {
                 continue;
             }
@@ -199,8 +200,10 @@ impl Transport for InProcessTransport {
             return Err(Error::NoSession);
         };
         if let Some(courier) = link.courier.as_mut() {
+            // One send time for the window: records with equal delays arrive together.
+            let sent_at = Instant::now();
             for (record, report) in parcels {
-                let arrival = (Instant::now() + faults.sample_delay()).max(courier.last_arrival);
+                let arrival = (sent_at + faults.sample_delay()).max(courier.last_arrival);
                 courier.last_arrival = arrival;
                 if !courier.post((arrival, record, report)) {
                     self.link = None;
@@ -216,12 +219,8 @@ impl Transport for InProcessTransport {
             .replica
             .endpoint()
             .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
-        for (record, report) in parcels {
-            let result = endpoint.apply(epoch, &record);
-            if report || result.is_err() {
-                link.inline_acks.push_back(result);
-            }
-        }
+        link.inline_acks
+            .extend(courier::deliver_window(&endpoint, epoch, &parcels));
         Ok(())
     }
 
