@@ -42,6 +42,11 @@ pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Default target size of a snapshot chunk (values larger than this are split).
 pub const DEFAULT_SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Default time an async worker lets a short window of live records fill before sending it.
+/// Sending each record as it is committed would cost the replica one commit group (a write
+/// call) per record and the master a wake-up of the worker per record; waiting this long adds
+/// at most this much to an async replica's lag. Sync modes never wait.
+pub const DEFAULT_ASYNC_BATCH_DELAY: Duration = Duration::from_millis(1);
 /// Default time `Drop` lets workers deliver what is committed before stopping them.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -53,6 +58,7 @@ pub(crate) struct Settings {
     pub min_replicas_to_write: usize,
     pub queue_capacity: usize,
     pub window_records: usize,
+    pub async_batch_delay: Duration,
     pub ack_timeout: Duration,
     pub backoff: Backoff,
     pub failure_threshold: u32,
@@ -87,6 +93,7 @@ impl Default for ReplicatorBuilder {
                 min_replicas_to_write: 0,
                 queue_capacity: DEFAULT_QUEUE_CAPACITY,
                 window_records: DEFAULT_WINDOW_RECORDS,
+                async_batch_delay: DEFAULT_ASYNC_BATCH_DELAY,
                 ack_timeout: DEFAULT_ACK_TIMEOUT,
                 backoff: Backoff {
                     base: Duration::from_millis(10),
@@ -144,6 +151,15 @@ impl ReplicatorBuilder {
     /// Records in flight per replica before waiting for acks (default [`DEFAULT_WINDOW_RECORDS`]).
     pub fn window_records(mut self, records: usize) -> Self {
         self.settings.window_records = records;
+        self
+    }
+
+    /// In [`ReplicationMode::Async`], how long a worker lets a window of live records fill
+    /// before sending it, so a replica applies them as one commit group (default
+    /// [`DEFAULT_ASYNC_BATCH_DELAY`]; zero sends each record as soon as it is queued). A full
+    /// window is sent at once. Ignored in sync modes, where writers wait for the acks.
+    pub fn async_batch_delay(mut self, delay: Duration) -> Self {
+        self.settings.async_batch_delay = delay;
         self
     }
 

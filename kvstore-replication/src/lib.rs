@@ -32,7 +32,8 @@
 //! # Layout
 //! - [`transport`](Transport): the trait a master's worker drives, one per replica
 //! - [`protocol`](Hello): the messages of a replication session
-//! - [`endpoint`](ReplicaEndpoint): the replica side, shared by every transport
+//! - [`endpoint`](ReplicaEndpoint): the replica side, shared by every transport (`apply` takes
+//!   one record, `apply_many` a window in one commit group)
 //! - [`inprocess`](InProcessTransport): an embedded replica with fault injection ([`Faults`])
 //! - [`config`](ReplicatorBuilder): the builder, validated before threads start
 //! - [`replicator`](Replicator): the handle; `shared`: the commit hook and ack board
@@ -64,9 +65,9 @@ mod transport;
 mod worker;
 
 pub use config::{
-    ReplicationMode, ReplicatorBuilder, DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SNAPSHOT_CHUNK_BYTES,
-    DEFAULT_WINDOW_RECORDS,
+    ReplicationMode, ReplicatorBuilder, DEFAULT_ASYNC_BATCH_DELAY, DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_PROBE_INTERVAL, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_SNAPSHOT_CHUNK_BYTES, DEFAULT_WINDOW_RECORDS,
 };
 pub use endpoint::{EndpointStats, ReplicaEndpoint};
 pub use error::{Error, Result};

@@ -33,6 +33,16 @@ fn replica_restarted_mid_load_catches_up_from_its_applied_lsn() -> TestResult {
             for j in 0..500u32 {
                 c.master.put(format!("down{j:04}"), b"x")?;
             }
+            // Stay down until the worker has tried and failed: a worker that lets its window
+            // fill (async batching) or is not scheduled in time could otherwise miss a short
+            // outage, and the test is about recovering from one that was noticed.
+            assert!(
+                wait_until(Duration::from_secs(10), || repl.status().replicas[1]
+                    .sends_failed
+                    > 0),
+                "the outage was noticed: {:?}",
+                repl.status()
+            );
             c.replicas[1].start(reopened);
         }
     }

@@ -13,12 +13,45 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use kvstore_core::{KvStore, Lsn};
 
+use crate::config::ReplicationMode;
 use crate::error::Error;
 use crate::health::{HealthEvent, ReplicaState};
 use crate::protocol::SharedRecord;
 use crate::shared::{ReplicaShared, Shared};
 use crate::transport::BoxedTransport;
 use cursor::{SnapshotCursor, WalCursor};
+
+/// How often a worker waiting for its window to fill looks at the live queue.
+const FILL_POLL: Duration = Duration::from_micros(100);
+
+/// What an async worker does with live records at the head of its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Send them now.
+    SendNow,
+    /// Read acks first: sending a few records now would cost the replica a commit group for
+    /// them alone, while acks still to come free room for a larger window.
+    AwaitAcksFirst,
+    /// Nothing is in flight and the window is not full: let more records arrive (up to the
+    /// batch delay), then send.
+    Linger,
+}
+
+/// Decides how a worker sends `ready` live records when `room` more fit in its window of
+/// `window` with `in_flight` unacknowledged. Sync modes (`batching` false) always send at once,
+/// since writers wait for the acks.
+fn fill(batching: bool, ready: usize, room: usize, in_flight: usize, window: usize) -> Fill {
+    if !batching {
+        return Fill::SendNow;
+    }
+    if in_flight > 0 && (room < window.div_ceil(2) || ready < room) {
+        return Fill::AwaitAcksFirst;
+    }
+    if ready < room {
+        return Fill::Linger;
+    }
+    Fill::SendNow
+}
 
 /// Name under which a replica pins the master's WAL (`retain_wal`).
 pub(crate) fn wal_consumer_name(replica: &str) -> String {
@@ -198,6 +231,31 @@ impl Worker {
         }
     }
 
+    /// Whether this worker batches live records (async mode with a batch delay).
+    fn batching(&self) -> bool {
+        let settings = &self.shared.settings;
+        matches!(settings.mode, ReplicationMode::Async) && !settings.async_batch_delay.is_zero()
+    }
+
+    /// Live records ready to send: pulled and still in the channel.
+    fn ready(&self) -> usize {
+        self.queue.len() + self.rx.len()
+    }
+
+    /// Lets the live queue fill up to `room` records, for at most the async batch delay (less
+    /// when the replicator closes), then pulls it.
+    fn linger(&mut self, room: usize) {
+        let deadline = Instant::now() + self.shared.settings.async_batch_delay;
+        loop {
+            let now = Instant::now();
+            if now >= deadline || self.shared.is_closing() || self.ready() >= room {
+                break;
+            }
+            self.pause((deadline - now).min(FILL_POLL));
+        }
+        self.pull_queue();
+    }
+
     fn retain_wal(&mut self, force: bool) {
         let Some(session) = self.session.as_mut() else {
             return;
@@ -212,5 +270,38 @@ impl Worker {
 
     fn force_requested(&self) -> bool {
         self.replica().force_resync.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fill, Fill};
+
+    #[test]
+    fn sync_modes_send_at_once() {
+        assert_eq!(fill(false, 1, 256, 0, 256), Fill::SendNow);
+        assert_eq!(fill(false, 1, 1, 255, 256), Fill::SendNow);
+    }
+
+    #[test]
+    fn a_full_window_is_sent_at_once() {
+        assert_eq!(fill(true, 300, 256, 0, 256), Fill::SendNow);
+        assert_eq!(fill(true, 200, 128, 128, 256), Fill::SendNow);
+    }
+
+    #[test]
+    fn a_short_window_waits_for_acks_then_for_records() {
+        // Little room left: acks first, however many records are ready.
+        assert_eq!(fill(true, 500, 10, 246, 256), Fill::AwaitAcksFirst);
+        // Room, but too few records while acks are pending: read the acks.
+        assert_eq!(fill(true, 3, 200, 56, 256), Fill::AwaitAcksFirst);
+        // Nothing in flight: let the window fill.
+        assert_eq!(fill(true, 3, 256, 0, 256), Fill::Linger);
+    }
+
+    #[test]
+    fn a_window_of_one_still_moves() {
+        assert_eq!(fill(true, 1, 1, 0, 1), Fill::SendNow);
+        assert_eq!(fill(true, 0, 1, 0, 1), Fill::Linger);
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use kvstore_core::Lsn;
 
 use super::cursor::{SnapshotCursor, WalCursor};
-use super::{Session, Worker};
+use super::{Fill, Session, Worker};
 use crate::error::Error;
 use crate::health::{HealthEvent, ReplicaState};
 use crate::plan::{discard_stale, next_step, NextStep, PlanInput};
@@ -121,6 +121,20 @@ impl Worker {
             }
             NextStep::SendFromQueue => {
                 let room = input.window - input.in_flight;
+                match super::fill(
+                    self.batching(),
+                    self.ready(),
+                    room,
+                    input.in_flight,
+                    input.window,
+                ) {
+                    Fill::SendNow => {}
+                    Fill::AwaitAcksFirst => {
+                        self.await_ack();
+                        return true;
+                    }
+                    Fill::Linger => self.linger(room),
+                }
                 let mut batch: Vec<SharedRecord> = Vec::with_capacity(room.min(self.queue.len()));
                 let mut next = session.sent + 1;
                 while batch.len() < room && self.queue.front().is_some_and(|r| r.lsn == next) {
