@@ -255,6 +255,7 @@ impl Inner {
             for id in ids {
                 if let Some(seg) = state.segments.get_mut(id) {
                     seg.sealed = true;
+                    crate::io::seal_for_reads(&*seg.file);
                 }
             }
         }

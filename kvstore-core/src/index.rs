@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::io::FileIo;
 use crate::keymap::KeyMap;
-use crate::wal::record::{op_disk_bytes, verified_value, OP_HEADER_BYTES};
+use crate::wal::record::{op_disk_bytes, verify_op, OP_HEADER_BYTES};
 use crate::wal::segment::SegmentId;
 use crate::Lsn;
 
@@ -29,6 +29,19 @@ impl Location {
         key: &[u8],
         dir: &std::path::Path,
     ) -> crate::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        Ok(self.value_in(file, key, dir, &mut buf)?.to_vec())
+    }
+
+    /// Like [`read_value`](Self::read_value), but borrows: from the mapped file when the
+    /// segment is sealed, else from `buf`, which is reused.
+    pub fn value_in<'a>(
+        &self,
+        file: &'a dyn FileIo,
+        key: &[u8],
+        dir: &std::path::Path,
+        buf: &'a mut Vec<u8>,
+    ) -> crate::Result<&'a [u8]> {
         let header_and_key = (OP_HEADER_BYTES + key.len()) as u64;
         let corrupt = |reason: &str| crate::Error::Corrupt {
             path: crate::wal::segment::segment_path(dir, self.segment),
@@ -38,11 +51,23 @@ impl Location {
         let start = u64::from(self.value_offset)
             .checked_sub(header_and_key)
             .ok_or_else(|| corrupt("value location precedes its op header"))?;
-        let mut op = vec![0u8; header_and_key as usize + self.value_len as usize];
-        file.read_exact_at(&mut op, start).map_err(|e| {
-            crate::Error::io(format!("reading a value from segment {}", self.segment), e)
-        })?;
-        verified_value(op, key).ok_or_else(|| corrupt("value fails its checksum"))
+        let len = header_and_key as usize + self.value_len as usize;
+        let op: &[u8] = match file.mapped() {
+            Some(bytes) => usize::try_from(start)
+                .ok()
+                .and_then(|s| bytes.get(s..s.checked_add(len)?))
+                .ok_or_else(|| corrupt("value location is past the end of its segment"))?,
+            None => {
+                buf.clear();
+                buf.resize(len, 0);
+                file.read_exact_at(buf, start).map_err(|e| {
+                    crate::Error::io(format!("reading a value from segment {}", self.segment), e)
+                })?;
+                buf
+            }
+        };
+        let at = verify_op(op, key).ok_or_else(|| corrupt("value fails its checksum"))?;
+        Ok(&op[at..])
     }
 }
 

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A random-access file as the engine uses it.
 pub trait FileIo: Send + Sync + fmt::Debug {
@@ -21,6 +21,23 @@ pub trait FileIo: Send + Sync + fmt::Debug {
     fn size(&self) -> io::Result<u64>;
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Declares that the file will never be written, truncated or extended again (a sealed
+    /// segment), so that an implementation may serve reads from a memory map. Default: no-op.
+    fn seal(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The whole file as bytes in memory, if it is mapped (sealed). Lets a reader check a
+    /// value in place and copy only the value. Default: `None`.
+    fn mapped(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// Seals `file` (see [`FileIo::seal`]); a failure only costs speed, so it is logged.
+pub(crate) fn seal_for_reads(file: &dyn FileIo) {
+    if let Err(e) = file.seal() {
+        tracing::warn!(error = %e, "could not map a sealed segment; reading it with pread");
+    }
 }
 
 /// Opens files and syncs directories.
@@ -35,24 +52,68 @@ pub trait Vfs: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsVfs;
 
+/// A real file. Once sealed it is memory-mapped and reads are copies out of the page cache,
+/// with no system call: a value read costs about a fifth of a `pread`.
 #[derive(Debug)]
-struct OsFile(File);
+struct OsFile {
+    file: File,
+    map: OnceLock<memmap2::Mmap>,
+}
+
+fn sealed_error() -> io::Error {
+    io::Error::other("a sealed (memory-mapped) segment file cannot be written or resized")
+}
 
 impl FileIo for OsFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.0.read_exact_at(buf, offset)
+        match self.map.get() {
+            Some(map) => {
+                let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+                let src = start
+                    .checked_add(buf.len())
+                    .and_then(|end| map.get(start..end))
+                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => self.file.read_exact_at(buf, offset),
+        }
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.0.write_all_at(buf, offset)
+        if self.map.get().is_some() {
+            return Err(sealed_error());
+        }
+        self.file.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
     fn size(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        if self.map.get().is_some() {
+            return Err(sealed_error());
+        }
+        self.file.set_len(len)
+    }
+    #[allow(unsafe_code)]
+    fn seal(&self) -> io::Result<()> {
+        if self.map.get().is_some() || self.file.metadata()?.len() == 0 {
+            return Ok(());
+        }
+        // SAFETY: a mapping is unsound only if the file changes under it (a truncation makes
+        // reads fault with SIGBUS). Sealed segments are immutable: the engine never writes or
+        // resizes them (this type refuses to once mapped), the directory's lock file keeps any
+        // other kvstore process out, and files are only ever deleted, which keeps the mapping
+        // valid until it is dropped. Reads are bounds-checked against the mapping's length.
+        let map = unsafe { memmap2::Mmap::map(&self.file)? };
+        // Already mapped by a racing caller: dropping the spare mapping is harmless.
+        let _ = self.map.set(map);
+        Ok(())
+    }
+    fn mapped(&self) -> Option<&[u8]> {
+        self.map.get().map(|m| &m[..])
     }
 }
 
@@ -64,7 +125,10 @@ impl Vfs for OsVfs {
             .create(create)
             .truncate(false)
             .open(path)?;
-        Ok(Arc::new(OsFile(file)))
+        Ok(Arc::new(OsFile {
+            file,
+            map: OnceLock::new(),
+        }))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
@@ -165,6 +229,12 @@ impl FileIo for FaultyFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
+    }
+    fn seal(&self) -> io::Result<()> {
+        self.inner.seal()
+    }
+    fn mapped(&self) -> Option<&[u8]> {
+        self.inner.mapped()
     }
 }
 

@@ -5,14 +5,15 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::index::{Location, State};
+use crate::index::Location;
 use crate::io::FileIo;
+use crate::wal::segment::SegmentId;
 use crate::KvStore;
 
 /// Keys fetched per visit to the index.
 const CHUNK_KEYS: usize = 256;
 
-type Pending = (Box<[u8]>, Location, Arc<dyn FileIo>);
+type Pending = (Box<[u8]>, Location);
 
 /// A key-ordered iterator over `(key, value)` pairs, from [`KvStore::range`],
 /// [`KvStore::iter`] or [`KvStore::scan_prefix`]. Double-ended: `.rev()` walks backwards.
@@ -29,6 +30,8 @@ pub struct Range {
     front: VecDeque<Pending>,
     /// Fetched by the back end, largest key first.
     back: VecDeque<Pending>,
+    /// The segment files fetched keys point into (held open: compaction may delete them).
+    files: Vec<(SegmentId, Arc<dyn FileIo>)>,
 }
 
 impl std::fmt::Debug for Range {
@@ -99,6 +102,7 @@ impl Range {
             middle_done,
             front: VecDeque::new(),
             back: VecDeque::new(),
+            files: Vec::new(),
         }
     }
 
@@ -107,22 +111,24 @@ impl Range {
             return;
         }
         let state = self.store.inner.state.read();
-        let chunk: Vec<Pending> = state
-            .index
-            .chunk(
-                as_slice(&self.lo),
-                as_slice(&self.hi),
-                CHUNK_KEYS,
-                !from_front,
-            )
-            .into_iter()
-            .filter_map(|(k, loc)| entry(&state, k, loc))
-            .collect();
+        let chunk: Vec<Pending> = state.index.chunk(
+            as_slice(&self.lo),
+            as_slice(&self.hi),
+            CHUNK_KEYS,
+            !from_front,
+        );
+        for (_, loc) in &chunk {
+            if !self.files.iter().any(|(id, _)| *id == loc.segment) {
+                if let Some(seg) = state.segments.get(&loc.segment) {
+                    self.files.push((loc.segment, seg.file.clone()));
+                }
+            }
+        }
         drop(state);
         if chunk.len() < CHUNK_KEYS {
             self.middle_done = true;
         }
-        if let Some((last, _, _)) = chunk.last() {
+        if let Some((last, _)) = chunk.last() {
             let bound = Bound::Excluded(last.to_vec());
             if from_front {
                 self.lo = bound;
@@ -140,15 +146,16 @@ impl Range {
         }
     }
 
-    fn read(&self, (key, loc, file): Pending) -> Result<(Vec<u8>, Vec<u8>)> {
-        let value = loc.read_value(&*file, &key, self.store.path())?;
+    fn read(&self, (key, loc): Pending) -> Result<(Vec<u8>, Vec<u8>)> {
+        let file = self
+            .files
+            .iter()
+            .find(|(id, _)| *id == loc.segment)
+            .map(|(_, f)| f)
+            .ok_or_else(|| crate::store::missing_segment(self.store.path(), loc.segment))?;
+        let value = loc.read_value(&**file, &key, self.store.path())?;
         Ok((key.into_vec(), value))
     }
-}
-
-fn entry(state: &State, key: Box<[u8]>, loc: Location) -> Option<Pending> {
-    let file = state.segments.get(&loc.segment)?.file.clone();
-    Some((key, loc, file))
 }
 
 impl Iterator for Range {
@@ -183,5 +190,84 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), Bound::Excluded(b"b".to_vec()));
         assert_eq!(prefix_end(b"\xff\xff"), Bound::Unbounded);
         assert_eq!(prefix_end(b""), Bound::Unbounded);
+    }
+}
+
+/// Entries copied out of the index per visit in [`KvStore::for_each`].
+const VISIT_CHUNK_KEYS: usize = 1024;
+
+impl KvStore {
+    /// Calls `f` with each key and value in `range`, in key order, without allocating per
+    /// entry: slices point into mapped segment files or a reused buffer, valid for the call
+    /// only. `f` returns `false` to stop early. Values are checksum-verified as in
+    /// [`get`](Self::get). Weakly consistent like [`range`](Self::range), and like it never
+    /// holds the index lock for longer than one chunk of keys.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = kvstore_core::KvStore::open(dir.path())?;
+    /// store.put(b"a", b"1")?;
+    /// store.put(b"b", b"22")?;
+    /// let mut total = 0;
+    /// store.for_each(b"a".as_slice()..b"z".as_slice(), |_key, value| {
+    ///     total += value.len();
+    ///     true
+    /// })?;
+    /// assert_eq!(total, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each<K, R>(&self, range: R, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()>
+    where
+        K: AsRef<[u8]>,
+        R: RangeBounds<K>,
+    {
+        let mut lo = owned(range.start_bound());
+        let hi = owned(range.end_bound());
+        let mut keys: Vec<u8> = Vec::new();
+        let mut entries: Vec<(usize, usize, Location)> = Vec::new();
+        let mut files: Vec<(SegmentId, Arc<dyn FileIo>)> = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        while non_empty(&lo, &hi) {
+            keys.clear();
+            entries.clear();
+            let state = self.inner.state.read();
+            let n = state.index.visit(
+                as_slice(&lo),
+                as_slice(&hi),
+                VISIT_CHUNK_KEYS,
+                false,
+                |key, loc| {
+                    entries.push((keys.len(), key.len(), loc));
+                    keys.extend_from_slice(key);
+                },
+            );
+            for (_, _, loc) in &entries {
+                if !files.iter().any(|(id, _)| *id == loc.segment) {
+                    if let Some(seg) = state.segments.get(&loc.segment) {
+                        files.push((loc.segment, seg.file.clone()));
+                    }
+                }
+            }
+            drop(state);
+            for (start, len, loc) in &entries {
+                let key = &keys[*start..start + len];
+                let file = files
+                    .iter()
+                    .find(|(id, _)| *id == loc.segment)
+                    .map(|(_, f)| f)
+                    .ok_or_else(|| crate::store::missing_segment(self.path(), loc.segment))?;
+                let value = loc.value_in(&**file, key, self.path(), &mut buf)?;
+                if !f(key, value) {
+                    return Ok(());
+                }
+            }
+            match entries.last() {
+                Some((start, len, _)) if n == VISIT_CHUNK_KEYS => {
+                    lo = Bound::Excluded(keys[*start..start + len].to_vec());
+                }
+                _ => break,
+            }
+        }
+        Ok(())
     }
 }

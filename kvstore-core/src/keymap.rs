@@ -47,11 +47,26 @@ impl From<PackedLoc> for Location {
     }
 }
 
+/// The first 8 bytes of a key, big-endian, zero-padded: `prefix(a) < prefix(b)` implies
+/// `a < b`, so searches compare integers and look at whole keys only on a tie.
+fn prefix(key: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = key.len().min(8);
+    p[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(p)
+}
+
+/// Orders a stored key (with its prefix) against a probe.
+fn compare(stored_prefix: u64, stored: impl FnOnce() -> Ordering, probe_prefix: u64) -> Ordering {
+    stored_prefix.cmp(&probe_prefix).then_with(stored)
+}
+
 #[derive(Debug, Default, Clone)]
 struct Leaf {
     keys: Vec<u8>,
     /// End offset in `keys` of each key.
     ends: Vec<u32>,
+    prefixes: Vec<u64>,
     locs: Vec<PackedLoc>,
 }
 
@@ -73,10 +88,11 @@ impl Leaf {
     }
 
     fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        let probe = prefix(key);
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.key(mid).cmp(key) {
+            match compare(self.prefixes[mid], || self.key(mid).cmp(key), probe) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(mid),
@@ -88,12 +104,14 @@ impl Leaf {
     fn push(&mut self, key: &[u8], loc: PackedLoc) {
         self.keys.extend_from_slice(key);
         self.ends.push(self.keys.len() as u32);
+        self.prefixes.push(prefix(key));
         self.locs.push(loc);
     }
 
     fn insert_at(&mut self, i: usize, key: &[u8], loc: PackedLoc) {
         if self.ends.len() == self.ends.capacity() {
             self.ends.reserve_exact(GROW_STEP);
+            self.prefixes.reserve_exact(GROW_STEP);
             self.locs.reserve_exact(GROW_STEP);
         }
         if self.keys.capacity() - self.keys.len() < key.len() {
@@ -105,6 +123,7 @@ impl Leaf {
         for end in &mut self.ends[i + 1..] {
             *end += key.len() as u32;
         }
+        self.prefixes.insert(i, prefix(key));
         self.locs.insert(i, loc);
     }
 
@@ -115,6 +134,7 @@ impl Leaf {
         for e in &mut self.ends[i..] {
             *e -= (end - start) as u32;
         }
+        self.prefixes.remove(i);
         self.locs.remove(i)
     }
 
@@ -125,14 +145,17 @@ impl Leaf {
         let mut right = Leaf {
             keys: self.keys[cut..].to_vec(),
             ends: self.ends[mid..].iter().map(|e| e - cut as u32).collect(),
+            prefixes: self.prefixes[mid..].to_vec(),
             locs: self.locs[mid..].to_vec(),
         };
         right.keys.shrink_to_fit();
         self.keys.truncate(cut);
         self.ends.truncate(mid);
+        self.prefixes.truncate(mid);
         self.locs.truncate(mid);
         self.keys.shrink_to_fit();
         self.ends.shrink_to_fit();
+        self.prefixes.shrink_to_fit();
         self.locs.shrink_to_fit();
         right
     }
@@ -144,6 +167,8 @@ pub(crate) struct KeyMap {
     leaves: Vec<Leaf>,
     /// `fences[i]` ≤ every key of leaf `i` < every key of leaf `i + 1`.
     fences: Vec<Box<[u8]>>,
+    /// `prefix(fences[i])`.
+    fence_prefixes: Vec<u64>,
     len: usize,
 }
 
@@ -172,13 +197,14 @@ impl KeyMap {
         let mut leaf = Leaf {
             keys: Vec::with_capacity(key_bytes),
             ends: Vec::with_capacity(entries.len()),
+            prefixes: Vec::with_capacity(entries.len()),
             locs: Vec::with_capacity(entries.len()),
         };
         for (key, loc) in entries {
             leaf.push(key, (*loc).into());
         }
         self.len += entries.len();
-        self.fences.push(leaf.key(0).into());
+        self.set_fence(self.leaves.len(), leaf.key(0), true);
         self.leaves.push(leaf);
     }
 
@@ -186,11 +212,36 @@ impl KeyMap {
         self.len
     }
 
-    /// The leaf that holds `key` if it is present (and where it would go otherwise).
+    /// Sets (or with `insert`, inserts) the fence of leaf `i`.
+    fn set_fence(&mut self, i: usize, key: &[u8], insert: bool) {
+        if insert {
+            self.fences.insert(i, key.into());
+            self.fence_prefixes.insert(i, prefix(key));
+        } else {
+            self.fences[i] = key.into();
+            self.fence_prefixes[i] = prefix(key);
+        }
+    }
+
+    /// The leaf that holds `key` if it is present (and where it would go otherwise): the last
+    /// leaf whose fence is at most `key`, or the first.
     fn leaf_for(&self, key: &[u8]) -> usize {
-        self.fences
-            .partition_point(|f| &**f <= key)
-            .saturating_sub(1)
+        let probe = prefix(key);
+        let (mut lo, mut hi) = (0, self.fences.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let order = compare(
+                self.fence_prefixes[mid],
+                || (*self.fences[mid]).cmp(key),
+                probe,
+            );
+            if order == Ordering::Greater {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo.saturating_sub(1)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<Location> {
@@ -206,7 +257,7 @@ impl KeyMap {
     pub fn insert(&mut self, key: &[u8], loc: Location) -> Option<Location> {
         if self.leaves.is_empty() {
             self.leaves.push(Leaf::default());
-            self.fences.push(key.into());
+            self.set_fence(0, key, true);
         }
         let li = self.leaf_for(key);
         let leaf = &mut self.leaves[li];
@@ -215,12 +266,12 @@ impl KeyMap {
             Err(i) => {
                 leaf.insert_at(i, key, loc.into());
                 self.len += 1;
+                let split = (leaf.len() > MAX_LEAF).then(|| leaf.split());
                 if li == 0 && i == 0 {
-                    self.fences[0] = key.into();
+                    self.set_fence(0, key, false);
                 }
-                if leaf.len() > MAX_LEAF {
-                    let right = leaf.split();
-                    self.fences.insert(li + 1, right.key(0).into());
+                if let Some(right) = split {
+                    self.set_fence(li + 1, right.key(0), true);
                     self.leaves.insert(li + 1, right);
                 }
                 None
@@ -252,6 +303,7 @@ impl KeyMap {
         if leaf.len() == 0 {
             self.leaves.remove(li);
             self.fences.remove(li);
+            self.fence_prefixes.remove(li);
         }
         Some(loc.into())
     }
@@ -265,6 +317,21 @@ impl KeyMap {
         limit: usize,
         from_high: bool,
     ) -> Vec<(Box<[u8]>, Location)> {
+        let mut out = Vec::new();
+        self.visit(lo, hi, limit, from_high, |k, l| out.push((k.into(), l)));
+        out
+    }
+
+    /// Hands up to `limit` entries inside `(lo, hi)` to `f`, in key order from the low end, or
+    /// from the high end when `from_high`; returns how many.
+    pub fn visit(
+        &self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        limit: usize,
+        from_high: bool,
+        mut f: impl FnMut(&[u8], Location),
+    ) -> usize {
         let above_lo = |k: &[u8]| match lo {
             Bound::Included(b) => k >= b,
             Bound::Excluded(b) => k > b,
@@ -275,9 +342,9 @@ impl KeyMap {
             Bound::Excluded(b) => k < b,
             Bound::Unbounded => true,
         };
-        let mut out = Vec::new();
+        let mut seen = 0;
         if self.leaves.is_empty() {
-            return out;
+            return seen;
         }
         if !from_high {
             let (mut li, mut i) = match lo {
@@ -287,7 +354,7 @@ impl KeyMap {
                     (li, self.leaves[li].search(b).unwrap_or_else(|i| i))
                 }
             };
-            while out.len() < limit && li < self.leaves.len() {
+            while seen < limit && li < self.leaves.len() {
                 let leaf = &self.leaves[li];
                 if i >= leaf.len() {
                     li += 1;
@@ -299,7 +366,8 @@ impl KeyMap {
                     break;
                 }
                 if above_lo(key) {
-                    out.push((key.into(), leaf.locs[i].into()));
+                    f(key, leaf.locs[i].into());
+                    seen += 1;
                 }
                 i += 1;
             }
@@ -315,7 +383,7 @@ impl KeyMap {
                 }
             };
             // `i` is one past the candidate; walk down.
-            while out.len() < limit {
+            while seen < limit {
                 if i == 0 {
                     if li == 0 {
                         break;
@@ -331,11 +399,12 @@ impl KeyMap {
                     break;
                 }
                 if below_hi(key) {
-                    out.push((key.into(), leaf.locs[i].into()));
+                    f(key, leaf.locs[i].into());
+                    seen += 1;
                 }
             }
         }
-        out
+        seen
     }
 
     /// Bytes of heap this map holds (capacities, not lengths).
@@ -343,9 +412,14 @@ impl KeyMap {
         let leaves: usize = self
             .leaves
             .iter()
-            .map(|l| l.keys.capacity() + l.ends.capacity() * 4 + l.locs.capacity() * 20)
+            .map(|l| {
+                l.keys.capacity()
+                    + l.ends.capacity() * 4
+                    + l.prefixes.capacity() * 8
+                    + l.locs.capacity() * 20
+            })
             .sum();
-        let fences: usize = self.fences.iter().map(|f| f.len() + 16).sum();
+        let fences: usize = self.fences.iter().map(|f| f.len() + 16 + 8).sum();
         leaves + fences + self.leaves.capacity() * std::mem::size_of::<Leaf>()
     }
 }

@@ -218,3 +218,34 @@ fn apply_replicated_batch_skips_duplicates_and_stops_at_a_gap() -> TestResult {
     assert_eq!(m, r);
     Ok(())
 }
+
+#[test]
+fn for_each_matches_range_and_stops_when_asked() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = KvStore::open_with(
+        dir.path(),
+        Options::new()
+            .sync_policy(SyncPolicy::Never)
+            .segment_bytes(8192),
+    )?;
+    for i in 0..3000u32 {
+        store.put(format!("k{i:05}"), format!("value-{i}"))?;
+    }
+    store.delete(b"k00100")?;
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = store
+        .range(b"k00050".as_slice()..b"k02900".as_slice())
+        .collect::<Result<_, _>>()?;
+    let mut seen = Vec::new();
+    store.for_each(b"k00050".as_slice()..b"k02900".as_slice(), |k, v| {
+        seen.push((k.to_vec(), v.to_vec()));
+        true
+    })?;
+    assert_eq!(seen, expected);
+    let mut count = 0;
+    store.for_each::<&[u8], _>(.., |_, _| {
+        count += 1;
+        count < 10
+    })?;
+    assert_eq!(count, 10);
+    Ok(())
+}

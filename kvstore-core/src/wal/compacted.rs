@@ -172,6 +172,7 @@ impl CompactedWriter {
             out.file
                 .sync_data()
                 .ctx(|| format!("syncing compacted segment {}", out.id))?;
+            crate::io::seal_for_reads(&*out.file);
             let content = Hint {
                 segment_len: out.segment.len,
                 entries: std::mem::take(&mut out.entries),

@@ -229,19 +229,15 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
     Ok((lsn, spans))
 }
 
-/// Checks one operation read on its own (op header, key, value) against its CRC and the key
-/// the index holds, and returns the value. `None` if anything disagrees.
-pub(crate) fn verified_value(mut op: Vec<u8>, key: &[u8]) -> Option<Vec<u8>> {
+/// Checks one operation (op header, key, value) against its CRC and the key the index holds,
+/// and returns where its value starts. `None` if anything disagrees.
+pub(crate) fn verify_op(op: &[u8], key: &[u8]) -> Option<usize> {
     let header_and_key = OP_HEADER_BYTES + key.len();
-    if op.len() < header_and_key
-        || crc32fast::hash(&op[4..]) != read_u32(&op, 0)
-        || read_u32(&op, 5) as usize != key.len()
-        || &op[OP_HEADER_BYTES..header_and_key] != key
-    {
-        return None;
-    }
-    op.drain(..header_and_key);
-    Some(op)
+    let ok = op.len() >= header_and_key
+        && read_u32(op, 5) as usize == key.len()
+        && &op[OP_HEADER_BYTES..header_and_key] == key
+        && crc32fast::hash(&op[4..]) == read_u32(op, 0);
+    ok.then_some(header_and_key)
 }
 
 /// Builds owned operations from a validated record.

@@ -398,6 +398,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         segment.len = segment_len;
         segment.has_hint = has_hint;
         segment.sealed = !is_active;
+        if segment.sealed {
+            crate::io::seal_for_reads(&*segment.file);
+        }
         last_lsn = last_lsn.max(header.lsn_mark);
         if !segment.is_empty() {
             last_lsn = last_lsn.max(segment.max_lsn);
