@@ -180,19 +180,6 @@ impl DoubleEndedIterator for Range {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_handles_ff() {
-        assert_eq!(prefix_end(b"ab"), Bound::Excluded(b"ac".to_vec()));
-        assert_eq!(prefix_end(b"a\xff"), Bound::Excluded(b"b".to_vec()));
-        assert_eq!(prefix_end(b"\xff\xff"), Bound::Unbounded);
-        assert_eq!(prefix_end(b""), Bound::Unbounded);
-    }
-}
-
 /// Entries copied out of the index per visit in [`KvStore::for_each`].
 const VISIT_CHUNK_KEYS: usize = 1024;
 
@@ -269,5 +256,18 @@ impl KvStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_handles_ff() {
+        assert_eq!(prefix_end(b"ab"), Bound::Excluded(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Bound::Excluded(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), Bound::Unbounded);
+        assert_eq!(prefix_end(b""), Bound::Unbounded);
     }
 }
