@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::thread::{self, Thread};
 
 use crate::error::Result;
 use crate::io::FileIo;
@@ -55,6 +56,8 @@ pub(crate) struct Pending {
     pub ticket: u64,
     pub record: EncodedRecord,
     pub rule: LsnRule,
+    /// The writer's thread, woken (alone) when its record has a result.
+    pub waiter: Thread,
 }
 
 #[derive(Default)]
@@ -75,7 +78,6 @@ struct Queue {
 #[derive(Default)]
 pub(crate) struct CommitQueue {
     queue: Mutex<Queue>,
-    done: Condvar,
     arrived: Condvar,
 }
 
@@ -118,6 +120,7 @@ impl CommitQueue {
                 ticket: first + i as u64,
                 record,
                 rule,
+                waiter: thread::current(),
             });
         }
         q.waiting_callers += 1;
@@ -137,7 +140,9 @@ impl CommitQueue {
                 break;
             }
             if q.leader_active {
-                self.done.wait(&mut q);
+                // Woken by the leader when our result is in, or to lead the next group.
+                // A spurious wake-up just goes round the loop.
+                MutexGuard::unlocked(&mut q, thread::park);
                 continue;
             }
             if !q.waiting.iter().any(|p| mine(&p.ticket)) {
@@ -162,11 +167,23 @@ impl CommitQueue {
             let group = std::mem::take(&mut q.waiting);
             q.last_group_callers = std::mem::take(&mut q.waiting_callers);
             drop(q);
+            let finished: Vec<Thread> = group.iter().map(|p| p.waiter.clone()).collect();
             let results = lead(group);
             q = self.queue.lock();
             q.results.extend(results);
             q.leader_active = false;
-            self.done.notify_all();
+            // Wake exactly the writers whose records just finished, and one writer of the
+            // next group to lead it; waking every waiter each time (a condition variable's
+            // notify_all) would cost a context switch per waiting writer per group.
+            let next_leader = q.waiting.first().map(|p| p.waiter.clone());
+            let me = thread::current().id();
+            MutexGuard::unlocked(&mut q, || {
+                for t in finished.iter().chain(&next_leader) {
+                    if t.id() != me {
+                        t.unpark();
+                    }
+                }
+            });
         }
         (first..first + count)
             .map(|t| answers.remove(&t).unwrap_or_else(|| Err(no_answer())))
