@@ -44,6 +44,13 @@ pub trait Transport: Send {
     /// sends nothing and returns `Ok(())`.
     fn send_records(&mut self, records: &[SharedRecord]) -> Result<()>;
 
+    /// Sends a window like [`send_records`](Transport::send_records), handing the records
+    /// over: a transport that applies them in memory can take a record no one else holds
+    /// without copying it. The default borrows them for `send_records`; the worker calls this.
+    fn send_window(&mut self, records: Vec<SharedRecord>) -> Result<()> {
+        self.send_records(&records)
+    }
+
     /// Waits up to `timeout` for the next acknowledgement; `Ok(None)` when none arrived in
     /// time (the session stays open).
     fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>>;

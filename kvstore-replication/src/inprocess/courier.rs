@@ -2,6 +2,7 @@
 //! as one window; with a simulated network delay, a thread per session hands records to the
 //! replica when their delay has passed, in send order, together with any others due by then.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -71,19 +72,24 @@ impl Drop for Courier {
 pub(super) fn deliver_window(
     endpoint: &ReplicaEndpoint,
     epoch: u64,
-    parcels: &[(SharedRecord, bool)],
+    parcels: Vec<(SharedRecord, bool)>,
 ) -> Vec<Result<Ack>> {
     if parcels.is_empty() {
         return Vec::new();
     }
-    // The replica's store takes a slice of records; the master's are shared between replicas,
-    // so each replica gets its own copy, as it would off the wire.
-    let window: Vec<WalRecord> = parcels.iter().map(|(r, _)| WalRecord::clone(r)).collect();
+    let reported: Vec<bool> = parcels.iter().map(|(_, report)| *report).collect();
+    // The replica's store takes owned records. A record still shared (with another replica's
+    // queue, or a duplicated copy) is copied, as it would be off the wire; one that only this
+    // window holds (the last replica to get it, or read from the WAL) is taken as is.
+    let window: Vec<WalRecord> = parcels
+        .into_iter()
+        .map(|(record, _)| Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()))
+        .collect();
     match endpoint.apply_many(epoch, &window) {
         Ok(acks) => acks
             .into_iter()
-            .zip(parcels)
-            .filter(|(_, (_, report))| *report)
+            .zip(reported)
+            .filter(|(_, report)| *report)
             .map(|(ack, _)| Ok(ack))
             .collect(),
         Err(e) => vec![Err(e)],
@@ -138,7 +144,7 @@ fn deliver(
         let Some(endpoint) = slot.read().clone() else {
             continue;
         };
-        let answers = deliver_window(&endpoint, epoch, &window);
+        let answers = deliver_window(&endpoint, epoch, window);
         drop(endpoint);
         for answer in answers {
             if acks.send(answer).is_err() {

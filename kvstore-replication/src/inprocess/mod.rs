@@ -174,22 +174,27 @@ impl Transport for InProcessTransport {
     }
 
     fn send_records(&mut self, records: &[SharedRecord]) -> Result<()> {
+        self.send_window(records.to_vec())
+    }
+
+    fn send_window(&mut self, records: Vec<SharedRecord>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let epoch = self.check()?;
         let faults = self.replica.faults.clone();
         // Decide each message's fate: lost, delivered, delivered twice, swapped with the next.
+        let rolls = faults.roll_window(records.len());
         let mut parcels: Vec<(SharedRecord, bool)> = Vec::with_capacity(records.len());
         let mut copies = Vec::new();
-        for (record, roll) in records.iter().zip(faults.roll_window(records.len())) {
+        for (record, roll) in records.into_iter().zip(rolls) {
             if roll.drop {
                 continue;
             }
-            parcels.push((record.clone(), true));
             if roll.duplicate {
                 copies.push((record.clone(), false));
             }
+            parcels.push((record, true));
             if roll.reorder && parcels.len() >= 2 {
                 let n = parcels.len();
                 parcels.swap(n - 2, n - 1);
@@ -220,7 +225,7 @@ impl Transport for InProcessTransport {
             .endpoint()
             .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
         link.inline_acks
-            .extend(courier::deliver_window(&endpoint, epoch, &parcels));
+            .extend(courier::deliver_window(&endpoint, epoch, parcels));
         Ok(())
     }
 

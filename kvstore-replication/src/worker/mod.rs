@@ -44,13 +44,20 @@ fn fill(batching: bool, ready: usize, room: usize, in_flight: usize, window: usi
     if !batching {
         return Fill::SendNow;
     }
-    if in_flight > 0 && (room < window.div_ceil(2) || ready < room) {
+    if room_is_small(in_flight, room, window) || (in_flight > 0 && ready < room) {
         return Fill::AwaitAcksFirst;
     }
     if ready < room {
         return Fill::Linger;
     }
     Fill::SendNow
+}
+
+/// Whether the window has so little room left that sending into it would make a tiny batch
+/// (one commit group on the replica for a record or two) while acks that free more room are
+/// on their way. Without this, a full window refills one record per ack.
+fn room_is_small(in_flight: usize, room: usize, window: usize) -> bool {
+    in_flight > 0 && room < window.div_ceil(2)
 }
 
 /// Name under which a replica pins the master's WAL (`retain_wal`).
@@ -275,7 +282,7 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::{fill, Fill};
+    use super::{fill, room_is_small, Fill};
 
     #[test]
     fn sync_modes_send_at_once() {
@@ -297,6 +304,14 @@ mod tests {
         assert_eq!(fill(true, 3, 200, 56, 256), Fill::AwaitAcksFirst);
         // Nothing in flight: let the window fill.
         assert_eq!(fill(true, 3, 256, 0, 256), Fill::Linger);
+    }
+
+    #[test]
+    fn room_is_small_only_with_acks_pending() {
+        assert!(room_is_small(200, 56, 256));
+        assert!(!room_is_small(128, 128, 256));
+        assert!(!room_is_small(0, 3, 3));
+        assert!(!room_is_small(0, 1, 1));
     }
 
     #[test]

@@ -72,7 +72,6 @@ impl Worker {
             gap_seen: false,
             retained: applied,
         });
-        self.shared.acks.set(self.idx, applied);
         self.store.retain_wal(&self.consumer, applied);
         let resumable = self
             .snapshot
@@ -88,6 +87,7 @@ impl Worker {
                 caught_up: !self.resync_now && applied >= master_last,
             },
         );
+        self.shared.acks.set(self.idx, applied);
         true
     }
 
@@ -168,6 +168,15 @@ impl Worker {
     }
 
     fn catch_up(&mut self, after: Lsn, input: &PlanInput) {
+        if super::room_is_small(
+            input.in_flight,
+            input.window - input.in_flight,
+            input.window,
+        ) {
+            // Windows read from the WAL stay large: acks first, then a batch of at least half.
+            self.await_ack();
+            return;
+        }
         let continuing = self.wal.as_ref().is_some_and(|c| c.continues(after));
         if !continuing
             && input.queue_front.is_none()
@@ -222,11 +231,12 @@ impl Worker {
         let Some(last) = batch.last().map(|r| r.lsn) else {
             return;
         };
-        match self.transport.send_records(&batch) {
+        let count = batch.len();
+        match self.transport.send_window(batch) {
             Ok(()) => {
                 if let Some(s) = self.session.as_mut() {
                     s.sent = last;
-                    s.in_flight += batch.len();
+                    s.in_flight += count;
                 }
             }
             Err(e) => self.fail(e),
@@ -248,10 +258,12 @@ impl Worker {
                 if ack.applied_lsn > s.acked {
                     s.acked = ack.applied_lsn;
                     let acked = s.acked;
-                    self.shared.acks.set(self.idx, acked);
-                    self.retain_wal(false);
+                    // Health before the ack board: whoever the board wakes (a quorum write,
+                    // WAIT) then sees the state this ack implies.
                     let master_last = self.store.last_lsn();
                     self.mark_caught_up(acked, master_last);
+                    self.shared.acks.set(self.idx, acked);
+                    self.retain_wal(false);
                 }
             }
             Ok(None) => self.fail(Error::transport(
