@@ -130,7 +130,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let fsync = workload::fdatasync_p50_us(&base, 100, 2_000).unwrap_or(f64::NAN);
+    let fsync = workload::fdatasync_p50_us(&base, 100, 2_000).unwrap_or((f64::NAN, f64::NAN));
     let mut results = Vec::new();
     for kind in &kinds {
         eprintln!("running {} ...", kind.name);
@@ -170,8 +170,26 @@ fn main() -> ExitCode {
 }
 
 fn args_line(args: &Args) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)
+                    .map(|m| m.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
-        "{} keys of {} B, values of {} B, {} random gets, seed {}",
-        args.keys, args.key_bytes, args.value_bytes, args.gets, args.seed
+        "{} keys of {} B, values of {} B, {} random gets, seed {}.\nMachine: {cores} cores, {cpu}.\n\
+         Command: kvstore-bench {}",
+        args.keys,
+        args.key_bytes,
+        args.value_bytes,
+        args.gets,
+        args.seed,
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     )
 }

@@ -23,12 +23,17 @@ fn fmt_value(v: f64) -> String {
 
 /// Renders the results; the ratio column is kvstore ÷ the best peer, oriented so that > 1 means
 /// kvstore is better (for "lower is better" rows it is best peer ÷ kvstore).
-pub fn table(workload: &str, fsync_p50_us: f64, results: &[(&EngineKind, Vec<Figure>)]) -> String {
+pub fn table(
+    workload: &str,
+    (append_p50_us, overwrite_p50_us): (f64, f64),
+    results: &[(&EngineKind, Vec<Figure>)],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Workload: {workload}.");
     let _ = writeln!(
         out,
-        "This disk: append 100 B + fdatasync p50 = {fsync_p50_us:.0} µs.\n"
+        "This disk, fdatasync after writing 100 B, p50: {append_p50_us:.0} µs appending, \
+         {overwrite_p50_us:.0} µs overwriting an already written region.\n"
     );
     let names: Vec<&str> = results.iter().map(|(k, _)| k.name).collect();
     let _ = writeln!(

@@ -334,20 +334,32 @@ pub fn run_reopened(kind: &EngineKind, w: &Workload, dir: &Path) -> BenchResult<
     Ok(out)
 }
 
-/// Latency of appending `bytes` and `fdatasync`ing, on the disk holding `dir` (p50, in µs).
-pub fn fdatasync_p50_us(dir: &Path, bytes: usize, rounds: usize) -> BenchResult<f64> {
+/// This disk's `fdatasync` latency after writing `bytes` (p50, in µs), two ways: appending to
+/// a file (the size changes, so file-system metadata is committed too), and overwriting inside
+/// a region already written with zeros (what a preallocated log does; the floor for one
+/// durable write).
+pub fn fdatasync_p50_us(dir: &Path, bytes: usize, rounds: usize) -> BenchResult<(f64, f64)> {
     use std::io::Write;
+    use std::os::unix::fs::FileExt;
     let path = dir.join("fdatasync-probe");
     let mut file = std::fs::File::create(&path)?;
     let buf = vec![b'x'; bytes];
-    let mut lat = Vec::with_capacity(rounds);
+    let mut append = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
         file.write_all(&buf)?;
         file.sync_data()?;
-        lat.push(t.elapsed());
+        append.push(t.elapsed());
     }
-    lat.sort_unstable();
+    let mut overwrite = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        file.write_all_at(&buf, (i * bytes) as u64)?;
+        file.sync_data()?;
+        overwrite.push(t.elapsed());
+    }
+    append.sort_unstable();
+    overwrite.sort_unstable();
     std::fs::remove_file(&path)?;
-    Ok(percentile(&lat, 0.5))
+    Ok((percentile(&append, 0.5), percentile(&overwrite, 0.5)))
 }
