@@ -10,9 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = KvStore::open(&dir)?;
     let start = Instant::now();
     let mut keys = Vec::with_capacity(store.len());
-    for entry in store.iter() {
-        keys.push(entry?.0);
-    }
+    store.for_each::<&[u8], _>(.., |key, _value| {
+        keys.push(key.to_vec());
+        true
+    })?;
     let scan = start.elapsed();
     let start = Instant::now();
     let mut found = 0usize;

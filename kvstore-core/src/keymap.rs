@@ -118,7 +118,10 @@ impl Leaf {
             self.keys.reserve_exact(key.len() * GROW_STEP);
         }
         let at = self.start(i);
-        self.keys.splice(at..at, key.iter().copied());
+        let old_len = self.keys.len();
+        self.keys.resize(old_len + key.len(), 0);
+        self.keys.copy_within(at..old_len, at + key.len());
+        self.keys[at..at + key.len()].copy_from_slice(key);
         self.ends.insert(i, (at + key.len()) as u32);
         for end in &mut self.ends[i + 1..] {
             *end += key.len() as u32;

@@ -108,9 +108,9 @@ impl CompactedWriter {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let (ops, olds): (Vec<Op>, Vec<Option<Location>>) =
+            std::mem::take(&mut self.batch).into_iter().unzip();
         self.batch_bytes = 0;
-        let ops: Vec<Op> = batch.iter().map(|(op, _)| op.clone()).collect();
         let mut record = EncodedRecord::encode(&ops);
         record.stamp(self.lsn_mark);
         let len = record.bytes.len() as u64;
@@ -132,7 +132,7 @@ impl CompactedWriter {
             .ctx(|| format!("writing compacted segment {}", out.id))?;
         out.segment.len += len;
         out.segment.note_lsn(self.lsn_mark);
-        for ((op, old), span) in batch.into_iter().zip(&record.spans) {
+        for ((op, old), span) in ops.into_iter().zip(olds).zip(&record.spans) {
             let value_offset = (offset + u64::from(span.value_start)) as u32;
             out.entries.push(HintEntry {
                 key: op.key().to_vec(),
