@@ -14,8 +14,11 @@ N=${1:-200000}
 ROUNDS=${ROUNDS:-2}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-(cd "$ROOT" && cargo build --release -q -p kvstore-net --bin kvstore-server)
-KVSTORE=$TARGET/release/kvstore-server
+# KVSTORE=/path/to/kvstore-server compares a given build instead of building this tree.
+if [[ -z "${KVSTORE:-}" ]]; then
+    (cd "$ROOT" && cargo build --release -q -p kvstore-net --bin kvstore-server)
+    KVSTORE=$TARGET/release/kvstore-server
+fi
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

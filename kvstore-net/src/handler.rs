@@ -1,7 +1,8 @@
 //! One client connection's loop: decode every buffered request, run it, queue its reply;
 //! flush when the buffer holds no complete request; close on `QUIT`, EOF or a protocol error
 //! (after replying with the error, as Redis does). Runs of pipelined `SET`s are committed
-//! together (see `pipeline`).
+//! together (see `pipeline`), and so are runs of `REPLICATE` records a master pipelines to a
+//! replica (see `replica_pipeline`).
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use crate::connection::{Connection, ReadError};
 use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::{ProtocolError, Request};
-use crate::pipeline;
 use crate::stats::ServerStats;
+use crate::{pipeline, replica_pipeline};
 
 /// Serves `conn` until the peer leaves, sends garbage, or the server shuts the socket down.
 pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
@@ -42,43 +43,42 @@ pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
             },
         };
         if pipeline::coalescible(&request, &session, &node) {
-            let mut batch = vec![request];
-            let mut bytes = pipeline::payload_bytes(&batch[0]);
-            while batch.len() < pipeline::MAX_COALESCED_REQUESTS
-                && bytes < pipeline::MAX_COALESCED_BYTES
-            {
-                match conn.buffered_request() {
-                    Ok(Some(next)) if pipeline::coalescible(&next, &session, &node) => {
-                        bytes += pipeline::payload_bytes(&next);
-                        batch.push(next);
-                    }
-                    Ok(Some(next)) => {
-                        pending = Some(next);
-                        break;
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        broken = Some(err);
-                        break;
-                    }
-                }
-            }
+            let run = pipeline::collect(&mut conn, request, |next| {
+                pipeline::coalescible(next, &session, &node)
+            });
+            (pending, broken) = (run.next, run.broken);
+            let mut batch = run.requests;
             let count = batch.len();
             let reply = if count == 1 {
                 batch
                     .pop()
-                    .map_or_else(Frame::ok, |r| run(r, &node, &mut session))
+                    .map_or_else(Frame::ok, |r| run_one(r, &node, &mut session))
             } else {
                 pipeline::commit(batch, &node)
             };
-            if matches!(reply, Frame::Error(_)) {
+            if count > 1 && matches!(reply, Frame::Error(_)) {
                 ServerStats::add(&node.stats.error_replies, count as u64);
             }
             for _ in 0..count {
                 conn.queue(&reply);
             }
+        } else if replica_pipeline::coalescible(&request, &session, &node) {
+            let run = pipeline::collect(&mut conn, request, |next| {
+                replica_pipeline::coalescible(next, &session, &node)
+            });
+            (pending, broken) = (run.next, run.broken);
+            let mut window = run.requests;
+            if window.len() == 1 {
+                if let Some(request) = window.pop() {
+                    conn.queue(&run_one(request, &node, &mut session));
+                }
+            } else {
+                for reply in replica_pipeline::apply(window, &node, &session) {
+                    conn.queue(&reply);
+                }
+            }
         } else {
-            let reply = run(request, &node, &mut session);
+            let reply = run_one(request, &node, &mut session);
             conn.queue(&reply);
         }
         if session.quit {
@@ -109,6 +109,6 @@ pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
     conn.shutdown();
 }
 
-fn run(request: Request, node: &Arc<Node>, session: &mut Session) -> Frame {
+fn run_one(request: Request, node: &Arc<Node>, session: &mut Session) -> Frame {
     cmd::execute(request, &mut Ctx { node, session })
 }

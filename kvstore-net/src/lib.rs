@@ -23,7 +23,8 @@
 //! - `server` ([`Server`]): accept loop, connection limit, one thread per connection;
 //!   `handler`: one connection's request loop
 //! - `cmd/`: one file per command (`get.rs`, `set.rs`, `scan.rs`, `replicate.rs`, …);
-//!   `pipeline`: pipelined `SET`s committed as one batch
+//!   `pipeline`: pipelined `SET`s committed as one batch; `replica_pipeline`: pipelined
+//!   `REPLICATE` records applied as one window on a replica
 //! - `node`, `role`: shared server state and the replication role (master / replica,
 //!   `REPLICAOF`, promotion); `scan_cursors`, `stats`
 //! - [`client`](Client): a blocking client; [`tcp_transport`](TcpTransport): replication
@@ -46,6 +47,7 @@ mod inline;
 mod node;
 pub mod parse;
 mod pipeline;
+mod replica_pipeline;
 mod role;
 mod scan_cursors;
 mod server;

@@ -12,9 +12,10 @@
 use kvstore_core::{Op, WriteBatch, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 
 use crate::cmd::{store_error, Session};
+use crate::connection::Connection;
 use crate::frame::Frame;
 use crate::node::Node;
-use crate::parse::Request;
+use crate::parse::{ProtocolError, Request};
 use crate::stats::ServerStats;
 
 /// Most requests committed as one batch.
@@ -39,6 +40,50 @@ pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> 
 /// Bytes a request adds to a batch.
 pub(crate) fn payload_bytes(request: &Request) -> usize {
     request.iter().skip(1).map(Vec::len).sum()
+}
+
+/// A run of requests that may be committed together, and what ended it.
+pub(crate) struct Run {
+    /// `first` and the buffered requests after it that `admits` took, in order.
+    pub requests: Vec<Request>,
+    /// The buffered request that ended the run, to be run next on its own.
+    pub next: Option<Request>,
+    /// A protocol error met after the run (reply with it once the run's replies are queued).
+    pub broken: Option<ProtocolError>,
+}
+
+/// Takes `first` and every following request already in `conn`'s buffer that `admits`, up to
+/// [`MAX_COALESCED_REQUESTS`] requests and [`MAX_COALESCED_BYTES`]; never reads the socket,
+/// so a run never waits for a request the client has not sent.
+pub(crate) fn collect(
+    conn: &mut Connection,
+    first: Request,
+    admits: impl Fn(&Request) -> bool,
+) -> Run {
+    let mut bytes = payload_bytes(&first);
+    let mut run = Run {
+        requests: vec![first],
+        next: None,
+        broken: None,
+    };
+    while run.requests.len() < MAX_COALESCED_REQUESTS && bytes < MAX_COALESCED_BYTES {
+        match conn.buffered_request() {
+            Ok(Some(request)) if admits(&request) => {
+                bytes += payload_bytes(&request);
+                run.requests.push(request);
+            }
+            Ok(Some(request)) => {
+                run.next = Some(request);
+                break;
+            }
+            Ok(None) => break,
+            Err(err) => {
+                run.broken = Some(err);
+                break;
+            }
+        }
+    }
+    run
 }
 
 /// Commits `requests` (all [`coalescible`]) as one batch; returns the reply shared by all.

@@ -88,6 +88,68 @@ fn replicate_session_applies_in_order_and_reports_gaps() -> TestResult {
 }
 
 #[test]
+fn pipelined_records_get_their_own_replies_in_order_and_share_a_commit() -> TestResult {
+    let server = TestServer::start_with(|c| c.replica(true))?;
+    let mut c = server.raw()?;
+    c.check(
+        &resp(&[b"REPLICATE", b"HELLO", b"m", b"1", b"20"]),
+        b"*4\r\n:0\r\n:1\r\n:-1\r\n:0\r\n",
+    )?;
+    let fsyncs_before = server.fsyncs();
+    // One write holding a window as a master pipelines it, with a gap, a duplicate and a
+    // malformed record in the middle: each keeps the reply it gets when sent alone.
+    let requests: [&[&[u8]]; 9] = [
+        &[b"REPLICATE", b"PUT", b"1", b"a", b"1"],
+        &[b"REPLICATE", b"put", b"2", b"b", b"2"],
+        &[b"REPLICATE", b"DELETE", b"4", b"a"],
+        &[b"REPLICATE", b"BATCHPUT", b"3", b"c", b"3", b"d", b"4"],
+        &[b"REPLICATE", b"PUT", b"2", b"b", b"stale"],
+        &[b"REPLICATE", b"PUT", b"x", b"k", b"v"],
+        &[b"REPLICATE", b"BATCHPUT", b"4", b"odd"],
+        &[
+            b"REPLICATE",
+            b"BATCH",
+            b"4",
+            b"DEL",
+            b"a",
+            b"PUT",
+            b"e",
+            b"5",
+        ],
+        &[b"REPLICATE", b"DEL", b"5", b"b"],
+    ];
+    let window: Vec<u8> = requests.iter().flat_map(|r| resp(r)).collect();
+    c.check(
+        &window,
+        b":1\r\n:2\r\n:2\r\n:3\r\n:3\r\n\
+          -ERR value is not an integer or out of range\r\n\
+          -ERR wrong number of arguments for 'replicate' command\r\n:4\r\n:5\r\n",
+    )?;
+    let fsyncs = server.fsyncs() - fsyncs_before;
+    assert!(
+        (1..5).contains(&fsyncs),
+        "5 records applied with {fsyncs} fsyncs: the window was not committed together"
+    );
+    c.check(
+        &resp(&[b"MGET", b"a", b"b", b"c", b"d", b"e"]),
+        b"*5\r\n$-1\r\n$-1\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n",
+    )?;
+    // The session goes on after the window: the next record, then a gap.
+    c.check(&resp(&[b"REPLICATE", b"PUT", b"6", b"f", b"6"]), b":6\r\n")?;
+    c.check(
+        &[
+            resp(&[b"REPLICATE", b"PUT", b"8", b"g", b"8"]),
+            resp(&[b"REPLICATE", b"PUT", b"7", b"g", b"7"]),
+        ]
+        .concat(),
+        b":6\r\n:7\r\n",
+    )?;
+    c.check(&resp(&[b"GET", b"g"]), b"$1\r\n7\r\n")?;
+    assert_eq!(server.store_len(), 5);
+    Ok(())
+}
+
+#[test]
 fn snapshot_chunks_replace_the_contents() -> TestResult {
     let server = TestServer::start_with(|c| c.replica(true))?;
     let mut c = server.raw()?;
@@ -144,10 +206,15 @@ fn snapshot_chunks_replace_the_contents() -> TestResult {
 
 trait StoreLen {
     fn store_len(&self) -> usize;
+    fn fsyncs(&self) -> u64;
 }
 
 impl StoreLen for TestServer {
     fn store_len(&self) -> usize {
         self.handle.as_ref().map_or(0, |h| h.store().len())
+    }
+
+    fn fsyncs(&self) -> u64 {
+        self.handle.as_ref().map_or(0, |h| h.store().stats().fsyncs)
     }
 }

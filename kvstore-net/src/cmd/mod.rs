@@ -19,7 +19,7 @@ mod ping;
 mod quit;
 mod range;
 mod replicaof;
-mod replicate;
+pub(crate) mod replicate;
 mod role;
 mod scan;
 mod set;

@@ -3,27 +3,30 @@
 //!
 //! [`parse_pairs`] is also how `REPLICATE BATCHPUT <lsn> k v …` reads its pairs.
 
-use kvstore_core::WriteBatch;
+use kvstore_core::{Op, WriteBatch};
 
 use super::{store_error, Args, Ctx};
 use crate::frame::Frame;
 
-/// Reads one or more `key value` pairs into a batch.
-pub(crate) fn parse_pairs(args: &mut Args) -> Result<WriteBatch, Frame> {
+/// Reads one or more `key value` pairs into puts, moving each argument (no copy).
+pub(crate) fn parse_pairs(args: &mut Args) -> Result<Vec<Op>, Frame> {
     if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
         return Err(args.wrong_arity());
     }
-    let mut batch = WriteBatch::new();
+    let mut ops = Vec::with_capacity(args.remaining() / 2);
     while args.remaining() > 0 {
         let key = args.next_bytes()?;
         let value = args.next_bytes()?;
-        batch.put(key, value);
+        ops.push(Op::Put { key, value });
     }
-    Ok(batch)
+    Ok(ops)
 }
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let batch = parse_pairs(args)?;
-    ctx.node.store.write_batch(batch).map_err(store_error)?;
+    let ops = parse_pairs(args)?;
+    ctx.node
+        .store
+        .write_batch(WriteBatch::from(ops))
+        .map_err(store_error)?;
     Ok(Frame::ok())
 }

@@ -20,6 +20,7 @@ use kvstore_replication::{Hello, ReplicaEndpoint, SnapshotChunk, SnapshotPiece};
 use super::args::syntax_error;
 use super::{mset, set, store_error, Args, Ctx};
 use crate::frame::Frame;
+use crate::parse::Request;
 use crate::role::Role;
 
 /// The reply for a replication error; refusals keep their own codes.
@@ -34,7 +35,8 @@ pub(crate) fn replication_error(err: kvstore_replication::Error) -> Frame {
     }
 }
 
-fn master_refuses() -> Frame {
+/// The reply to any `REPLICATE` on a master.
+pub(crate) fn master_refuses() -> Frame {
     Frame::error(
         "ERR this node is a master and refuses REPLICATE; make it a replica with REPLICAOF first",
     )
@@ -67,8 +69,24 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             Frame::Integer(i64::from(ack.finished)),
         ]));
     }
+    let record = parse_record(&sub, args)?;
+    let ack = endpoint.apply(epoch, &record).map_err(replication_error)?;
+    Ok(Frame::Integer(ack.applied_lsn as i64))
+}
+
+/// Whether `sub` (any case) names a subcommand carrying one record, the ones a replica may
+/// apply as a window (see `replica_pipeline`).
+pub(crate) fn is_record_subcommand(sub: &[u8]) -> bool {
+    [&b"PUT"[..], b"DELETE", b"DEL", b"BATCHPUT", b"BATCH"]
+        .iter()
+        .any(|name| sub.eq_ignore_ascii_case(name))
+}
+
+/// Reads `<lsn> …` of a record subcommand (`sub`, uppercase) into the record it carries,
+/// or the error reply the command gets.
+fn parse_record(sub: &[u8], args: &mut Args) -> Result<WalRecord, Frame> {
     let lsn = args.next_u64()?;
-    let ops = match sub.as_slice() {
+    let ops = match sub {
         b"PUT" => {
             let (key, value) = set::parse_put(args)?;
             vec![Op::Put { key, value }]
@@ -78,14 +96,21 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             args.finish()?;
             vec![Op::Delete { key }]
         }
-        b"BATCHPUT" => mset::parse_pairs(args)?.ops().to_vec(),
+        b"BATCHPUT" => mset::parse_pairs(args)?,
         b"BATCH" => parse_mixed(args)?,
         _ => return Err(syntax_error()),
     };
-    let ack = endpoint
-        .apply(epoch, &WalRecord { lsn, ops })
-        .map_err(replication_error)?;
-    Ok(Frame::Integer(ack.applied_lsn as i64))
+    Ok(WalRecord { lsn, ops })
+}
+
+/// Parses a whole `REPLICATE <record subcommand> …` request (name included) into its
+/// record, or the error reply [`run`] would give it once the session checks have passed.
+pub(crate) fn parse_record_request(request: Request) -> Result<WalRecord, Frame> {
+    let mut parts = request.into_iter();
+    let name = parts.next().unwrap_or_default();
+    let mut args = Args::new(name, parts.collect());
+    let sub = args.next_bytes()?.to_ascii_uppercase();
+    parse_record(&sub, &mut args)
 }
 
 fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Result<Frame, Frame> {
