@@ -164,6 +164,48 @@ impl Leaf {
     }
 }
 
+/// Builds a [`KeyMap`] from entries pushed in strictly increasing key order.
+#[derive(Debug, Default)]
+pub(crate) struct KeyMapBuilder {
+    map: KeyMap,
+    /// The next leaf's keys, back to back, and each key's end and location.
+    keys: Vec<u8>,
+    pending: Vec<(usize, Location)>,
+}
+
+impl KeyMapBuilder {
+    pub fn push(&mut self, key: &[u8], loc: Location) {
+        self.keys.extend_from_slice(key);
+        self.pending.push((self.keys.len(), loc));
+        if self.pending.len() == BULK_LEAF {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut start = 0;
+        let entries: Vec<(&[u8], Location)> = self
+            .pending
+            .iter()
+            .map(|(end, loc)| {
+                let key = &self.keys[start..*end];
+                start = *end;
+                (key, *loc)
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.map.push_bulk_leaf(&entries);
+        }
+        self.keys.clear();
+        self.pending.clear();
+    }
+
+    pub fn finish(mut self) -> KeyMap {
+        self.flush();
+        self.map
+    }
+}
+
 /// The ordered key → [`Location`] map of the index.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct KeyMap {
@@ -177,20 +219,13 @@ pub(crate) struct KeyMap {
 
 impl KeyMap {
     /// Builds a map from entries in strictly increasing key order.
+    #[cfg(test)]
     pub fn from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], Location)>) -> Self {
-        let mut map = KeyMap::default();
-        let mut pending: Vec<(&[u8], Location)> = Vec::with_capacity(BULK_LEAF);
-        for entry in entries {
-            pending.push(entry);
-            if pending.len() == BULK_LEAF {
-                map.push_bulk_leaf(&pending);
-                pending.clear();
-            }
+        let mut builder = KeyMapBuilder::default();
+        for (key, loc) in entries {
+            builder.push(key, loc);
         }
-        if !pending.is_empty() {
-            map.push_bulk_leaf(&pending);
-        }
-        map
+        builder.finish()
     }
 
     /// Appends a leaf allocated at its exact size (growing vectors and shrinking them after

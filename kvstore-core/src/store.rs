@@ -400,10 +400,11 @@ impl KvStore {
     }
 
     /// Applies a run of a master's records in one commit group (one write, one sync), in
-    /// order, with [`apply_replicated`](Self::apply_replicated)'s rules for each: records at or
-    /// below the applied LSN are skipped; at a gap, that record and every later one are refused
-    /// with [`Error::LsnGap`] and the earlier ones stay applied. Returns the applied LSN after
-    /// the run, or the first error.
+    /// order, with [`apply_replicated`](Self::apply_replicated)'s rules for each: a record at
+    /// or below the applied LSN is skipped, one that does not directly follow the records
+    /// applied before it is refused with [`Error::LsnGap`] (and changes nothing), the others
+    /// are applied. So `[1, 3, 2]` on an empty store applies 1 and 2 and refuses 3. Returns
+    /// the applied LSN after the run, or the first error (the applied records stay applied).
     pub fn apply_replicated_batch(&self, records: &[WalRecord]) -> Result<Lsn> {
         let applied = self.last_lsn();
         let mut encoded = Vec::with_capacity(records.len());

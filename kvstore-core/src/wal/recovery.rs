@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment, State};
 use crate::io::FileIo;
-use crate::keymap::KeyMap;
+use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
 use crate::wal::hint::{self, EntryRef, Hint, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
@@ -147,12 +147,17 @@ impl Gathered {
         // Radix-sort (prefix, reading position) pairs by prefix (stable, so reading order
         // survives), then order each run of equal prefixes by whole key, LSN and reading
         // position. Runs are short: mostly one key's versions.
+        // Large transient buffers are freed only at the end, after the index is built: glibc
+        // raises its mmap threshold whenever a mapped chunk is freed, and buffers allocated
+        // after that would come from the heap and stay resident after recovery.
+        let mut scratch = Vec::new();
         let mut order: Vec<(u64, Lsn, u32)> = radix_sort_by_prefix(
             unsorted
                 .iter()
                 .enumerate()
                 .map(|(i, op)| (op.prefix, op.lsn, i as u32))
                 .collect(),
+            &mut scratch,
         );
         let mut i = 0;
         while i < order.len() {
@@ -171,29 +176,29 @@ impl Gathered {
             }
             i = j;
         }
-        let ops: Vec<GatheredOp> = order.iter().map(|o| unsorted[o.2 as usize]).collect();
-        drop(unsorted);
+        let op = |n: usize| &unsorted[order[n].2 as usize];
         let mut dead: BTreeMap<SegmentId, u64> = BTreeMap::new();
         let mut live_bytes = 0;
-        let mut winners: Vec<(&[u8], Location)> = Vec::with_capacity(ops.len());
+        let mut index = KeyMapBuilder::default();
         let mut i = 0;
-        while i < ops.len() {
-            let key = self.key(&ops[i]);
+        while i < order.len() {
+            let first = op(i);
+            let key = self.key(first);
             let mut j = i + 1;
-            while j < ops.len() && ops[j].prefix == ops[i].prefix && self.key(&ops[j]) == key {
+            while j < order.len() && op(j).prefix == first.prefix && self.key(op(j)) == key {
                 j += 1;
             }
-            for op in &ops[i..j - 1] {
-                *dead.entry(op.segment).or_default() +=
-                    op_disk_bytes(key.len(), op.value_len as usize);
+            for n in i..j - 1 {
+                *dead.entry(op(n).segment).or_default() +=
+                    op_disk_bytes(key.len(), op(n).value_len as usize);
             }
-            let newest = ops[j - 1];
+            let newest = op(j - 1);
             let bytes = op_disk_bytes(key.len(), newest.value_len as usize);
             if newest.is_delete {
                 *dead.entry(newest.segment).or_default() += bytes;
             } else {
                 live_bytes += bytes;
-                winners.push((
+                index.push(
                     key,
                     Location {
                         segment: newest.segment,
@@ -201,18 +206,24 @@ impl Gathered {
                         value_len: newest.value_len,
                         lsn: newest.lsn,
                     },
-                ));
+                );
             }
             i = j;
         }
-        (KeyMap::from_sorted(winners), live_bytes, dead)
+        let index = index.finish();
+        drop((order, scratch, unsorted));
+        (index, live_bytes, dead)
     }
 }
 
 /// Stable LSD radix sort on the first field, one byte per pass; passes in which every element
 /// has the same byte are skipped.
-fn radix_sort_by_prefix(mut items: Vec<(u64, Lsn, u32)>) -> Vec<(u64, Lsn, u32)> {
-    let mut scratch = vec![(0u64, 0 as Lsn, 0u32); items.len()];
+fn radix_sort_by_prefix(
+    mut items: Vec<(u64, Lsn, u32)>,
+    scratch: &mut Vec<(u64, Lsn, u32)>,
+) -> Vec<(u64, Lsn, u32)> {
+    scratch.clear();
+    scratch.resize(items.len(), (0, 0, 0));
     for pass in 0..8 {
         let shift = pass * 8;
         let mut counts = [0usize; 256];
@@ -233,7 +244,7 @@ fn radix_sort_by_prefix(mut items: Vec<(u64, Lsn, u32)>) -> Vec<(u64, Lsn, u32)>
             scratch[counts[bucket]] = *item;
             counts[bucket] += 1;
         }
-        std::mem::swap(&mut items, &mut scratch);
+        std::mem::swap(&mut items, scratch);
     }
     items
 }
