@@ -26,60 +26,78 @@ struct Placed {
 
 impl Inner {
     /// Leads one commit group; returns a result per pending record.
-    pub(crate) fn lead_group(&self, group: Vec<Pending>) -> Vec<(u64, Result<Outcome>)> {
-        if let Some(reason) = self.poison_reason() {
-            return group
-                .into_iter()
-                .map(|p| {
-                    (
-                        p.ticket,
-                        Err(Error::Poisoned {
-                            reason: reason.clone(),
-                        }),
-                    )
-                })
-                .collect();
-        }
+    ///
+    /// Pipelined: the group is written under the active segment's lock, then `release` lets
+    /// the next leader write its group while this one syncs. Groups publish (index, last LSN,
+    /// hook) strictly in the order they were written, each after its own sync, so a reader
+    /// never sees a write before it is durable, nor one group before an earlier one.
+    pub(crate) fn lead_group(
+        &self,
+        group: Vec<Pending>,
+        release: &dyn Fn(),
+    ) -> Vec<(u64, Result<Outcome>)> {
         let tickets: Vec<u64> = group.iter().map(|p| p.ticket).collect();
         let mut results = Vec::with_capacity(group.len());
         let mut placed = Vec::with_capacity(group.len());
         let mut sealed = Vec::new();
-        // Held until the group is published, so that whoever takes it next (a roll for
-        // compaction, a snapshot install) never sees written but unpublished records.
-        let mut active = self.active.lock();
-        let write =
-            self.place_and_write(&mut active, group, &mut placed, &mut results, &mut sealed);
-        let write = write.and_then(|()| self.sync_if_required(&mut active));
-        if let Err(e) = write {
-            let reason = e.to_string();
-            self.poison(&reason);
-            // Every record without an answer fails: those placed and those the failure
-            // (e.g. of a segment roll) kept from being placed at all.
-            let answered: std::collections::HashSet<u64> =
-                results.iter().map(|(t, _)| *t).collect();
-            results.extend(
-                tickets
-                    .into_iter()
-                    .filter(|t| !answered.contains(t))
-                    .map(|t| {
-                        (
-                            t,
-                            Err(Error::Poisoned {
-                                reason: reason.clone(),
-                            }),
-                        )
-                    }),
-            );
-            return results;
+        let (turn, written) = {
+            let mut active = self.active.lock();
+            let turn = self.sequencer.take_turn();
+            let written = match self.poison_reason() {
+                Some(reason) => Err(Error::Poisoned { reason }),
+                None => self
+                    .place_and_write(&mut active, group, &mut placed, &mut results, &mut sealed)
+                    .map(|()| (active.file.clone(), active.id)),
+            };
+            (turn, written)
+        };
+        release();
+        let synced = written.and_then(|(file, id)| {
+            if self.opts.sync_policy == SyncPolicy::Always && !placed.is_empty() {
+                self.timed_sync(&*file, id)?;
+            }
+            Ok(())
+        });
+        self.sequencer.wait_for(turn);
+        // An earlier group's failure poisons this one too: its records follow unsynced ones.
+        let outcome = synced.and_then(|()| match self.poison_reason() {
+            Some(reason) => Err(Error::Poisoned { reason }),
+            None => Ok(()),
+        });
+        match outcome {
+            Ok(()) => {
+                self.publish(&placed);
+                self.finish_seal(&sealed);
+                self.sequencer.done(turn);
+                results.extend(
+                    placed
+                        .iter()
+                        .map(|p| (p.ticket, Ok(Outcome::Committed(p.lsn)))),
+                );
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.poison(&reason);
+                self.sequencer.done(turn);
+                // Every record without an answer fails: those placed and those the failure
+                // (e.g. of a segment roll) kept from being placed at all.
+                let answered: std::collections::HashSet<u64> =
+                    results.iter().map(|(t, _)| *t).collect();
+                results.extend(
+                    tickets
+                        .into_iter()
+                        .filter(|t| !answered.contains(t))
+                        .map(|t| {
+                            (
+                                t,
+                                Err(Error::Poisoned {
+                                    reason: reason.clone(),
+                                }),
+                            )
+                        }),
+                );
+            }
         }
-        self.publish(&placed);
-        self.finish_seal(&sealed);
-        drop(active);
-        results.extend(
-            placed
-                .iter()
-                .map(|p| (p.ticket, Ok(Outcome::Committed(p.lsn)))),
-        );
         results
     }
 
@@ -176,29 +194,25 @@ impl Inner {
         Ok(())
     }
 
-    fn sync_if_required(&self, active: &mut ActiveSegment) -> Result<()> {
-        if self.opts.sync_policy == SyncPolicy::Always {
-            self.sync_active(active)?;
-        }
-        Ok(())
-    }
-
     /// `fdatasync`s the active segment if it has unsynced bytes.
     pub(crate) fn sync_active(&self, active: &mut ActiveSegment) -> Result<()> {
         if !active.unsynced {
             return Ok(());
         }
+        self.timed_sync(&*active.file, active.id)?;
+        active.unsynced = false;
+        Ok(())
+    }
+
+    /// `fdatasync`s a segment file, counting it and tracking how long syncs take.
+    fn timed_sync(&self, file: &dyn crate::io::FileIo, id: SegmentId) -> Result<()> {
         let started = std::time::Instant::now();
-        active
-            .file
-            .sync_data()
-            .ctx(|| format!("syncing segment {}", active.id))?;
+        file.sync_data().ctx(|| format!("syncing segment {id}"))?;
         let took = started.elapsed().as_nanos() as u64;
         let avg = self.counters.sync_ewma_ns.load(Ordering::Relaxed);
         let avg = if avg == 0 { took } else { (avg * 7 + took) / 8 };
         self.counters.sync_ewma_ns.store(avg, Ordering::Relaxed);
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        active.unsynced = false;
         Ok(())
     }
 

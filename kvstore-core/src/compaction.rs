@@ -81,10 +81,11 @@ impl Inner {
     /// Seals the active segment if it holds any record, so that a full compaction covers it.
     fn seal_active_if_written(&self) -> Result<()> {
         let mut active = self.active.lock();
+        // No group may be written but unpublished when the segment is sealed.
+        self.sequencer.drain();
         if active.len > SEGMENT_HEADER_BYTES {
             let last = active.written_lsn;
             let sealed = self.roll(&mut active, last)?;
-            // Holding the active segment's lock means no group is between write and publish.
             self.finish_seal(&[sealed]);
         }
         Ok(())

@@ -147,6 +147,8 @@ impl SnapshotInstall {
         drop(placements);
         let _no_compaction = inner.compaction_lock.lock();
         let mut active = inner.active.lock();
+        // Groups written before the swap publish first (into the state about to be replaced).
+        inner.sequencer.drain();
         let old_ids: Vec<u32> = inner.state.read().segments.keys().copied().collect();
         let plan = SwapPlan {
             install: outputs.iter().map(|o| o.id).collect(),

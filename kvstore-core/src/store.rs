@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub state: RwLock<State>,
     pub active: Mutex<ActiveSegment>,
     pub commits: CommitQueue,
+    /// Orders the publication of pipelined commit groups.
+    pub sequencer: crate::wal::sequencer::Sequencer,
     pub last_lsn: AtomicU64,
     pub next_segment_id: AtomicU32,
     /// Id of the segment being appended to (mirrors `active.id` without its lock).
@@ -114,15 +116,16 @@ impl Inner {
         self.poisoned.store(true, Ordering::Release);
     }
 
-    /// How long a commit leader may wait for more writers: a quarter of a typical fsync
-    /// (capped), so that gathering can at most add 25% to a durable write's latency.
+    /// How long a commit leader may wait for more writers: half a typical fsync (capped), so
+    /// that gathering adds at most half an fsync to a durable write that shares it with others;
+    /// a lone writer never waits.
     pub(crate) fn gather_window(&self) -> Option<std::time::Duration> {
         if self.opts.sync_policy != crate::SyncPolicy::Always {
             return None;
         }
         let sync_ns = self.counters.sync_ewma_ns.load(Ordering::Relaxed);
         Some(std::time::Duration::from_nanos(
-            (sync_ns / 4).min(MAX_GATHER_NS),
+            (sync_ns / 2).min(MAX_GATHER_NS),
         ))
     }
 
@@ -191,8 +194,8 @@ impl Inner {
         self.check_ops(ops)?;
         let record = EncodedRecord::encode(ops);
         self.commits
-            .commit(record, rule, self.gather_window(), |group| {
-                self.lead_group(group)
+            .commit(record, rule, self.gather_window(), |group, release| {
+                self.lead_group(group, release)
             })
     }
 
@@ -249,6 +252,7 @@ impl KvStore {
             state: RwLock::new(recovered.state),
             active: Mutex::new(recovered.active),
             commits: CommitQueue::default(),
+            sequencer: Default::default(),
             last_lsn: AtomicU64::new(recovered.last_lsn),
             next_segment_id: AtomicU32::new(recovered.next_segment_id),
             active_segment: AtomicU32::new(active_id),
@@ -419,11 +423,12 @@ impl KvStore {
             return Ok(applied);
         }
         let inner = &self.inner;
-        let results = inner
-            .commits
-            .commit_many(encoded, inner.gather_window(), |group| {
-                inner.lead_group(group)
-            });
+        let results =
+            inner
+                .commits
+                .commit_many(encoded, inner.gather_window(), |group, release| {
+                    inner.lead_group(group, release)
+                });
         for result in results {
             result?;
         }

@@ -8,5 +8,6 @@ pub(crate) mod reader;
 pub(crate) mod record;
 pub(crate) mod recovery;
 pub(crate) mod segment;
+pub(crate) mod sequencer;
 pub(crate) mod swap;
 pub(crate) mod writer;
