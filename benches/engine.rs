@@ -1,6 +1,11 @@
 //! Criterion regression benchmarks of the storage engine (16-byte keys, 100-byte values).
 //! The side-by-side comparison with other engines is `kvstore-bench`.
 
+// A benchmark that cannot set up its store has nothing to measure: failing loudly is right.
+#![allow(clippy::expect_used)]
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

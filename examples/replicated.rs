@@ -103,9 +103,17 @@ fn main() -> Result {
     })?;
     show_replication("master", &m_addr)?;
     show_replication("replica b", &b_addr.to_string())?;
-    for (name, addr) in [("master", m_addr.clone()), ("replica a", a_addr.to_string()), ("replica b", b_addr.to_string())] {
+    for (name, addr) in [
+        ("master", m_addr.clone()),
+        ("replica a", a_addr.to_string()),
+        ("replica b", b_addr.to_string()),
+    ] {
         let mut c = Client::connect(&addr)?;
-        println!("{name:>9}: DBSIZE {} DIGEST {}", c.integer(&["DBSIZE"])?, c.digest()?);
+        println!(
+            "{name:>9}: DBSIZE {} DIGEST {}",
+            c.integer(&["DBSIZE"])?,
+            c.digest()?
+        );
     }
 
     master.shutdown()?;
