@@ -143,6 +143,24 @@ impl Connection {
         }
     }
 
+    /// Reads what has already arrived on the socket into the buffer without waiting, while
+    /// fewer than `max_buffered` bytes are buffered; returns the bytes read (0 when nothing
+    /// was waiting, at EOF, or with enough buffered). Lets a caller that batches work (a
+    /// replica applying a window of records) take everything the peer has sent so far,
+    /// not just what the last blocking read happened to return.
+    pub fn read_available(&mut self, max_buffered: usize) -> io::Result<usize> {
+        if self.end - self.start >= max_buffered {
+            return Ok(0);
+        }
+        self.stream.set_nonblocking(true)?;
+        let read = self.fill();
+        self.stream.set_nonblocking(false)?;
+        match read {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            other => other,
+        }
+    }
+
     /// Reads once from the socket into the buffer; returns the bytes read (0 at EOF).
     fn fill(&mut self) -> io::Result<usize> {
         if self.start == self.end {

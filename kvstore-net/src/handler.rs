@@ -11,6 +11,7 @@ use crate::connection::{Connection, ReadError};
 use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::{ProtocolError, Request};
+use crate::pipeline::ReadAhead;
 use crate::stats::ServerStats;
 use crate::{pipeline, replica_pipeline};
 
@@ -43,7 +44,7 @@ pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
             },
         };
         if pipeline::coalescible(&request, &session, &node) {
-            let run = pipeline::collect(&mut conn, request, |next| {
+            let run = pipeline::collect(&mut conn, request, ReadAhead::BufferOnly, |next| {
                 pipeline::coalescible(next, &session, &node)
             });
             (pending, broken) = (run.next, run.broken);
@@ -63,7 +64,7 @@ pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
                 conn.queue(&reply);
             }
         } else if replica_pipeline::coalescible(&request, &session, &node) {
-            let run = pipeline::collect(&mut conn, request, |next| {
+            let run = pipeline::collect(&mut conn, request, ReadAhead::Arrived, |next| {
                 replica_pipeline::coalescible(next, &session, &node)
             });
             (pending, broken) = (run.next, run.broken);
