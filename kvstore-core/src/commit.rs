@@ -15,9 +15,28 @@ use crate::{Lsn, SyncPolicy};
 /// Zeros written ahead of the active segment's end at a time: 1 MiB.
 const PREALLOCATE_BYTES: u64 = 1 << 20;
 
+/// Completes a commit group's publication turn if its leader unwinds (a bug), poisoning the
+/// store, so that later groups do not wait for it forever.
+struct TurnGuard<'a> {
+    inner: &'a Inner,
+    turn: u64,
+    armed: bool,
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.poison("internal: a commit leader panicked");
+            self.inner.sequencer.done(self.turn);
+        }
+    }
+}
+
 /// A record placed in the log by the current group.
 struct Placed {
     ticket: u64,
+    /// Applied from a master (`apply_replicated`): the commit hook is not told of it.
+    replicated: bool,
     record: EncodedRecord,
     lsn: Lsn,
     segment: u32,
@@ -52,6 +71,11 @@ impl Inner {
             (turn, written)
         };
         release();
+        let mut turn_guard = TurnGuard {
+            inner: self,
+            turn,
+            armed: true,
+        };
         let synced = written.and_then(|(file, id)| {
             if self.opts.sync_policy == SyncPolicy::Always && !placed.is_empty() {
                 self.timed_sync(&*file, id)?;
@@ -98,6 +122,7 @@ impl Inner {
                 );
             }
         }
+        turn_guard.armed = false;
         results
     }
 
@@ -142,6 +167,7 @@ impl Inner {
             }
             placed.push(Placed {
                 ticket: pending.ticket,
+                replicated: matches!(pending.rule, LsnRule::Exactly(_)),
                 lsn: next,
                 segment: active.id,
                 offset: active.len + buf.len() as u64,
@@ -151,9 +177,11 @@ impl Inner {
                 buf.extend_from_slice(&p.record.bytes);
             }
             lsn = next;
-            active.written_lsn = lsn;
         }
-        self.write_buf(active, &mut buf)
+        self.write_buf(active, &mut buf)?;
+        // Only now: a failed write must not count as written (a later roll stamps it).
+        active.written_lsn = lsn;
+        Ok(())
     }
 
     fn write_buf(&self, active: &mut ActiveSegment, buf: &mut Vec<u8>) -> Result<()> {
@@ -328,8 +356,16 @@ impl Inner {
             self.last_lsn.store(last.lsn, Ordering::Release);
         }
         if let Some(hook) = self.hook() {
-            for p in placed {
-                hook.committed(Arc::new(p.record.to_wal_record(p.lsn)));
+            for p in placed.iter().filter(|p| !p.replicated) {
+                let record = Arc::new(p.record.to_wal_record(p.lsn));
+                let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    hook.committed(record);
+                }));
+                if call.is_err() {
+                    // The write is committed and published; a hook that panics must not take
+                    // the commit path down with it (replicas catch up from the log).
+                    tracing::error!(lsn = p.lsn, "the commit hook panicked");
+                }
             }
         }
     }

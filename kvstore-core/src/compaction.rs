@@ -81,11 +81,17 @@ impl Inner {
     /// Seals the active segment if it holds any record, so that a full compaction covers it.
     fn seal_active_if_written(&self) -> Result<()> {
         let mut active = self.active.lock();
-        // No group may be written but unpublished when the segment is sealed.
+        // No group may be written but unpublished when the segment is sealed; and a group
+        // that failed while we waited has poisoned the store, which must stop us here.
         self.sequencer.drain();
+        if let Some(reason) = self.poison_reason() {
+            return Err(Error::Poisoned { reason });
+        }
         if active.len > SEGMENT_HEADER_BYTES {
             let last = active.written_lsn;
-            let sealed = self.roll(&mut active, last)?;
+            let sealed = self.roll(&mut active, last).inspect_err(|e| {
+                self.poison(&e.to_string());
+            })?;
             self.finish_seal(&[sealed]);
         }
         Ok(())
@@ -178,7 +184,13 @@ impl Inner {
                 state.segments.remove(id);
             }
         }
-        swap::apply(&self.dir, &plan, &*self.opts.vfs)?;
+        // The swap is committed and the state already switched: a failure from here leaves the
+        // disk to recovery (which finishes the swap) and this handle must stop writing.
+        swap::apply(&self.dir, &plan, &*self.opts.vfs).inspect_err(|e| {
+            self.poison(&format!(
+                "finishing a compaction's segment swap failed: {e}"
+            ));
+        })?;
         let report = CompactionReport {
             segments_compacted: candidates.len(),
             segments_written: outputs.len(),

@@ -149,6 +149,10 @@ impl SnapshotInstall {
         let mut active = inner.active.lock();
         // Groups written before the swap publish first (into the state about to be replaced).
         inner.sequencer.drain();
+        if let Some(reason) = inner.poison_reason() {
+            CompactedWriter::abandon(&outputs, &inner.dir);
+            return Err(Error::Poisoned { reason });
+        }
         let old_ids: Vec<u32> = inner.state.read().segments.keys().copied().collect();
         let plan = SwapPlan {
             install: outputs.iter().map(|o| o.id).collect(),

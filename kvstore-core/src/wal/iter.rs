@@ -34,8 +34,28 @@ impl std::fmt::Debug for WalIter {
 }
 
 /// The lowest LSN `wal_since` accepts: where the oldest log segment still on disk begins.
+///
+/// Compaction may rewrite a log segment while an older one stays (it had no dead bytes), which
+/// leaves a hole in the log: the log is complete only after the last hole. A hole shows as a
+/// log segment starting after the end of the sealed one before it. (After a segment that is
+/// not sealed yet, its last records may be unpublished, so no hole is inferred there.)
 pub(crate) fn oldest_available(state: &crate::index::State) -> Lsn {
-    state.log_segments().next().map_or(0, |(_, s)| s.lsn_mark)
+    let mut oldest = 0;
+    let mut previous: Option<&crate::index::Segment> = None;
+    for (_, s) in state.log_segments() {
+        match previous {
+            None => oldest = s.lsn_mark,
+            Some(p) if p.sealed => {
+                let end = if p.is_empty() { p.lsn_mark } else { p.max_lsn };
+                if s.lsn_mark > end {
+                    oldest = s.lsn_mark;
+                }
+            }
+            Some(_) => {}
+        }
+        previous = Some(s);
+    }
+    oldest
 }
 
 impl WalIter {

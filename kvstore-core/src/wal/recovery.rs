@@ -13,7 +13,7 @@ use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
 use crate::wal::hint::{self, EntryRef, Hint, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
-use crate::wal::record::op_disk_bytes;
+use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
     parse_hint_name, parse_segment_name, segment_path, SegmentHeader, SegmentId,
     SEGMENT_HEADER_BYTES,
@@ -28,6 +28,40 @@ pub(crate) struct Recovered {
     pub last_lsn: Lsn,
     pub next_segment_id: SegmentId,
     pub segments_without_hint: Vec<SegmentId>,
+}
+
+/// Whether a whole valid record starts anywhere in `(damaged, end)` of `file`: a record
+/// header whose checksum holds, followed by a body that decodes and checks.
+fn valid_record_after(file: &Arc<dyn FileIo>, damaged: u64, end: u64) -> std::io::Result<bool> {
+    const WINDOW: u64 = 1 << 20;
+    let header = RECORD_HEADER_BYTES as u64;
+    let mut window_start = damaged + 1;
+    let mut buf = Vec::new();
+    while window_start + header <= end {
+        let window_end = (window_start + WINDOW + header).min(end);
+        buf.resize((window_end - window_start) as usize, 0);
+        file.read_exact_at(&mut buf, window_start)?;
+        for at in 0..buf.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
+            let h = &buf[at..at + RECORD_HEADER_BYTES];
+            if h.iter().all(|b| *b == 0)
+                || crc32fast::hash(&h[4..]) != u32::from_le_bytes([h[0], h[1], h[2], h[3]])
+            {
+                continue;
+            }
+            let body = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as u64;
+            let start = window_start + at as u64;
+            if start + header + body > end || header + body > crate::MAX_RECORD_BYTES as u64 {
+                continue;
+            }
+            let mut record = vec![0u8; (header + body) as usize];
+            file.read_exact_at(&mut record, start)?;
+            if crate::wal::record::decode(&record).is_ok() {
+                return Ok(true);
+            }
+        }
+        window_start += WINDOW;
+    }
+    Ok(false)
 }
 
 /// Where and why a scan stopped before the end of a segment.
@@ -379,7 +413,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     torn,
                 }) = damage
                 {
-                    if !is_active && opts.recovery_mode == RecoveryMode::TruncateTail {
+                    // Only a tail may be cut: damage with a valid record after it is bit rot in
+                    // the middle of the log (those records were acknowledged), not a torn write.
+                    let in_the_middle = !is_active
+                        || valid_record_after(&file, offset, file_len)
+                            .ctx(|| format!("scanning {} past damage", path.display()))?;
+                    if in_the_middle && opts.recovery_mode == RecoveryMode::TruncateTail {
                         return Err(Error::Corrupt {
                             path,
                             offset,

@@ -182,7 +182,15 @@ impl CommitQueue {
                     t.unpark();
                 }
             };
+            let guard = LeaderGuard {
+                queue: self,
+                tickets: group.iter().map(|p| p.ticket).collect(),
+                finished: &finished,
+                armed: true,
+            };
             let results = lead(group, &release);
+            let mut guard = guard;
+            guard.armed = false;
             q = self.queue.lock();
             q.results.extend(results);
             // Wake exactly the writers whose records just finished; waking every waiter
@@ -201,6 +209,37 @@ impl CommitQueue {
         (first..first + count)
             .map(|t| answers.remove(&t).unwrap_or_else(|| Err(no_answer())))
             .collect()
+    }
+}
+
+/// Unblocks everyone if a leader unwinds out of `lead` (a bug): its group fails and
+/// leadership is released, instead of every later writer waiting forever.
+struct LeaderGuard<'a> {
+    queue: &'a CommitQueue,
+    tickets: Vec<u64>,
+    finished: &'a [Thread],
+    armed: bool,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut q = self.queue.queue.lock();
+        q.leader_active = false;
+        for t in &self.tickets {
+            q.results.entry(*t).or_insert_with(|| {
+                Err(crate::Error::Poisoned {
+                    reason: "internal: a commit leader panicked".into(),
+                })
+            });
+        }
+        let next_leader = q.waiting.first().map(|p| p.waiter.clone());
+        drop(q);
+        for t in self.finished.iter().chain(&next_leader) {
+            t.unpark();
+        }
     }
 }
 
