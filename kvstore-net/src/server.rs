@@ -41,7 +41,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     accept_thread: Option<JoinHandle<()>>,
-    connections: Arc<Mutex<HashMap<u64, (TcpStream, JoinHandle<()>)>>>,
+    connections: Connections,
 }
 
 impl Server {
@@ -93,7 +93,7 @@ fn accept_loop(
     listener: TcpListener,
     node: Arc<Node>,
     stopping: Arc<AtomicBool>,
-    connections: Arc<Mutex<HashMap<u64, (TcpStream, JoinHandle<()>)>>>,
+    connections: Connections,
 ) {
     let next_id = AtomicU64::new(0);
     for stream in listener.incoming() {
@@ -110,8 +110,9 @@ fn accept_loop(
             }
         };
         ServerStats::add(&node.stats.connections_received, 1);
+        // Held until the new connection is registered, so its thread (which deregisters
+        // itself when it ends) cannot try to remove its entry before it is there.
         let mut live = connections.lock();
-        live.retain(|_, (_, thread)| !thread.is_finished());
         if live.len() >= node.config.max_clients {
             drop(live);
             ServerStats::add(&node.stats.rejected_connections, 1);
@@ -130,10 +131,19 @@ fn accept_loop(
             }
         };
         let node = node.clone();
+        let registry = connections.clone();
         let spawned = std::thread::Builder::new()
             .name("kvstore-conn".into())
             .stack_size(CONNECTION_STACK_BYTES)
             .spawn(move || {
+                // Dropped last (even on a panic): closes the accept loop's handle on the
+                // socket as soon as the connection ends, not at the next accept. Made here,
+                // not before the spawn: if spawning fails, the closure is dropped while the
+                // accept loop holds the lock.
+                let _registry = Deregister {
+                    connections: registry,
+                    id,
+                };
                 ServerStats::add(&node.stats.connected_clients, 1);
                 crate::handler::serve(node.clone(), conn);
                 node.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
@@ -147,6 +157,26 @@ fn accept_loop(
                 refuse(control);
             }
         }
+    }
+}
+
+/// Every live connection by id: a second handle on its socket (so shutdown can close it)
+/// and its thread.
+type Connections = Arc<Mutex<HashMap<u64, (TcpStream, JoinHandle<()>)>>>;
+
+/// Removes a connection from [`Connections`] when its thread ends, closing the duplicate
+/// socket handle at once; otherwise each closed connection would keep a file descriptor
+/// (and count against `--max-clients`) until the next accept.
+struct Deregister {
+    connections: Connections,
+    id: u64,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        // The thread removing its own entry drops its own JoinHandle: that only detaches it.
+        let entry = self.connections.lock().remove(&self.id);
+        drop(entry);
     }
 }
 
