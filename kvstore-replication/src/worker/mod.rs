@@ -90,6 +90,10 @@ pub(crate) struct Worker {
     snapshot: Option<SnapshotCursor>,
     /// Start a full resync before anything else (forced, or resuming one).
     resync_now: bool,
+    /// An operator forced a resync that has not completed yet: every HELLO is forced until the
+    /// snapshot is installed (a transient failure on the way must not drop the request, or the
+    /// replica would be refused as diverged again), and cleared by a refusal.
+    forcing: bool,
     /// Failures since the last successful HELLO, for the backoff.
     attempt: u32,
     /// Set once the replicator is closing: the worker stops by then.
@@ -119,6 +123,7 @@ impl Worker {
             wal: None,
             snapshot: None,
             resync_now: false,
+            forcing: false,
             attempt: 0,
             deadline: None,
         }
@@ -200,6 +205,9 @@ impl Worker {
         self.wal = None;
         self.transport.close();
         if refused {
+            // A replica that refuses even a forced session (a stale epoch) waits for the
+            // operator again instead of being retried in a loop.
+            self.forcing = false;
             self.shared.health_event(self.idx, HealthEvent::Refused);
             self.shared.acks.set(self.idx, 0);
             return;

@@ -22,16 +22,15 @@ impl Worker {
     pub(super) fn open_session(&mut self) -> bool {
         let settings = &self.shared.settings;
         let probe_interval = settings.probe_interval;
-        let mut force = false;
         match self.replica().state() {
             ReplicaState::Diverged => {
-                if !self.force_requested() {
+                if !(self.forcing || self.force_requested()) {
                     self.pause(probe_interval);
                     return false;
                 }
                 self.shared
                     .health_event(self.idx, HealthEvent::ForcedResync);
-                force = true;
+                self.forcing = true;
             }
             ReplicaState::Unhealthy => {
                 let due = self
@@ -44,8 +43,13 @@ impl Worker {
                     return false;
                 }
             }
-            _ => force = self.force_requested(),
+            _ => {}
         }
+        // Kept until the snapshot is installed: a failure before that retries forced.
+        if self.force_requested() {
+            self.forcing = true;
+        }
+        let force = self.forcing;
         if self.attempt > 0 {
             ReplicaShared::bump(&self.replica().retries);
         }
@@ -325,6 +329,7 @@ impl Worker {
                 Ok(ack) if ack.finished => {
                     let lsn = ack.applied_lsn;
                     self.snapshot = None;
+                    self.forcing = false;
                     if let Some(s) = self.session.as_mut() {
                         s.acked = lsn;
                         s.sent = lsn;
