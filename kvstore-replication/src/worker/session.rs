@@ -255,6 +255,24 @@ impl Worker {
                 let Some(s) = self.session.as_mut() else {
                     return;
                 };
+                if ack.applied_lsn > s.sent || ack.applied_lsn < s.acked {
+                    // Cumulative acks of one session lie between what the replica acknowledged
+                    // and what was sent. Anything else means the replica changed under the
+                    // session (replaced, restored, written by someone else): booking an ack
+                    // beyond `sent` would count writes it never received and skip them, and
+                    // rewinding to an `acked` it no longer has would resend into the same gap
+                    // forever. A new HELLO learns where it really stands.
+                    let (acked, sent) = (s.acked, s.sent);
+                    if ack.applied_lsn < acked {
+                        self.shared.acks.set(self.idx, ack.applied_lsn);
+                    }
+                    self.fail(Error::Protocol(format!(
+                        "replica acknowledged LSN {} for record {} in a session that sent up to \
+                         {sent} and had acknowledged {acked}",
+                        ack.applied_lsn, ack.lsn
+                    )));
+                    return;
+                }
                 s.in_flight = s.in_flight.saturating_sub(1);
                 if ack.is_gap() && !s.gap_seen {
                     s.gap_seen = true;
