@@ -214,7 +214,18 @@ impl Worker {
         let batch = match self.wal.as_mut().map(|c| c.read(room)) {
             Some(Ok(batch)) => batch,
             Some(Err(e)) => {
-                self.fail(e);
+                // The master cannot read its own log (bit rot, an I/O error): failing the
+                // replica's session would only retry the same record forever and mark a
+                // healthy replica as failing. A snapshot reads the live values instead, and
+                // the log is needed again only from its LSN on.
+                tracing::warn!(replica = %self.replica().name, error = %e, "reading the master's WAL failed; falling back to a full resync");
+                *self.replica().last_error.lock() = Some(e.to_string());
+                self.wal = None;
+                if input.in_flight == 0 {
+                    self.full_resync();
+                } else {
+                    self.await_ack();
+                }
                 return;
             }
             None => return,
