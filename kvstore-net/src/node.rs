@@ -1,6 +1,7 @@
 //! The state one server shares between its connections: the store, the configuration, the
 //! replication role, counters and SCAN cursors.
 
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use kvstore_core::KvStore;
@@ -23,6 +24,12 @@ pub(crate) struct Node {
     pub started: Instant,
     /// A random 40-hex-digit id of this server process, as Redis's `run_id`.
     pub run_id: String,
+    /// Set when shutdown begins: the accept loop stops and blocked `WAIT`s return.
+    pub stopping: AtomicBool,
+    /// Held for a whole role change (`REPLICAOF`, promotion, shutdown), including the old
+    /// replicator's retirement, so a new replicator is never attached while an old one is
+    /// still being torn down (its teardown detaches the store's commit hook).
+    pub transitions: Mutex<()>,
 }
 
 impl Node {

@@ -141,15 +141,40 @@ pub(crate) fn start(node: &Node) -> Result<()> {
 
 /// Stops replication (on shutdown): the replicator drains what it can and joins its workers.
 pub(crate) fn stop(node: &Node) {
+    let _transition = node.transitions.lock();
     let replicator = match &mut *node.role.write() {
         Role::Master(master) => master.replicator.take(),
         Role::Replica(_) => None,
     };
-    drop(replicator);
+    retire(replicator);
+}
+
+/// Stops a replicator taken out of the role: waits until no `WAIT` still holds it (each
+/// lets go within one slice once it sees the role changed), then drops it here, which
+/// detaches its commit hook and joins its workers. Dropping only our `Arc` would leave it
+/// streaming for as long as a `WAIT … 0` blocks, and its eventual drop would detach
+/// whatever commit hook the store has by then: a newer replicator's.
+fn retire(replicator: Option<Arc<Replicator>>) {
+    let Some(mut replicator) = replicator else {
+        return;
+    };
+    loop {
+        match Arc::try_unwrap(replicator) {
+            Ok(last) => {
+                drop(last);
+                return;
+            }
+            Err(shared) => {
+                replicator = shared;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
 }
 
 /// Makes this node a replica (of `master`, if named). A master's replicator is stopped first.
 pub(crate) fn become_replica(node: &Node, master: Option<(String, u16)>) -> Result<()> {
+    let _transition = node.transitions.lock();
     let old = {
         let mut role = node.role.write();
         if let Role::Replica(replica) = &mut *role {
@@ -158,14 +183,17 @@ pub(crate) fn become_replica(node: &Node, master: Option<(String, u16)>) -> Resu
         }
         std::mem::replace(&mut *role, replica_role(node, master.clone())?)
     };
-    // Dropping the replicator joins its workers; done outside the lock.
-    drop(old);
+    // Stopping the replicator joins its workers; done outside the role lock.
+    if let Role::Master(old) = old {
+        retire(old.replicator);
+    }
     tracing::info!(?master, "now a replica");
     Ok(())
 }
 
 /// Promotes this replica to master with an epoch above any it has seen (no-op on a master).
 pub(crate) fn promote(node: &Node) -> Result<u64> {
+    let _transition = node.transitions.lock();
     let mut role = node.role.write();
     if let Role::Master(master) = &*role {
         return Ok(master.epoch);

@@ -39,7 +39,6 @@ pub struct Server;
 pub struct ServerHandle {
     node: Arc<Node>,
     addr: SocketAddr,
-    stopping: Arc<AtomicBool>,
     accept_thread: Option<JoinHandle<()>>,
     connections: Connections,
 }
@@ -65,39 +64,33 @@ impl Server {
             cursors: Mutex::default(),
             started: Instant::now(),
             run_id: random_run_id(),
+            stopping: AtomicBool::new(false),
+            transitions: Mutex::new(()),
             config,
         });
         crate::role::start(&node)?;
-        let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(HashMap::new()));
         let accept_thread = {
-            let (node, stopping, connections) =
-                (node.clone(), stopping.clone(), connections.clone());
+            let (node, connections) = (node.clone(), connections.clone());
             std::thread::Builder::new()
                 .name("kvstore-accept".into())
-                .spawn(move || accept_loop(listener, node, stopping, connections))
+                .spawn(move || accept_loop(listener, node, connections))
                 .map_err(|e| Error::io("spawning the accept thread", e))?
         };
         tracing::info!(%addr, role = %node.role.read().name(), "kvstore-server listening");
         Ok(ServerHandle {
             node,
             addr,
-            stopping,
             accept_thread: Some(accept_thread),
             connections,
         })
     }
 }
 
-fn accept_loop(
-    listener: TcpListener,
-    node: Arc<Node>,
-    stopping: Arc<AtomicBool>,
-    connections: Connections,
-) {
+fn accept_loop(listener: TcpListener, node: Arc<Node>, connections: Connections) {
     let next_id = AtomicU64::new(0);
     for stream in listener.incoming() {
-        if stopping.load(Ordering::Acquire) {
+        if node.stopping.load(Ordering::Acquire) {
             break;
         }
         let stream = match stream {
@@ -206,7 +199,9 @@ impl ServerHandle {
         let Some(accept) = self.accept_thread.take() else {
             return Ok(());
         };
-        self.stopping.store(true, Ordering::Release);
+        // Also ends blocked WAITs (they check it between slices), so their connections
+        // finish within the grace period below instead of outliving it.
+        self.node.stopping.store(true, Ordering::Release);
         // Wake the blocking accept with a connection of our own.
         let mut wake = self.addr;
         if wake.ip().is_unspecified() {

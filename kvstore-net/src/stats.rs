@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct ServerStats {
     pub connections_received: AtomicU64,
     pub connected_clients: AtomicU64,
+    /// Clients blocked in `WAIT` now.
+    pub blocked_clients: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub commands_processed: AtomicU64,
     pub error_replies: AtomicU64,

@@ -86,6 +86,7 @@ fn clients(out: &mut String, node: &Node) {
         "connected_clients",
         ServerStats::get(&s.connected_clients)
     );
+    field!(out, "blocked_clients", ServerStats::get(&s.blocked_clients));
     field!(out, "maxclients", node.config.max_clients);
 }
 
