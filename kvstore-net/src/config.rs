@@ -16,6 +16,11 @@ pub const DEFAULT_PORT: u16 = 5555;
 /// `-ERR max number of clients reached` and is closed.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 
+/// Default largest reply of a command that gathers many values (`MGET`, `RANGE`): 128 MiB,
+/// like the largest request ([`crate::parse::MAX_REQUEST_BYTES`]). A single `GET` is bounded
+/// by the engine's largest value instead.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 128 << 20;
+
 /// How long a synchronous write waits for its quorum by default.
 pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -49,6 +54,7 @@ pub struct ServerConfig {
     pub(crate) mode: ReplicationMode,
     pub(crate) min_replicas_to_write: usize,
     pub(crate) node_id: Option<String>,
+    pub(crate) max_reply_bytes: usize,
 }
 
 impl ServerConfig {
@@ -67,6 +73,7 @@ impl ServerConfig {
             mode: ReplicationMode::Async,
             min_replicas_to_write: 0,
             node_id: None,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 
@@ -130,6 +137,14 @@ impl ServerConfig {
     /// listening address.
     pub fn node_id(mut self, id: impl Into<String>) -> Self {
         self.node_id = Some(id.into());
+        self
+    }
+
+    /// Largest reply, in key and value bytes, that `MGET` or `RANGE` may build; a request
+    /// for more gets `-ERR reply exceeds …` and nothing more is read. Default
+    /// [`DEFAULT_MAX_REPLY_BYTES`].
+    pub fn max_reply_bytes(mut self, bytes: usize) -> Self {
+        self.max_reply_bytes = bytes;
         self
     }
 

@@ -188,6 +188,25 @@ pub(crate) fn readonly() -> Frame {
     Frame::error("READONLY You can't write against a read only replica.")
 }
 
+/// Adds `bytes` to a reply being gathered, or the error once it would exceed the server's
+/// `max_reply_bytes` (so a few keys repeated in one `MGET`, or a `RANGE` over large values,
+/// cannot make the server build a reply of unbounded size).
+pub(crate) fn reply_budget(
+    node: &Node,
+    used: &mut usize,
+    bytes: usize,
+    hint: &str,
+) -> Result<(), Frame> {
+    let limit = node.config.max_reply_bytes;
+    *used = used.saturating_add(bytes);
+    if *used > limit {
+        return Err(Frame::error(format!(
+            "ERR reply exceeds the limit of {limit} bytes; {hint}"
+        )));
+    }
+    Ok(())
+}
+
 /// The reply for an engine error, with Redis's code where one fits.
 pub(crate) fn store_error(err: kvstore_core::Error) -> Frame {
     use kvstore_core::Error as E;

@@ -2,11 +2,13 @@
 //! array `[k1, v1, k2, v2, …]`. An empty `start` or `end` means unbounded on that side.
 //! At most `LIMIT` pairs (default [`DEFAULT_RANGE_LIMIT`], at most [`MAX_RANGE_LIMIT`]);
 //! to read further, call again with the last key returned plus a zero byte as `start`.
+//! Pairs adding up to more than the server's `max_reply_bytes` get `-ERR reply exceeds …`
+//! (an error, not a shorter page, so a short page always means the range ended).
 
 use std::ops::Bound;
 
 use super::args::syntax_error;
-use super::{store_error, Args, Ctx};
+use super::{reply_budget, store_error, Args, Ctx};
 use crate::frame::Frame;
 
 /// Pairs returned when no `LIMIT` is given.
@@ -44,8 +46,10 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             return Ok(Frame::Array(out));
         }
     }
+    let mut bytes = 0;
     for item in ctx.node.store.range(range).take(limit as usize) {
         let (key, value) = item.map_err(store_error)?;
+        reply_budget(ctx.node, &mut bytes, key.len() + value.len(), "lower LIMIT")?;
         out.push(Frame::Bulk(key));
         out.push(Frame::Bulk(value));
     }

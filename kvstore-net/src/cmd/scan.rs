@@ -76,15 +76,19 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         prefix_end(&prefix)
     };
     let mut keys = Vec::new();
+    let mut key_bytes = 0usize;
     let mut last = None;
     let mut more = false;
     for (examined, item) in ctx.node.store.range((start, end)).enumerate() {
         let (key, _value) = item.map_err(store_error)?;
-        if examined as u64 == count {
+        // A page also ends once its keys reach the reply limit (keys may be 64 KiB each):
+        // the cursor resumes after the last key returned, so nothing is skipped.
+        if examined as u64 == count || key_bytes >= ctx.node.config.max_reply_bytes {
             more = true;
             break;
         }
         if only_strings && pattern.as_ref().is_none_or(|p| p.matches(&key)) {
+            key_bytes += key.len();
             keys.push(Frame::Bulk(key.clone()));
         }
         last = Some(key);
