@@ -446,6 +446,17 @@ impl KvStore {
         *self.inner.hook.write() = hook;
     }
 
+    /// Removes the commit hook only if it is `hook` (the same allocation); returns whether it
+    /// was. Lets an owner detach itself without removing a hook installed after it.
+    pub fn remove_commit_hook(&self, hook: &Arc<dyn CommitHook>) -> bool {
+        let mut slot = self.inner.hook.write();
+        let ours = slot.as_ref().is_some_and(|h| Arc::ptr_eq(h, hook));
+        if ours {
+            *slot = None;
+        }
+        ours
+    }
+
     /// Registers (or moves) a WAL consumer such as a replica: log segments holding records after
     /// `lsn` are kept from compaction, up to [`Options::max_retained_wal_bytes`].
     pub fn retain_wal(&self, consumer: &str, lsn: Lsn) {

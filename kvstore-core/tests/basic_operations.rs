@@ -249,3 +249,38 @@ fn for_each_matches_range_and_stops_when_asked() -> TestResult {
     assert_eq!(count, 10);
     Ok(())
 }
+
+#[test]
+fn remove_commit_hook_removes_only_the_given_hook() -> TestResult {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Counting(AtomicU64);
+    impl kvstore_core::CommitHook for Counting {
+        fn committed(&self, _record: Arc<WalRecord>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let store = KvStore::open_with(dir.path(), Options::new().sync_policy(SyncPolicy::Never))?;
+    let first = Arc::new(Counting::default());
+    let second = Arc::new(Counting::default());
+    let (first_hook, second_hook): (
+        Arc<dyn kvstore_core::CommitHook>,
+        Arc<dyn kvstore_core::CommitHook>,
+    ) = (first.clone(), second.clone());
+    store.set_commit_hook(Some(first_hook.clone()));
+    store.set_commit_hook(Some(second_hook.clone()));
+    assert!(
+        !store.remove_commit_hook(&first_hook),
+        "the first hook was already replaced"
+    );
+    store.put(b"k", b"v")?;
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    assert!(store.remove_commit_hook(&second_hook));
+    store.put(b"k", b"w")?;
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    assert_eq!(first.0.load(Ordering::SeqCst), 0);
+    Ok(())
+}

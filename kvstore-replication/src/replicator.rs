@@ -224,7 +224,9 @@ impl Drop for Replicator {
     fn drop(&mut self) {
         // Detach first so no new record is queued, then close the queues: workers drain what
         // is committed (up to the shutdown timeout) and exit.
-        self.store.set_commit_hook(None);
+        // Only our own hook: a Replicator attached after this one keeps its hook.
+        let ours: Arc<dyn kvstore_core::CommitHook> = self.shared.clone();
+        self.store.remove_commit_hook(&ours);
         self.shared.closing.store(true, Ordering::Release);
         drop(self.shared.senders.write().take());
         drop(self.shutdown.lock().take());
