@@ -114,6 +114,11 @@ impl SnapshotInstall {
         Ok(())
     }
 
+    /// The largest value the store being installed into accepts.
+    pub fn max_value_bytes(&self) -> usize {
+        self.store.inner.opts.max_value_bytes
+    }
+
     /// Puts added so far (a key sent twice counts twice).
     pub fn len(&self) -> usize {
         self.added

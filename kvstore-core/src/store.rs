@@ -487,6 +487,11 @@ impl KvStore {
         &self.inner.dir
     }
 
+    /// The largest value this store accepts (`Options::max_value_bytes`).
+    pub fn max_value_bytes(&self) -> usize {
+        self.inner.opts.max_value_bytes
+    }
+
     /// The options the store was opened with.
     pub fn options(&self) -> &Options {
         &self.inner.opts

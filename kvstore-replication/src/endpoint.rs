@@ -338,6 +338,15 @@ fn take_pieces(install: &mut InstallInProgress, chunk: &SnapshotChunk) -> Result
                 )))
             }
         };
+        // A value is assembled in memory before it is installed: bound it by what the store
+        // accepts, before growing it (the master is trusted with data, not with our memory).
+        let max = install.install.max_value_bytes() as u64;
+        if piece.value_len > max {
+            return Err(Error::Protocol(format!(
+                "snapshot chunk {}: value of {} bytes exceeds this store's maximum of {max}",
+                chunk.seq, piece.value_len
+            )));
+        }
         if piece.value_offset + piece.data.len() as u64 > piece.value_len {
             return Err(Error::Protocol(format!(
                 "snapshot chunk {}: value piece overruns its value length {}",
