@@ -109,6 +109,11 @@ pub(crate) fn collect(
 /// Commits `requests` (all [`coalescible`]) as one batch; returns the reply shared by all.
 pub(crate) fn commit(requests: Vec<Request>, node: &Node) -> Frame {
     ServerStats::add(&node.stats.commands_processed, requests.len() as u64);
+    // Held until the batch committed: see `cmd::dispatch`.
+    let role = node.role.read_recursive();
+    if role.is_replica() {
+        return crate::cmd::readonly();
+    }
     let ops: Vec<Op> = requests
         .into_iter()
         .filter_map(|request| {

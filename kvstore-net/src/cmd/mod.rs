@@ -170,9 +170,19 @@ fn dispatch(mut request: Request, ctx: &mut Ctx<'_>) -> Frame {
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         return args.wrong_arity();
     }
-    if spec.flags.contains(&"write") && ctx.node.is_replica() {
-        return readonly();
-    }
+    // A write holds the role (shared) from the check until it has committed, so a
+    // concurrent REPLICAOF cannot demote the node in between and leave a client write on a
+    // replica. Recursive: a pending role change must not block a reader already inside.
+    let node: &Node = ctx.node;
+    let _role = if spec.flags.contains(&"write") {
+        let role = node.role.read_recursive();
+        if role.is_replica() {
+            return readonly();
+        }
+        Some(role)
+    } else {
+        None
+    };
     match (spec.run)(&mut args, ctx) {
         Ok(frame) | Err(frame) => frame,
     }
