@@ -70,8 +70,9 @@ fn non_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
     }
 }
 
-/// The smallest key greater than every key starting with `prefix`, if any.
-fn prefix_end(prefix: &[u8]) -> Bound<Vec<u8>> {
+/// The upper bound of the keys that start with `prefix`: the smallest key greater than all of
+/// them, or unbounded when there is none (`prefix` is empty or all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Bound<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
@@ -177,6 +178,36 @@ impl DoubleEndedIterator for Range {
         }
         let item = self.back.pop_front().or_else(|| self.front.pop_back())?;
         Some(self.read(item))
+    }
+}
+
+impl KvStore {
+    /// Up to `limit` keys of `range`, in order, read from the index only (no value is read):
+    /// for listing keys (`SCAN`, `KEYS`-like pages). Holds the index lock one chunk at a time.
+    pub fn keys<K, R>(&self, range: R, limit: usize) -> Vec<Vec<u8>>
+    where
+        K: AsRef<[u8]>,
+        R: RangeBounds<K>,
+    {
+        let mut lo = owned(range.start_bound());
+        let hi = owned(range.end_bound());
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        while keys.len() < limit && non_empty(&lo, &hi) {
+            let want = (limit - keys.len()).min(VISIT_CHUNK_KEYS);
+            let before = keys.len();
+            let state = self.inner.state.read();
+            state
+                .index
+                .visit(as_slice(&lo), as_slice(&hi), want, false, |key, _| {
+                    keys.push(key.to_vec())
+                });
+            drop(state);
+            match keys.last() {
+                Some(last) if keys.len() - before == want => lo = Bound::Excluded(last.clone()),
+                _ => break,
+            }
+        }
+        keys
     }
 }
 

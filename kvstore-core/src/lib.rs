@@ -61,7 +61,7 @@ pub use batch::{Op, WriteBatch};
 pub use compaction::CompactionReport;
 pub use error::{Error, Result};
 pub use hook::CommitHook;
-pub use iter::Range;
+pub use iter::{prefix_end, Range};
 pub use options::{
     Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_RETAINED_WAL_BYTES, DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_SEGMENT_BYTES,

@@ -284,3 +284,24 @@ fn remove_commit_hook_removes_only_the_given_hook() -> TestResult {
     assert_eq!(first.0.load(Ordering::SeqCst), 0);
     Ok(())
 }
+
+#[test]
+fn keys_lists_a_range_without_values_in_pages() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = KvStore::open_with(dir.path(), Options::new().sync_policy(SyncPolicy::Never))?;
+    for i in 0..2500u32 {
+        store.put(format!("user:{i:05}"), b"v")?;
+    }
+    store.put(b"zzz", b"v")?;
+    let end = kvstore_core::prefix_end(b"user:");
+    let all = store.keys::<Vec<u8>, _>(
+        (std::ops::Bound::Included(b"user:".to_vec()), end.clone()),
+        usize::MAX,
+    );
+    assert_eq!(all.len(), 2500);
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    let page = store.keys::<Vec<u8>, _>((std::ops::Bound::Excluded(all[99].clone()), end), 10);
+    assert_eq!(page, all[100..110].to_vec());
+    assert!(store.keys::<&[u8], _>(.., 0).is_empty());
+    Ok(())
+}

@@ -5,8 +5,10 @@
 
 use std::ops::Bound;
 
+use kvstore_core::prefix_end;
+
 use super::args::{not_an_integer, syntax_error};
-use super::{store_error, Args, Ctx};
+use super::{Args, Ctx};
 use crate::frame::Frame;
 use crate::glob::Glob;
 
@@ -14,18 +16,6 @@ use crate::glob::Glob;
 const DEFAULT_SCAN_COUNT: u64 = 10;
 /// Most keys examined per call, whatever `COUNT` asks, so one call's reply stays bounded.
 const MAX_SCAN_COUNT: u64 = 100_000;
-
-/// The smallest key greater than every key starting with `prefix`.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Bound<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Bound::Excluded(end);
-        }
-    }
-    Bound::Unbounded
-}
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let cursor = args
@@ -79,8 +69,15 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let mut key_bytes = 0usize;
     let mut last = None;
     let mut more = false;
-    for (examined, item) in ctx.node.store.range((start, end)).enumerate() {
-        let (key, _value) = item.map_err(store_error)?;
+    // Keys only, from the index: listing keys reads no value. One more than `count` tells
+    // whether the page ends the scan.
+    let page = ctx.node.store.keys(
+        (start, end),
+        usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1),
+    );
+    for (examined, key) in page.into_iter().enumerate() {
         // A page also ends once its keys reach the reply limit (keys may be 64 KiB each):
         // the cursor resumes after the last key returned, so nothing is skipped.
         if examined as u64 == count || key_bytes >= ctx.node.config.max_reply_bytes {
