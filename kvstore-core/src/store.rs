@@ -116,16 +116,16 @@ impl Inner {
         self.poisoned.store(true, Ordering::Release);
     }
 
-    /// How long a commit leader may wait for more writers: half a typical fsync (capped), so
-    /// that gathering adds at most half an fsync to a durable write that shares it with others;
-    /// a lone writer never waits.
+    /// How long a commit leader may wait for more writers: a quarter of a typical fsync
+    /// (capped), so that gathering adds at most a quarter of an fsync to a durable write that
+    /// shares it with others; a lone writer never waits.
     pub(crate) fn gather_window(&self) -> Option<std::time::Duration> {
         if self.opts.sync_policy != crate::SyncPolicy::Always {
             return None;
         }
         let sync_ns = self.counters.sync_ewma_ns.load(Ordering::Relaxed);
         Some(std::time::Duration::from_nanos(
-            (sync_ns / 2).min(MAX_GATHER_NS),
+            (sync_ns / 4).min(MAX_GATHER_NS),
         ))
     }
 
@@ -194,8 +194,8 @@ impl Inner {
         self.check_ops(ops)?;
         let record = EncodedRecord::encode(ops);
         self.commits
-            .commit(record, rule, self.gather_window(), |group, release| {
-                self.lead_group(group, release)
+            .commit(record, rule, self.gather_window(), |group| {
+                self.lead_group(group)
             })
     }
 
@@ -423,12 +423,11 @@ impl KvStore {
             return Ok(applied);
         }
         let inner = &self.inner;
-        let results =
-            inner
-                .commits
-                .commit_many(encoded, inner.gather_window(), |group, release| {
-                    inner.lead_group(group, release)
-                });
+        let results = inner
+            .commits
+            .commit_many(encoded, inner.gather_window(), |group| {
+                inner.lead_group(group)
+            });
         for result in results {
             result?;
         }

@@ -70,11 +70,8 @@ struct Queue {
     results: HashMap<u64, Result<Outcome>>,
     /// Callers whose records are waiting.
     waiting_callers: usize,
-    /// Callers inside `commit_many` right now.
-    active_callers: usize,
-    /// Most callers seen inside at once lately: how many writers a group can expect. Reset to
-    /// what a leader actually gathered whenever its wait runs out, so it follows load down.
-    expected_callers: usize,
+    /// Callers in the previous group: how many writers a group can expect.
+    last_group_callers: usize,
 }
 
 /// Serialises commits into groups.
@@ -100,7 +97,7 @@ impl CommitQueue {
         record: EncodedRecord,
         rule: LsnRule,
         gather: Option<Duration>,
-        lead: impl Fn(Vec<Pending>, &dyn Fn()) -> Vec<(u64, Result<Outcome>)>,
+        lead: impl Fn(Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
     ) -> Result<Outcome> {
         let mut results = self.commit_many(vec![(record, rule)], gather, lead);
         results.pop().unwrap_or_else(|| Err(no_answer()))
@@ -112,7 +109,7 @@ impl CommitQueue {
         &self,
         records: Vec<(EncodedRecord, LsnRule)>,
         gather: Option<Duration>,
-        lead: impl Fn(Vec<Pending>, &dyn Fn()) -> Vec<(u64, Result<Outcome>)>,
+        lead: impl Fn(Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
     ) -> Vec<Result<Outcome>> {
         let mut q = self.queue.lock();
         let first = q.next_ticket;
@@ -127,8 +124,6 @@ impl CommitQueue {
             });
         }
         q.waiting_callers += 1;
-        q.active_callers += 1;
-        q.expected_callers = q.expected_callers.max(q.active_callers);
         if q.gathering {
             self.arrived.notify_one();
         }
@@ -153,13 +148,12 @@ impl CommitQueue {
             }
             q.leader_active = true;
             if let Some(window) = gather {
-                let target = q.expected_callers;
+                let target = q.last_group_callers;
                 if target > 1 && q.waiting_callers < target {
                     let deadline = Instant::now() + window;
                     q.gathering = true;
                     while q.waiting_callers < target {
                         if self.arrived.wait_until(&mut q, deadline).timed_out() {
-                            q.expected_callers = q.waiting_callers;
                             break;
                         }
                     }
@@ -167,44 +161,34 @@ impl CommitQueue {
                 }
             }
             let group = std::mem::take(&mut q.waiting);
-            q.waiting_callers = 0;
+            q.last_group_callers = std::mem::take(&mut q.waiting_callers);
             drop(q);
             let finished: Vec<Thread> = group.iter().map(|p| p.waiter.clone()).collect();
             let me = thread::current().id();
-            // Called by `lead` once the group is written: the next group may be written
-            // while this one syncs. Wakes one writer of the next group to lead it.
-            let release = || {
-                let mut q = self.queue.lock();
-                q.leader_active = false;
-                let next_leader = q.waiting.first().map(|p| p.waiter.clone());
-                drop(q);
-                if let Some(t) = next_leader {
-                    t.unpark();
-                }
-            };
             let guard = LeaderGuard {
                 queue: self,
                 tickets: group.iter().map(|p| p.ticket).collect(),
                 finished: &finished,
                 armed: true,
             };
-            let results = lead(group, &release);
+            let results = lead(group);
             let mut guard = guard;
             guard.armed = false;
             q = self.queue.lock();
             q.results.extend(results);
-            // Wake exactly the writers whose records just finished; waking every waiter
-            // each time (a condition variable's notify_all) would cost a context switch per
-            // waiting writer per group.
+            q.leader_active = false;
+            let next_leader = q.waiting.first().map(|p| p.waiter.clone());
+            // Wake exactly the writers whose records just finished (and the next leader);
+            // waking every waiter each time (a condition variable's notify_all) would cost a
+            // context switch per waiting writer per group.
             MutexGuard::unlocked(&mut q, || {
-                for t in &finished {
+                for t in finished.iter().chain(&next_leader) {
                     if t.id() != me {
                         t.unpark();
                     }
                 }
             });
         }
-        q.active_callers -= 1;
         drop(q);
         (first..first + count)
             .map(|t| answers.remove(&t).unwrap_or_else(|| Err(no_answer())))
