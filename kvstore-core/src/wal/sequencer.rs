@@ -1,5 +1,8 @@
-//! Publication order for pipelined commit groups: each group takes a turn when it is written
-//! and publishes only after every earlier group has.
+//! Publication order of commit groups: each group takes a turn when it is written (under the
+//! active segment's lock) and publishes only after every earlier group has. A leader writes
+//! under that lock but syncs and publishes after releasing it, so whoever takes the lock next
+//! (a roll for compaction, a snapshot install) first `drain`s: nothing written is then
+//! unpublished. A leader that unwinds still completes its turn (see `commit.rs`).
 
 use parking_lot::{Condvar, Mutex};
 
