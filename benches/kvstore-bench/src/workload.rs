@@ -33,7 +33,23 @@ pub struct Figure {
     pub higher_is_better: bool,
 }
 
+impl Figure {
+    fn new(row: &'static str, value: f64, unit: &'static str, higher_is_better: bool) -> Self {
+        Figure {
+            row,
+            value,
+            unit,
+            higher_is_better,
+        }
+    }
+}
+
 impl Workload {
+    /// Bytes of keys and values of the loaded keys: what "× live data" divides by.
+    fn live_bytes(&self) -> f64 {
+        (self.keys * (self.key_bytes + self.value_bytes)) as f64
+    }
+
     /// Key `i`: fixed width, spread over the key space by a multiplicative hash so that the
     /// insertion order is not the key order.
     pub fn key(&self, i: u64) -> Vec<u8> {
@@ -94,14 +110,9 @@ pub fn rss_bytes() -> u64 {
 pub fn run_fresh(kind: &EngineKind, w: &Workload, dir: &Path) -> BenchResult<Vec<Figure>> {
     let mut out = Vec::new();
     let mut fig = |row, value, unit, higher_is_better| {
-        out.push(Figure {
-            row,
-            value,
-            unit,
-            higher_is_better,
-        })
+        out.push(Figure::new(row, value, unit, higher_is_better))
     };
-    let live_bytes = (w.keys * (w.key_bytes + w.value_bytes)) as f64;
+    let live_bytes = w.live_bytes();
     let engine: Arc<dyn Engine> = Arc::from((kind.open)(dir)?);
 
     engine.prepare(true)?;
@@ -270,14 +281,9 @@ pub fn run_fresh(kind: &EngineKind, w: &Workload, dir: &Path) -> BenchResult<Vec
 pub fn run_reopened(kind: &EngineKind, w: &Workload, dir: &Path) -> BenchResult<Vec<Figure>> {
     let mut out = Vec::new();
     let mut fig = |row, value, unit, higher_is_better| {
-        out.push(Figure {
-            row,
-            value,
-            unit,
-            higher_is_better,
-        })
+        out.push(Figure::new(row, value, unit, higher_is_better))
     };
-    let live_bytes = (w.keys * (w.key_bytes + w.value_bytes)) as f64;
+    let live_bytes = w.live_bytes();
     let keys = w.keys + w.durable_puts + w.threads_durable * w.per_thread_durable;
     let rss_before = rss_bytes();
     let start = Instant::now();
