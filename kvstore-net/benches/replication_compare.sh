@@ -23,33 +23,7 @@ set -euo pipefail
 N=${1:-200000}
 ROUNDS=${ROUNDS:-2}
 FSYNC=${FSYNC:-everysec}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-if [[ -z "${KVSTORE:-}" ]]; then
-    (cd "$ROOT" && cargo build --release -q -p kvstore-net --bin kvstore-server)
-    KVSTORE=$TARGET/release/kvstore-server
-fi
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() {
-    for _ in $(seq 1 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
+source "$(dirname "$0")/common.sh"
 
 field() { # PORT NAME -> value of NAME in INFO replication
     redis-cli -p "$1" info replication | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'
