@@ -327,6 +327,67 @@ impl KvStore {
         self.inner.write(&batch.ops)
     }
 
+    /// Commits several batches in one commit group: each batch is its own log record with its
+    /// own LSN (atomic on its own, in the order given), and all of them share one write and,
+    /// under [`SyncPolicy::Always`](crate::SyncPolicy::Always), one `fdatasync`. For a caller
+    /// that serves many clients from one thread (an event loop), this is what group commit is
+    /// for concurrent writer threads.
+    ///
+    /// The inner results are per batch: a batch that breaks a limit (key, value or batch size)
+    /// gets its error and is not written, the others are; an empty batch commits nothing and
+    /// gets the LSN before the group. The outer error is for the whole call: the commit hook
+    /// refused the writes up front (nothing written), or they were committed and are durable
+    /// here but the hook's replication requirement failed (e.g. `QuorumNotReached`).
+    pub fn write_batches(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Lsn>>> {
+        let inner = &self.inner;
+        let hook = inner.hook();
+        if let Some(hook) = &hook {
+            hook.admit()?;
+        }
+        let before = self.last_lsn();
+        let mut answers: Vec<Option<Result<Lsn>>> = Vec::with_capacity(batches.len());
+        let mut encoded = Vec::new();
+        for batch in &batches {
+            if batch.is_empty() {
+                answers.push(Some(Ok(before)));
+            } else if let Err(e) = inner.check_ops(&batch.ops) {
+                answers.push(Some(Err(e)));
+            } else {
+                encoded.push((EncodedRecord::encode(&batch.ops), LsnRule::Next));
+                answers.push(None);
+            }
+        }
+        let mut committed = inner
+            .commits
+            .commit_many(encoded, inner.gather_window(), |group| {
+                inner.lead_group(group)
+            })
+            .into_iter();
+        let mut newest = None;
+        let answers: Vec<Result<Lsn>> = answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| match committed.next() {
+                    Some(Ok(Outcome::Committed(lsn))) => {
+                        newest = Some(lsn);
+                        Ok(lsn)
+                    }
+                    Some(Ok(Outcome::Duplicate)) => Err(Error::InvalidOptions(
+                        "internal: a local write was treated as a duplicate".into(),
+                    )),
+                    Some(Err(e)) => Err(e),
+                    None => Err(Error::Poisoned {
+                        reason: "internal: the commit leader returned no result for a write".into(),
+                    }),
+                })
+            })
+            .collect();
+        if let (Some(hook), Some(lsn)) = (&hook, newest) {
+            hook.wait_replicated(lsn)?;
+        }
+        Ok(answers)
+    }
+
     /// Key-ordered iteration over `range`, in both directions (`.rev()`). Holds no lock between
     /// chunks, so a long scan never blocks writers; each item is the newest value at the time
     /// its chunk was read.

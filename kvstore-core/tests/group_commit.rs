@@ -1,5 +1,6 @@
 //! Group commit: with `SyncPolicy::Always`, eight writers writing at once share fsyncs, so
-//! the store syncs far fewer times than it acknowledges writes.
+//! the store syncs far fewer times than it acknowledges writes; one caller committing many
+//! batches at once needs one fsync.
 
 mod common;
 
@@ -50,5 +51,63 @@ fn concurrent_durable_writers_share_fsyncs() -> TestResult {
     drop(store);
     let store = KvStore::open(dir.path())?;
     assert_eq!(store.len() as u64, writes);
+    Ok(())
+}
+
+/// `write_batches` commits many batches from one thread with one fsync: each batch gets its
+/// own LSN in order, a batch that breaks a limit gets its error and nothing of it is written,
+/// and everything committed survives a reopen.
+#[test]
+fn write_batches_share_one_fsync_and_fail_alone() -> TestResult {
+    use kvstore_core::{Error, WriteBatch};
+    let dir = tempfile::tempdir()?;
+    let store = Options::new()
+        .sync_policy(SyncPolicy::Always)
+        .max_value_bytes(64)
+        .auto_compaction(false)
+        .open(dir.path())?;
+    store.put("before", "x")?;
+    let fsyncs_before = store.stats().fsyncs;
+    let mut batches = Vec::new();
+    for i in 0..10 {
+        let mut b = WriteBatch::new();
+        b.put(format!("k{i}"), format!("v{i}"));
+        if i == 3 {
+            b.put("too-big", vec![0u8; 65]);
+        }
+        if i == 5 {
+            b.delete("before");
+        }
+        batches.push(b);
+    }
+    batches.push(WriteBatch::new());
+    let results = store.write_batches(batches)?;
+    assert_eq!(store.stats().fsyncs - fsyncs_before, 1);
+    assert_eq!(results.len(), 11);
+    let mut expected_lsn = 2;
+    for (i, result) in results.iter().enumerate().take(10) {
+        if i == 3 {
+            assert!(
+                matches!(result, Err(Error::ValueTooLarge { .. })),
+                "{result:?}"
+            );
+        } else {
+            assert_eq!(*result.as_ref().map_err(|e| e.to_string())?, expected_lsn);
+            expected_lsn += 1;
+        }
+    }
+    assert_eq!(*results[10].as_ref().map_err(|e| e.to_string())?, 1);
+    drop(store);
+    let store = KvStore::open(dir.path())?;
+    assert_eq!(store.last_lsn(), 10);
+    assert_eq!(store.get("k3")?, None);
+    assert_eq!(store.get("too-big")?, None);
+    assert_eq!(store.get("before")?, None);
+    for i in (0..10).filter(|i| *i != 3) {
+        assert_eq!(
+            store.get(format!("k{i}"))?,
+            Some(format!("v{i}").into_bytes())
+        );
+    }
     Ok(())
 }
