@@ -55,6 +55,7 @@ pub struct ServerConfig {
     pub(crate) min_replicas_to_write: usize,
     pub(crate) node_id: Option<String>,
     pub(crate) max_reply_bytes: usize,
+    pub(crate) io_threads: usize,
 }
 
 impl ServerConfig {
@@ -74,6 +75,7 @@ impl ServerConfig {
             min_replicas_to_write: 0,
             node_id: None,
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            io_threads: crate::event_loop::DEFAULT_IO_THREADS,
         }
     }
 
@@ -148,8 +150,18 @@ impl ServerConfig {
         self
     }
 
+    /// Event-loop threads serving connections (each owns a share of them). Default
+    /// [`DEFAULT_IO_THREADS`](crate::event_loop::DEFAULT_IO_THREADS).
+    pub fn io_threads(mut self, threads: usize) -> Self {
+        self.io_threads = threads;
+        self
+    }
+
     /// Checks the values against each other; called by [`crate::Server::start`].
     pub fn validate(&self) -> Result<()> {
+        if self.io_threads == 0 {
+            return Err(Error::Config("io threads must be at least 1".into()));
+        }
         if self.max_clients == 0 {
             return Err(Error::Config("max clients must be at least 1".into()));
         }

@@ -1,22 +1,17 @@
-//! [`Connection`]: the only code that touches a socket. Buffered reads feed the request
-//! decoder (server side) or the frame decoder (client side); replies are queued in a write
-//! buffer and flushed once no complete request is left, so a pipeline of requests gets its
-//! replies in as few `write` calls as possible.
+//! [`Connection`]: a blocking socket with its [`Wire`] buffers. Buffered reads feed the
+//! request decoder (server side) or the frame decoder (client side); replies are queued in a
+//! write buffer and flushed once no complete request is left, so a pipeline of requests gets
+//! its replies in as few `write` calls as possible. The event loop runs connections without
+//! it (non-blocking) and builds one from a connection's buffers when it hands that connection
+//! to a thread of its own.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::frame::{write_array_header, write_bulk, Frame};
-use crate::parse::{Limits, ProtocolError, Request, RequestDecoder};
-
-/// Read buffer growth step and initial size.
-const READ_CHUNK_BYTES: usize = 16 << 10;
-/// An idle read buffer larger than this is released (after a large request).
-const KEEP_BUFFER_BYTES: usize = 1 << 20;
-/// Pending replies beyond this are written out before more requests are run, so a long
-/// pipeline cannot grow the write buffer without bound.
-const FLUSH_THRESHOLD_BYTES: usize = 256 << 10;
+use crate::frame::Frame;
+use crate::parse::{Limits, ProtocolError, Request};
+use crate::wire::{Wire, FLUSH_THRESHOLD_BYTES};
 
 /// What reading produced.
 #[derive(Debug)]
@@ -27,18 +22,12 @@ pub enum ReadError {
     Protocol(ProtocolError),
 }
 
-/// A buffered RESP2 connection over a `TcpStream`.
+/// A buffered RESP2 connection over a blocking `TcpStream`.
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    out: Vec<u8>,
-    decoder: RequestDecoder,
-    bytes_read: u64,
-    bytes_written: u64,
+    wire: Wire,
 }
 
 impl Connection {
@@ -49,14 +38,13 @@ impl Connection {
         Ok(Connection {
             stream,
             peer,
-            buf: vec![0; READ_CHUNK_BYTES],
-            start: 0,
-            end: 0,
-            out: Vec::with_capacity(READ_CHUNK_BYTES),
-            decoder: RequestDecoder::new(limits),
-            bytes_read: 0,
-            bytes_written: 0,
+            wire: Wire::new(limits),
         })
+    }
+
+    /// A connection over `stream` (blocking) that goes on with the buffers `wire` holds.
+    pub(crate) fn from_parts(stream: TcpStream, peer: SocketAddr, wire: Wire) -> Connection {
+        Connection { stream, peer, wire }
     }
 
     /// Connects to `addr` within `timeout`.
@@ -92,17 +80,12 @@ impl Connection {
 
     /// Bytes read and written so far.
     pub fn traffic(&self) -> (u64, u64) {
-        (self.bytes_read, self.bytes_written)
+        self.wire.traffic()
     }
 
     /// Decodes a request already in the buffer, without touching the socket.
     pub fn buffered_request(&mut self) -> Result<Option<Request>, ProtocolError> {
-        let mut used = 0;
-        let result = self
-            .decoder
-            .decode(&self.buf[self.start..self.end], &mut used);
-        self.start += used;
-        result
+        self.wire.decode_request()
     }
 
     /// The next request: from the buffer if one is there, else reading (and first flushing
@@ -114,8 +97,7 @@ impl Connection {
             }
             self.flush().map_err(ReadError::Io)?;
             if self.fill().map_err(ReadError::Io)? == 0 {
-                let mid = self.decoder.is_mid_request() || self.start < self.end;
-                return if mid {
+                return if self.wire.is_mid_message() {
                     Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()))
                 } else {
                     Ok(None)
@@ -127,14 +109,11 @@ impl Connection {
     /// The next reply frame (client side). `Ok(None)` when the peer closed cleanly.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
-            if let Some((frame, used)) =
-                Frame::decode(&self.buf[self.start..self.end]).map_err(ReadError::Protocol)?
-            {
-                self.start += used;
+            if let Some(frame) = self.wire.decode_frame().map_err(ReadError::Protocol)? {
                 return Ok(Some(frame));
             }
             if self.fill().map_err(ReadError::Io)? == 0 {
-                return if self.start < self.end {
+                return if self.wire.buffered() > 0 {
                     Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()))
                 } else {
                     Ok(None)
@@ -149,7 +128,7 @@ impl Connection {
     /// replica applying a window of records) take everything the peer has sent so far,
     /// not just what the last blocking read happened to return.
     pub fn read_available(&mut self, max_buffered: usize) -> io::Result<usize> {
-        if self.end - self.start >= max_buffered {
+        if self.wire.buffered() >= max_buffered {
             return Ok(0);
         }
         self.stream.set_nonblocking(true)?;
@@ -163,35 +142,9 @@ impl Connection {
 
     /// Reads once from the socket into the buffer; returns the bytes read (0 at EOF).
     fn fill(&mut self) -> io::Result<usize> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if self.buf.len() > KEEP_BUFFER_BYTES {
-                self.buf = vec![0; READ_CHUNK_BYTES];
-            }
-        }
-        if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.end == self.buf.len() {
-                let grown = (self.buf.len() * 2).max(READ_CHUNK_BYTES);
-                self.buf.resize(grown, 0);
-            }
-        }
-        loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    self.bytes_read += n as u64;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.wire
+            .fill_from(&mut self.stream)
+            .map(|(read, _room)| read)
     }
 
     /// Ends a connection after a protocol error: writes what is queued (the error reply),
@@ -228,33 +181,26 @@ impl Connection {
 
     /// Queues a frame for the next flush.
     pub fn queue(&mut self, frame: &Frame) {
-        frame.write_to(&mut self.out);
+        self.wire.queue(frame);
     }
 
     /// Queues a request (an array of bulk strings) for the next flush.
     pub fn queue_request<A: AsRef<[u8]>>(&mut self, args: &[A]) {
-        write_array_header(&mut self.out, args.len());
-        for arg in args {
-            write_bulk(&mut self.out, arg.as_ref());
-        }
+        self.wire.queue_request(args);
     }
 
     /// Whether queued output has grown enough that it should be written before going on.
     pub fn should_flush(&self) -> bool {
-        self.out.len() >= FLUSH_THRESHOLD_BYTES
+        self.wire.pending_output() >= FLUSH_THRESHOLD_BYTES
     }
 
     /// Writes every queued byte.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
+        if self.wire.write_to(&mut self.stream)? {
+            Ok(())
+        } else {
+            // Only a socket with a write timeout gets here, and only once the timeout passed.
+            Err(io::ErrorKind::TimedOut.into())
         }
-        self.stream.write_all(&self.out)?;
-        self.bytes_written += self.out.len() as u64;
-        self.out.clear();
-        if self.out.capacity() > KEEP_BUFFER_BYTES {
-            self.out = Vec::with_capacity(READ_CHUNK_BYTES);
-        }
-        Ok(())
     }
 }

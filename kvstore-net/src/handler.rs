@@ -1,6 +1,7 @@
-//! One client connection's loop: decode every buffered request, run it, queue its reply;
-//! flush when the buffer holds no complete request; close on `QUIT`, EOF or a protocol error
-//! (after replying with the error, as Redis does). Runs of pipelined `SET`s are committed
+//! One connection's blocking loop, on a thread of its own, for the connections the event
+//! loop hands off (see `event_loop::blocking`): decode every buffered request, run it, queue
+//! its reply; flush when the buffer holds no complete request; close on `QUIT`, EOF or a
+//! protocol error (after replying with the error, as Redis does). Runs of pipelined `SET`s are committed
 //! together (see `pipeline`), and so are runs of `REPLICATE` records a master pipelines to a
 //! replica (see `replica_pipeline`).
 
@@ -16,16 +17,15 @@ use crate::stats::ServerStats;
 use crate::{pipeline, replica_pipeline};
 
 /// Serves `conn` until the peer leaves, sends garbage, or the server shuts the socket down.
-pub(crate) fn serve(node: Arc<Node>, mut conn: Connection) {
-    let mut session = Session {
-        peer: conn.peer(),
-        authenticated: node.config.requirepass.is_none(),
-        quit: false,
-        replication_epoch: None,
-    };
-    // A request read while collecting a batch that could not join it.
-    let mut pending: Option<Request> = None;
-    let mut broken: Option<ProtocolError> = None;
+/// Starts with `pending` (a request already decoded), and ends with `broken`'s error reply
+/// once `pending` ran, if the stream was found broken before the hand-off.
+pub(crate) fn serve(
+    node: Arc<Node>,
+    mut conn: Connection,
+    mut session: Session,
+    mut pending: Option<Request>,
+    mut broken: Option<ProtocolError>,
+) {
     loop {
         let request = match pending.take() {
             Some(request) => request,

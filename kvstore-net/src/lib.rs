@@ -19,9 +19,11 @@
 //! - [`frame`](Frame): RESP2 values, their encoding, and decoding of replies (client side)
 //! - [`parse`]: the incremental request decoder (multibulk and inline) and its [`Limits`];
 //!   `inline`: quoting rules of inline lines
-//! - `connection`: the only code that touches a socket; buffered, pipelined
-//! - `server` ([`Server`]): accept loop, connection limit, one thread per connection;
-//!   `handler`: one connection's request loop
+//! - `wire`: a connection's read and write buffers, socket-agnostic; `connection`: a
+//!   blocking socket with its buffers (client side, and connections on their own thread)
+//! - `server` ([`Server`]): binds and starts the [`event_loop`]s: a few I/O threads serving
+//!   every connection (accept, connection limit, commit groups), which hand connections
+//!   running blocking commands to threads of their own; `handler`: such a connection's loop
 //! - `cmd/`: one file per command (`get.rs`, `set.rs`, `scan.rs`, `replicate.rs`, …);
 //!   `pipeline`: pipelined `SET`s committed as one batch; `replica_pipeline`: pipelined
 //!   `REPLICATE` records applied as one window on a replica
@@ -40,6 +42,7 @@ pub mod config;
 mod connection;
 mod digest;
 mod error;
+pub mod event_loop;
 pub mod frame;
 mod glob;
 mod handler;
@@ -53,6 +56,7 @@ mod scan_cursors;
 mod server;
 mod stats;
 pub mod tcp_transport;
+mod wire;
 
 pub use client::Client;
 pub use config::{ReplicationMode, ServerConfig};

@@ -11,6 +11,8 @@
 
 use kvstore_core::{Op, WriteBatch, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 
+use std::io;
+
 use crate::cmd::{store_error, Session};
 use crate::connection::Connection;
 use crate::frame::Frame;
@@ -42,6 +44,25 @@ pub(crate) fn payload_bytes(request: &Request) -> usize {
     request.iter().skip(1).map(Vec::len).sum()
 }
 
+/// Where [`collect`] takes requests from: a connection's buffer, and the socket behind it.
+pub(crate) trait RequestSource {
+    /// Decodes a request already in the buffer.
+    fn buffered_request(&mut self) -> Result<Option<Request>, ProtocolError>;
+    /// Reads what has already arrived on the socket without waiting, while fewer than
+    /// `max_buffered` bytes are buffered; the bytes read (0: nothing was waiting).
+    fn read_available(&mut self, max_buffered: usize) -> io::Result<usize>;
+}
+
+impl RequestSource for Connection {
+    fn buffered_request(&mut self) -> Result<Option<Request>, ProtocolError> {
+        Connection::buffered_request(self)
+    }
+
+    fn read_available(&mut self, max_buffered: usize) -> io::Result<usize> {
+        Connection::read_available(self, max_buffered)
+    }
+}
+
 /// A run of requests that may be committed together, and what ended it.
 pub(crate) struct Run {
     /// `first` and the buffered requests after it that `admits` took, in order.
@@ -64,11 +85,11 @@ pub(crate) enum ReadAhead {
 }
 
 /// Takes `first` and every following request that `admits`, up to
-/// [`MAX_COALESCED_REQUESTS`] requests and [`MAX_COALESCED_BYTES`]: those in `conn`'s buffer
+/// [`MAX_COALESCED_REQUESTS`] requests and [`MAX_COALESCED_BYTES`]: those in `source`'s buffer
 /// and, with [`ReadAhead::Arrived`], those that have already arrived. Never waits for a
 /// request the client has not sent.
 pub(crate) fn collect(
-    conn: &mut Connection,
+    source: &mut impl RequestSource,
     first: Request,
     read_ahead: ReadAhead,
     admits: impl Fn(&Request) -> bool,
@@ -80,7 +101,7 @@ pub(crate) fn collect(
         broken: None,
     };
     while run.requests.len() < MAX_COALESCED_REQUESTS && bytes < MAX_COALESCED_BYTES {
-        match conn.buffered_request() {
+        match source.buffered_request() {
             Ok(Some(request)) if admits(&request) => {
                 bytes += payload_bytes(&request);
                 run.requests.push(request);
@@ -91,7 +112,7 @@ pub(crate) fn collect(
             }
             Ok(None) if read_ahead == ReadAhead::Arrived => {
                 // A read error is not lost: the connection's next blocking read meets it.
-                match conn.read_available(MAX_COALESCED_BYTES) {
+                match source.read_available(MAX_COALESCED_BYTES) {
                     Ok(n) if n > 0 => continue,
                     _ => break,
                 }
@@ -106,14 +127,8 @@ pub(crate) fn collect(
     run
 }
 
-/// Commits `requests` (all [`coalescible`]) as one batch; returns the reply shared by all.
-pub(crate) fn commit(requests: Vec<Request>, node: &Node) -> Frame {
-    ServerStats::add(&node.stats.commands_processed, requests.len() as u64);
-    // Held until the batch committed: see `cmd::dispatch`.
-    let role = node.role.read_recursive();
-    if role.is_replica() {
-        return crate::cmd::readonly();
-    }
+/// The write batch of `requests` (all [`coalescible`]): one put per request, in order.
+pub(crate) fn batch_of(requests: Vec<Request>) -> WriteBatch {
     let ops: Vec<Op> = requests
         .into_iter()
         .filter_map(|request| {
@@ -124,7 +139,18 @@ pub(crate) fn commit(requests: Vec<Request>, node: &Node) -> Frame {
             })
         })
         .collect();
-    match node.store.write_batch(WriteBatch::from(ops)) {
+    WriteBatch::from(ops)
+}
+
+/// Commits `requests` (all [`coalescible`]) as one batch; returns the reply shared by all.
+pub(crate) fn commit(requests: Vec<Request>, node: &Node) -> Frame {
+    ServerStats::add(&node.stats.commands_processed, requests.len() as u64);
+    // Held until the batch committed: see `cmd::dispatch`.
+    let role = node.role.read_recursive();
+    if role.is_replica() {
+        return crate::cmd::readonly();
+    }
+    match node.store.write_batch(batch_of(requests)) {
         Ok(_) => Frame::ok(),
         Err(e) => store_error(e),
     }

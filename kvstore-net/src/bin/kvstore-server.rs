@@ -74,6 +74,10 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = kvstore_net::config::DEFAULT_MAX_CLIENTS,
           value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     max_clients: usize,
+    /// Event-loop threads serving client connections.
+    #[arg(long, value_name = "N", default_value_t = kvstore_net::event_loop::DEFAULT_IO_THREADS,
+          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    io_threads: usize,
 }
 
 fn parse_host_port(s: &str) -> Result<String, String> {
@@ -101,6 +105,7 @@ fn config(args: Args) -> Result<ServerConfig, String> {
         .bind(SocketAddr::new(args.host, args.port))
         .requirepass(args.requirepass)
         .max_clients(args.max_clients)
+        .io_threads(args.io_threads)
         .sync_policy(sync_policy)
         .replicas(args.replicas)
         .replica(args.replica)

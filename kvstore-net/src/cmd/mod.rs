@@ -30,6 +30,9 @@ use std::sync::Arc;
 
 pub(crate) use args::Args;
 
+use kvstore_core::WriteBatch;
+
+use crate::config::ReplicationMode;
 use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::{Quoted, Request};
@@ -151,25 +154,11 @@ pub(crate) fn execute(request: Request, ctx: &mut Ctx<'_>) -> Frame {
     reply
 }
 
-fn dispatch(mut request: Request, ctx: &mut Ctx<'_>) -> Frame {
-    if request.is_empty() {
-        return Frame::error("ERR empty command");
-    }
-    let name = request.remove(0);
-    let Some(spec) = lookup(&name) else {
-        if !ctx.session.authenticated {
-            return noauth();
-        }
-        return unknown_command(&name, &request);
+fn dispatch(request: Request, ctx: &mut Ctx<'_>) -> Frame {
+    let (spec, mut args) = match resolve(request, ctx.session) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
     };
-    if !ctx.session.authenticated && !spec.flags.contains(&"no-auth") {
-        return noauth();
-    }
-    let argc = request.len() as i64 + 1;
-    let mut args = Args::new(name, request);
-    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
-        return args.wrong_arity();
-    }
     // A write holds the role (shared) from the check until it has committed, so a
     // concurrent REPLICAOF cannot demote the node in between and leave a client write on a
     // replica. Recursive: a pending role change must not block a reader already inside.
@@ -185,6 +174,124 @@ fn dispatch(mut request: Request, ctx: &mut Ctx<'_>) -> Frame {
     };
     match (spec.run)(&mut args, ctx) {
         Ok(frame) | Err(frame) => frame,
+    }
+}
+
+/// The command a request names and its arguments, once the checks every command gets have
+/// passed (known name, `AUTH` when required, arity); else the error reply.
+fn resolve(mut request: Request, session: &Session) -> Result<(&'static Spec, Args), Frame> {
+    if request.is_empty() {
+        return Err(Frame::error("ERR empty command"));
+    }
+    let name = request.remove(0);
+    let Some(spec) = lookup(&name) else {
+        if !session.authenticated {
+            return Err(noauth());
+        }
+        return Err(unknown_command(&name, &request));
+    };
+    if !session.authenticated && !spec.flags.contains(&"no-auth") {
+        return Err(noauth());
+    }
+    let argc = request.len() as i64 + 1;
+    let args = Args::new(name, request);
+    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+        return Err(args.wrong_arity());
+    }
+    Ok((spec, args))
+}
+
+/// How the event loop runs a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Answered at once on the loop's thread with [`execute`]: reads, refusals, and writes
+    /// whose reply depends on the data (`DEL`), none of which waits for anything but the disk.
+    Inline,
+    /// A write whose reply does not depend on the data (`SET`, `PUT`, `MSET`, `BATCHPUT`):
+    /// its batch ([`prepare_write`]) joins the loop's commit group.
+    Grouped,
+    /// May wait for long (on replicas, a role change, a compaction or a scan of the whole
+    /// store): runs on a thread of its own so it cannot stall the loop.
+    Blocking,
+}
+
+/// Commands that wait on something other than this node's disk, or for a time that grows
+/// with the store: `WAIT` (replicas), `REPLICAOF` (retiring a replicator), `COMPACT`,
+/// `DIGEST` (reads every value), `REPLICATE` (a master's replication link).
+const BLOCKING: &[&str] = &[
+    "wait",
+    "replicaof",
+    "slaveof",
+    "compact",
+    "digest",
+    "replicate",
+];
+
+/// How the event loop must run `request` on this session (see [`Route`]).
+pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route {
+    let Some(spec) = request.first().and_then(|name| lookup(name)) else {
+        return Route::Inline;
+    };
+    if !session.authenticated && !spec.flags.contains(&"no-auth") {
+        // Refused at once, whatever the command would have done.
+        return Route::Inline;
+    }
+    if BLOCKING.contains(&spec.name) {
+        return Route::Blocking;
+    }
+    if !spec.flags.contains(&"write") {
+        return Route::Inline;
+    }
+    if matches!(node.config.mode, ReplicationMode::Sync { .. }) {
+        // Every write waits for its quorum's acknowledgements (up to the sync timeout).
+        return Route::Blocking;
+    }
+    if blind_write(spec).is_some() {
+        Route::Grouped
+    } else {
+        Route::Inline
+    }
+}
+
+/// For a [`Route::Grouped`] request: the batch it commits, once the checks [`execute`]
+/// makes have passed (arity, arguments, `-READONLY` on a replica); else the reply
+/// [`execute`] would give. Counted in the stats as [`execute`] counts (the commit's outcome
+/// is counted by whoever commits).
+pub(crate) fn prepare_write(
+    request: Request,
+    session: &Session,
+    node: &Node,
+) -> Result<WriteBatch, Frame> {
+    ServerStats::add(&node.stats.commands_processed, 1);
+    let prepared = resolve(request, session).and_then(|(spec, mut args)| {
+        if node.is_replica() {
+            return Err(readonly());
+        }
+        let parse = blind_write(spec).ok_or_else(|| {
+            Frame::error(format!(
+                "ERR internal: '{}' is not a blind write",
+                spec.name
+            ))
+        })?;
+        parse(&mut args)
+    });
+    if prepared.is_err() {
+        ServerStats::add(&node.stats.error_replies, 1);
+    }
+    prepared
+}
+
+/// Parses a blind write's arguments into its batch.
+type BatchParser = fn(&mut Args) -> Result<WriteBatch, Frame>;
+
+/// The batch parser of a write whose reply is `+OK` or the commit's error, whatever the
+/// data holds; `None` for other commands.
+fn blind_write(spec: &Spec) -> Option<BatchParser> {
+    match spec.name {
+        "set" => Some(set::parse_set),
+        "put" => Some(set::parse_put_batch),
+        "mset" | "batchput" => Some(mset::parse_batch),
+        _ => None,
     }
 }
 

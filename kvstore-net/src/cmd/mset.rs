@@ -5,7 +5,7 @@
 
 use kvstore_core::{Op, WriteBatch};
 
-use super::{store_error, Args, Ctx};
+use super::{Args, Ctx};
 use crate::frame::Frame;
 
 /// Reads one or more `key value` pairs into puts, moving each argument (no copy).
@@ -22,11 +22,11 @@ pub(crate) fn parse_pairs(args: &mut Args) -> Result<Vec<Op>, Frame> {
     Ok(ops)
 }
 
+/// `MSET`'s batch: every pair, one atomic record.
+pub(super) fn parse_batch(args: &mut Args) -> Result<WriteBatch, Frame> {
+    parse_pairs(args).map(WriteBatch::from)
+}
+
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let ops = parse_pairs(args)?;
-    ctx.node
-        .store
-        .write_batch(WriteBatch::from(ops))
-        .map_err(store_error)?;
-    Ok(Frame::ok())
+    super::set::commit(parse_batch(args)?, ctx)
 }

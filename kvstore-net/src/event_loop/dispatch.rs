@@ -1,0 +1,149 @@
+//! One step of one connection on its event loop: run the requests it has sent, in order,
+//! until it must wait: for bytes not yet arrived, for the loop's commit group (a write), for
+//! the peer to read its replies (output over [`FLUSH_THRESHOLD_BYTES`]), or for a thread of
+//! its own (a request that may block; see [`Route::Blocking`]).
+
+use std::sync::Arc;
+
+use crate::cmd::{self, Ctx, Route};
+use crate::node::Node;
+use crate::parse::Request;
+use crate::pipeline::{self, ReadAhead};
+use crate::stats::ServerStats;
+use crate::wire::FLUSH_THRESHOLD_BYTES;
+
+use super::conn_state::{LoopConn, ReadOutcome};
+use super::group::Group;
+
+/// Socket reads one step may make before other connections get their turn; a client that
+/// keeps sending is then looked at again in the loop's next round.
+const MAX_READS_PER_STEP: usize = 16;
+
+/// How a step ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// The connection waits (for bytes, its group, or the peer to read); `again`: it could go
+    /// on but used its share of reads, so it is looked at in the next round.
+    Wait { again: bool },
+    /// It must go to a thread of its own: a blocking request is pending, or the stream is
+    /// broken and its error reply and close (which may wait for the peer) are due.
+    HandOff,
+    /// The connection is over: close it once its replies are written.
+    Close,
+    /// The connection failed: drop it now.
+    Drop,
+}
+
+/// Runs `conn`'s requests until it must wait; its writes join `group` under `token`.
+pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &mut Group) -> Step {
+    let mut reads = 0;
+    loop {
+        if conn.in_group {
+            return Step::Wait { again: false };
+        }
+        if conn.closing {
+            return Step::Close;
+        }
+        if conn.wire.pending_output() >= FLUSH_THRESHOLD_BYTES {
+            // Back-pressure: no more requests run until the peer has read enough replies;
+            // its unread requests stay in the kernel's buffers, not in ours.
+            if let Err(err) = conn.write_out() {
+                tracing::debug!(peer = %conn.peer, %err, "write failed");
+                return Step::Drop;
+            }
+            if conn.wire.pending_output() >= FLUSH_THRESHOLD_BYTES {
+                return Step::Wait { again: false };
+            }
+        }
+        let request = match conn.next_request() {
+            Ok(Some(request)) => request,
+            Ok(None) if conn.broken.is_some() => return Step::HandOff,
+            Ok(None) => {
+                if !conn.can_read {
+                    return Step::Wait { again: false };
+                }
+                if reads == MAX_READS_PER_STEP {
+                    return Step::Wait { again: true };
+                }
+                reads += 1;
+                match conn.read_once() {
+                    ReadOutcome::Data | ReadOutcome::Drained => continue,
+                    ReadOutcome::Eof if conn.wire.is_mid_message() => {
+                        tracing::debug!(peer = %conn.peer, "connection ended mid-request");
+                        return Step::Drop;
+                    }
+                    ReadOutcome::Eof => {
+                        conn.closing = true;
+                        return Step::Close;
+                    }
+                    ReadOutcome::Failed(err) => {
+                        tracing::debug!(peer = %conn.peer, %err, "connection ended");
+                        return Step::Drop;
+                    }
+                }
+            }
+            Err(err) => {
+                conn.broken = Some(err);
+                return Step::HandOff;
+            }
+        };
+        match cmd::route(&request, &conn.session, node) {
+            Route::Blocking => {
+                conn.pending = Some(request);
+                return Step::HandOff;
+            }
+            Route::Grouped => join_group(conn, request, token, node, group),
+            Route::Inline => {
+                let reply = cmd::execute(
+                    request,
+                    &mut Ctx {
+                        node,
+                        session: &mut conn.session,
+                    },
+                );
+                conn.wire.queue(&reply);
+                if conn.session.quit {
+                    conn.closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Adds a write (with the `SET`s pipelined right after it, as one batch) to the group, or
+/// queues the error it gets before any commit.
+fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, group: &mut Group) {
+    if pipeline::coalescible(&request, &conn.session, node) {
+        let session_ok = |next: &Request| pipeline::coalescible(next, &conn.session, node);
+        // Only what is buffered: never a read in the middle of gathering a group.
+        let mut source = Buffered(&mut conn.wire);
+        let run = pipeline::collect(&mut source, request, ReadAhead::BufferOnly, session_ok);
+        let count = run.requests.len();
+        ServerStats::add(&node.stats.commands_processed, count as u64);
+        conn.pending = run.next;
+        conn.broken = run.broken;
+        group.add(token, count, pipeline::batch_of(run.requests));
+        conn.in_group = true;
+        return;
+    }
+    match cmd::prepare_write(request, &conn.session, node) {
+        Ok(batch) => {
+            group.add(token, 1, batch);
+            conn.in_group = true;
+        }
+        Err(reply) => conn.wire.queue(&reply),
+    }
+}
+
+/// A connection's buffer as a [`pipeline::RequestSource`] that never touches the socket.
+struct Buffered<'a>(&'a mut crate::wire::Wire);
+
+impl pipeline::RequestSource for Buffered<'_> {
+    fn buffered_request(&mut self) -> Result<Option<Request>, crate::parse::ProtocolError> {
+        self.0.decode_request()
+    }
+
+    fn read_available(&mut self, _max_buffered: usize) -> std::io::Result<usize> {
+        Ok(0)
+    }
+}
