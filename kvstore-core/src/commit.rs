@@ -13,7 +13,7 @@ use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
 use crate::{Lsn, SyncPolicy};
 
 /// Zeros written ahead of the active segment's end at a time: 1 MiB.
-const PREALLOCATE_BYTES: u64 = 1 << 20;
+pub(crate) const PREALLOCATE_BYTES: u64 = 1 << 20;
 
 /// Completes a commit group's publication turn if its leader unwinds (a bug), poisoning the
 /// store, so that later groups do not wait for it forever.
@@ -261,7 +261,7 @@ impl Inner {
             compacted: false,
             lsn_mark: last_lsn,
         };
-        let file = self.create_segment_file(id, &header)?;
+        let file = self.create_active_segment_file(id, &header)?;
         let sealed = active.id;
         {
             let mut state = self.state.write();
@@ -283,6 +283,22 @@ impl Inner {
         };
         self.active_segment.store(id, Ordering::Release);
         Ok(sealed)
+    }
+
+    /// Starts a new active segment when the store was reopened on a well-filled one, sealing
+    /// (and so mapping) the old: its values are then read from the map rather than with one
+    /// `pread` each, as Bitcask opens a new active file on every start. A nearly empty one is
+    /// kept, so that frequent reopens of a small store leave no trail of tiny segments.
+    pub(crate) fn seal_recovered_tail(&self) -> Result<()> {
+        let mut active = self.active.lock();
+        if active.len < SEGMENT_HEADER_BYTES + self.opts.segment_bytes / 16 {
+            return Ok(());
+        }
+        let last_lsn = active.written_lsn;
+        let sealed = self.roll(&mut active, last_lsn)?;
+        drop(active);
+        self.finish_seal(&[sealed]);
+        Ok(())
     }
 
     /// Marks rolled segments sealed (compaction may now take them) and asks for their hints.
@@ -322,6 +338,21 @@ impl Inner {
             .ctx(|| format!("syncing {}", path.display()))?;
         self.sync_dir()?;
         Ok(file)
+    }
+
+    /// Creates the next active segment: a segment file whose writes are also kept in memory
+    /// (see [`CachedTail`](crate::tail_cache::CachedTail)) until it is sealed.
+    pub(crate) fn create_active_segment_file(
+        &self,
+        id: u32,
+        header: &SegmentHeader,
+    ) -> Result<Arc<dyn crate::io::FileIo>> {
+        let file = self.create_segment_file(id, header)?;
+        Ok(crate::tail_cache::CachedTail::wrap(
+            file,
+            SEGMENT_HEADER_BYTES,
+            crate::tail_cache::CachedTail::budget_for(self.opts.segment_bytes),
+        ))
     }
 
     /// Makes the group visible: index, segment table, last LSN, then the commit hook.

@@ -214,6 +214,34 @@ impl KvStore {
 /// Entries copied out of the index per visit in [`KvStore::for_each`].
 const VISIT_CHUNK_KEYS: usize = 1024;
 
+/// How many entries ahead [`KvStore::for_each`] touches the values it will visit.
+const READ_AHEAD_ENTRIES: usize = 8;
+
+/// Reads one byte of each cache line of the op holding `loc`'s value, if its segment is
+/// mapped. Values lie in the log in write order, so a scan in key order jumps around memory
+/// and would otherwise wait for one cache miss at a time; these loads do not depend on one
+/// another, so the CPU keeps several misses in flight while earlier entries are verified.
+fn touch_value(files: &[(SegmentId, Arc<dyn FileIo>)], loc: &Location) {
+    let Some(bytes) = files
+        .iter()
+        .find(|(id, _)| *id == loc.segment)
+        .and_then(|(_, file)| file.mapped())
+    else {
+        return;
+    };
+    let end = loc.value_offset as usize + loc.value_len as usize;
+    // The op header and key sit just before the value; 64 bytes back covers most of them.
+    let start = (loc.value_offset as usize).saturating_sub(64);
+    let mut sum = 0u8;
+    for at in (start..end)
+        .step_by(64)
+        .chain(std::iter::once(end.saturating_sub(1)))
+    {
+        sum = sum.wrapping_add(bytes.get(at).copied().unwrap_or(0));
+    }
+    std::hint::black_box(sum);
+}
+
 impl KvStore {
     /// Calls `f` with each key and value in `range`, in key order, without allocating per
     /// entry: slices point into mapped segment files or a reused buffer, valid for the call
@@ -267,7 +295,13 @@ impl KvStore {
                 }
             }
             drop(state);
-            for (start, len, loc) in &entries {
+            for ahead in entries.iter().take(READ_AHEAD_ENTRIES) {
+                touch_value(&files, &ahead.2);
+            }
+            for (i, (start, len, loc)) in entries.iter().enumerate() {
+                if let Some(ahead) = entries.get(i + READ_AHEAD_ENTRIES) {
+                    touch_value(&files, &ahead.2);
+                }
                 let key = &keys[*start..start + len];
                 let file = files
                     .iter()

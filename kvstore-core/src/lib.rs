@@ -55,6 +55,7 @@ mod options;
 mod snapshot;
 mod stats;
 mod store;
+mod tail_cache;
 mod wal;
 
 pub use batch::{Op, WriteBatch};

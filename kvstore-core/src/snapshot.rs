@@ -180,7 +180,7 @@ impl SnapshotInstall {
                 compacted: false,
                 lsn_mark: lsn,
             };
-            let file = inner.create_segment_file(id, &header)?;
+            let file = inner.create_active_segment_file(id, &header)?;
             Ok((id, file))
         })();
         let (id, file) = match result {

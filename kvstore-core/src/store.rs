@@ -267,6 +267,7 @@ impl KvStore {
             _lock_file: lock_file,
         });
         inner.maintenance.start(&inner);
+        inner.seal_recovered_tail()?;
         for id in recovered.segments_without_hint {
             inner.schedule_hint(id);
         }

@@ -11,6 +11,7 @@ use crate::index::{Location, Segment, State};
 use crate::io::FileIo;
 use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
+use crate::tail_cache::CachedTail;
 use crate::wal::hint::{self, EntryRef, Hint, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
@@ -470,19 +471,23 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     }
     let mut next_segment_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
 
+    let budget = CachedTail::budget_for(opts.segment_bytes);
     let active = match active_id {
-        Some(id) => match state.segments.get(&id) {
-            Some(seg) => ActiveSegment {
-                id,
-                file: seg.file.clone(),
-                len: active_len,
-                allocated: seg
-                    .file
-                    .size()
-                    .ctx(|| format!("reading size of segment {id}"))?,
-                unsynced: false,
-                written_lsn: last_lsn,
-            },
+        Some(id) => match state.segments.get_mut(&id) {
+            Some(seg) => {
+                seg.file = CachedTail::wrap(seg.file.clone(), active_len, budget);
+                ActiveSegment {
+                    id,
+                    file: seg.file.clone(),
+                    len: active_len,
+                    allocated: seg
+                        .file
+                        .size()
+                        .ctx(|| format!("reading size of segment {id}"))?,
+                    unsynced: false,
+                    written_lsn: last_lsn,
+                }
+            }
             None => return Err(crate::store::missing_segment(dir, id)),
         },
         None => {
@@ -505,6 +510,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             opts.vfs
                 .sync_dir(dir)
                 .ctx(|| format!("syncing directory {}", dir.display()))?;
+            let file = CachedTail::wrap(file, SEGMENT_HEADER_BYTES, budget);
             state.segments.insert(
                 id,
                 Segment::new(file.clone(), SEGMENT_HEADER_BYTES, last_lsn, false),
