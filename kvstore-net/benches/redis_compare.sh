@@ -8,6 +8,7 @@
 # -r 200000, with -P 1 and -P 16, against kvstore-server --fsync everysec and redis-server
 # --appendonly yes --appendfsync everysec; then SET with kvstore --fsync always against Redis
 # appendfsync always. Prints a markdown table of requests per second.
+# KV_ARGS="--io-threads 2" passes extra flags to kvstore-server.
 set -euo pipefail
 
 N=${1:-200000}
@@ -18,7 +19,8 @@ source "$(dirname "$0")/common.sh"
 start_kvstore() {
     KV_PORT=$(free_port)
     rm -rf "$WORK/kv"
-    RUST_LOG=warn "$KVSTORE" --data-dir "$WORK/kv" --port "$KV_PORT" --fsync "$1" >/dev/null 2>&1 &
+    # shellcheck disable=SC2086 # KV_ARGS holds several flags
+    RUST_LOG=warn "$KVSTORE" --data-dir "$WORK/kv" --port "$KV_PORT" --fsync "$1" ${KV_ARGS:-} >/dev/null 2>&1 &
     KV_PID=$!
     PIDS+=("$KV_PID")
     wait_ready "$KV_PORT"
@@ -77,7 +79,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "redis-benchmark -t set,get -n $N -c 50 -d 100 -r 200000 (best of $ROUNDS alternating rounds), $(date -u +%F), $(nproc) cores"
+echo "redis-benchmark -t set,get -n $N -c 50 -d 100 -r 200000 (best of $ROUNDS alternating rounds), $(date -u +%F), $(nproc) cores, kvstore-server flags: ${KV_ARGS:-none}"
 echo
 echo "| test | pipeline | fsync | kvstore req/s | redis req/s | kvstore / redis |"
 echo "|---|---|---|---|---|---|"
