@@ -3,9 +3,15 @@
 //!
 //! ```text
 //! hint  = magic "KVSTHNT\0" | version:u32 | segment_id:u32 | entry* | segment_len:u64 | entry_count:u64 | crc32:u32
-//! entry = tag:u8 (1 put, 2 delete) | key_len:u32 | value_len:u32 | value_offset:u32 | lsn:u64 | key
+//! entry = tag:u8 (1 put, 2 delete) | key_len:varint | value_len:varint
+//!         | value_offset − end of the previous entry's value:zigzag varint
+//!         | lsn − the previous entry's lsn:zigzag varint | key
 //! ```
-//! The CRC covers the whole file; a damaged hint is ignored and its segment scanned instead.
+//! Varints are LEB128 (7 bits a byte, low bits first). Entries are in log order, so the
+//! offset and LSN deltas are small and most entries take 5 bytes besides their key, against
+//! 21 with fixed-width fields (version 1, which is ignored: its segment is scanned and its
+//! hint rewritten). The CRC covers the whole file; a damaged hint is ignored and its segment
+//! scanned instead.
 
 use std::fs;
 use std::io::Write;
@@ -17,9 +23,81 @@ use crate::wal::segment::SegmentId;
 use crate::{Lsn, MAX_KEY_BYTES};
 
 const MAGIC: &[u8; 8] = b"KVSTHNT\0";
-const VERSION: u32 = 1;
-const ENTRY_HEADER_BYTES: usize = 21;
+const VERSION: u32 = 2;
+/// Fewest bytes an entry takes besides its key: a tag and four one-byte varints.
+const MIN_ENTRY_HEADER_BYTES: usize = 5;
 const TRAILER_BYTES: usize = 20;
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Reads a varint at `*pos` (advancing it); `None` if cut short by `end` or over 64 bits.
+fn get_varint(buf: &[u8], pos: &mut usize, end: usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        if *pos >= end {
+            return None;
+        }
+        let byte = buf[*pos];
+        *pos += 1;
+        v |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return (shift < 63 || byte <= 1).then_some(v);
+        }
+    }
+    None
+}
+
+fn zigzag(delta: i64) -> u64 {
+    ((delta << 1) ^ (delta >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// What the previous entry leaves for the next one's deltas.
+#[derive(Default, Clone, Copy)]
+struct Cursor {
+    value_end: u64,
+    lsn: Lsn,
+}
+
+impl Cursor {
+    /// The deltas of an entry against this cursor, which then moves past it.
+    fn deltas(&mut self, value_offset: u32, value_len: u32, lsn: Lsn) -> (u64, u64) {
+        let offset = zigzag((i64::from(value_offset)).wrapping_sub(self.value_end as i64));
+        let lsn_delta = zigzag((lsn as i64).wrapping_sub(self.lsn as i64));
+        self.value_end = u64::from(value_offset) + u64::from(value_len);
+        self.lsn = lsn;
+        (offset, lsn_delta)
+    }
+}
+
+/// The encoded size of `hint`'s entries.
+fn entries_len(hint: &Hint) -> usize {
+    let mut cursor = Cursor::default();
+    hint.entries
+        .iter()
+        .map(|e| {
+            let (offset, lsn) = cursor.deltas(e.value_offset, e.value_len, e.lsn);
+            1 + varint_len(e.key.len() as u64)
+                + varint_len(u64::from(e.value_len))
+                + varint_len(offset)
+                + varint_len(lsn)
+                + e.key.len()
+        })
+        .sum()
+}
 
 /// One operation of a segment: a put (with where its value is) or a delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,18 +117,18 @@ pub(crate) struct Hint {
 }
 
 pub(crate) fn encode(id: SegmentId, hint: &Hint) -> Vec<u8> {
-    let keys: usize = hint.entries.iter().map(|e| e.key.len()).sum();
-    let mut buf =
-        Vec::with_capacity(16 + hint.entries.len() * ENTRY_HEADER_BYTES + keys + TRAILER_BYTES);
+    let mut buf = Vec::with_capacity(16 + entries_len(hint) + TRAILER_BYTES);
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(&VERSION.to_le_bytes());
     buf.extend_from_slice(&id.to_le_bytes());
+    let mut cursor = Cursor::default();
     for e in &hint.entries {
+        let (offset, lsn) = cursor.deltas(e.value_offset, e.value_len, e.lsn);
         buf.push(if e.is_delete { 2 } else { 1 });
-        buf.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&e.value_len.to_le_bytes());
-        buf.extend_from_slice(&e.value_offset.to_le_bytes());
-        buf.extend_from_slice(&e.lsn.to_le_bytes());
+        put_varint(&mut buf, e.key.len() as u64);
+        put_varint(&mut buf, u64::from(e.value_len));
+        put_varint(&mut buf, offset);
+        put_varint(&mut buf, lsn);
         buf.extend_from_slice(&e.key);
     }
     buf.extend_from_slice(&hint.segment_len.to_le_bytes());
@@ -111,27 +189,35 @@ pub(crate) fn visit(
     let entries_end = buf.len() - TRAILER_BYTES;
     let segment_len = read_u64(buf, entries_end);
     let count = read_u64(buf, entries_end + 8) as usize;
-    if count > (entries_end - 16) / ENTRY_HEADER_BYTES {
+    if count > (entries_end - 16) / MIN_ENTRY_HEADER_BYTES {
         return Err("impossible hint entry count".into());
     }
     let mut seen = 0usize;
     let mut pos = 16;
+    let mut cursor = Cursor::default();
     while pos < entries_end {
-        if pos + ENTRY_HEADER_BYTES > entries_end {
-            return Err("hint entry cut short".into());
-        }
         let tag = buf[pos];
-        let key_len = read_u32(buf, pos + 1) as usize;
-        let value_len = read_u32(buf, pos + 5);
-        let value_offset = read_u32(buf, pos + 9);
-        let lsn = read_u64(buf, pos + 13);
-        let key_start = pos + ENTRY_HEADER_BYTES;
+        pos += 1;
+        let mut field = || get_varint(buf, &mut pos, entries_end).ok_or("hint entry cut short");
+        let (key_len, value_len, offset_delta, lsn_delta) =
+            (field()?, field()?, field()?, field()?);
+        let value_offset = (cursor.value_end as i64).wrapping_add(unzigzag(offset_delta));
+        let lsn = (cursor.lsn as i64).wrapping_add(unzigzag(lsn_delta)) as u64;
+        let (Ok(key_len), Ok(value_len), Ok(value_offset)) = (
+            usize::try_from(key_len),
+            u32::try_from(value_len),
+            u32::try_from(value_offset),
+        ) else {
+            return Err("bad hint entry".into());
+        };
+        let key_start = pos;
         if key_len > MAX_KEY_BYTES || key_start + key_len > entries_end || tag == 0 || tag > 2 {
             return Err("bad hint entry".into());
         }
         if u64::from(value_offset) + u64::from(value_len) > segment_len {
             return Err("hint entry points past its segment".into());
         }
+        cursor.deltas(value_offset, value_len, lsn);
         f(EntryRef {
             key: &buf[key_start..key_start + key_len],
             lsn,
@@ -156,8 +242,7 @@ pub(crate) fn worth_writing(hint: &Hint, compacted: bool) -> bool {
     if !compacted {
         return true;
     }
-    let keys: usize = hint.entries.iter().map(|e| e.key.len()).sum();
-    let bytes = (16 + TRAILER_BYTES + hint.entries.len() * ENTRY_HEADER_BYTES + keys) as u64;
+    let bytes = (16 + TRAILER_BYTES + entries_len(hint)) as u64;
     bytes * 8 < hint.segment_len
 }
 
@@ -211,6 +296,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn varints_round_trip_and_refuse_overlong_input() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            assert_eq!(buf.len(), varint_len(v), "{v}");
+            let mut pos = 0;
+            assert_eq!(get_varint(&buf, &mut pos, buf.len()), Some(v));
+            assert_eq!(pos, buf.len());
+            let mut pos = 0;
+            assert_eq!(get_varint(&buf, &mut pos, buf.len() - 1), None, "cut short");
+        }
+        let mut pos = 0;
+        assert_eq!(get_varint(&[0xff; 11], &mut pos, 11), None, "over 64 bits");
+        let mut pos = 0;
+        let mut too_big = vec![0xff; 9];
+        too_big.push(0x02);
+        assert_eq!(get_varint(&too_big, &mut pos, 10), None, "bit 64 set");
+        for d in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(d)), d);
+        }
+    }
+
+    #[test]
     fn round_trip_and_bit_flips() {
         let hint = Hint {
             segment_len: 1000,
@@ -232,6 +349,7 @@ mod tests {
             ],
         };
         let buf = encode(3, &hint);
+        assert_eq!(buf.len(), 16 + entries_len(&hint) + TRAILER_BYTES);
         assert_eq!(decode(3, &buf), Ok(hint));
         assert!(decode(4, &buf).is_err());
         for bit in 0..buf.len() * 8 {
