@@ -70,8 +70,10 @@ struct Queue {
     results: HashMap<u64, Result<Outcome>>,
     /// Callers whose records are waiting.
     waiting_callers: usize,
-    /// Callers in the previous group: how many writers a group can expect.
-    last_group_callers: usize,
+    /// How many writers the next group can expect: the callers of the previous group and
+    /// those who queued while it was being synced (distinct writers, since each waits for its
+    /// own result before it writes again).
+    expected_callers: usize,
 }
 
 /// Serialises commits into groups.
@@ -86,9 +88,10 @@ impl CommitQueue {
     ///
     /// `lead` receives the group in arrival order and returns one result per record, in order.
     ///
-    /// With a `gather` window (durable commits), a new leader whose previous group held
-    /// several writers waits up to that long for as many to queue again before it takes the
-    /// group. Without it, writers that were synced together come back a few microseconds
+    /// With a `gather` window (durable commits), a new leader that expects several writers
+    /// (those of the previous group and those who queued while it synced) waits up to that
+    /// long for as many to queue before it takes the group. Counting only the previous group
+    /// would let one late writer shrink every later group's target. Without it, writers that were synced together come back a few microseconds
     /// apart, the first one leads alone, and groups split into ever smaller halves; with it,
     /// N concurrent writers share one fsync (PostgreSQL's `commit_delay` / `commit_siblings`).
     /// A lone writer never waits.
@@ -148,7 +151,7 @@ impl CommitQueue {
             }
             q.leader_active = true;
             if let Some(window) = gather {
-                let target = q.last_group_callers;
+                let target = q.expected_callers;
                 if target > 1 && q.waiting_callers < target {
                     let deadline = Instant::now() + window;
                     q.gathering = true;
@@ -161,7 +164,7 @@ impl CommitQueue {
                 }
             }
             let group = std::mem::take(&mut q.waiting);
-            q.last_group_callers = std::mem::take(&mut q.waiting_callers);
+            let group_callers = std::mem::take(&mut q.waiting_callers);
             drop(q);
             let finished: Vec<Thread> = group.iter().map(|p| p.waiter.clone()).collect();
             let me = thread::current().id();
@@ -177,6 +180,7 @@ impl CommitQueue {
             q = self.queue.lock();
             q.results.extend(results);
             q.leader_active = false;
+            q.expected_callers = group_callers + q.waiting_callers;
             let next_leader = q.waiting.first().map(|p| p.waiter.clone());
             // Wake exactly the writers whose records just finished (and the next leader);
             // waking every waiter each time (a condition variable's notify_all) would cost a
