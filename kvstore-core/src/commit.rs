@@ -386,9 +386,9 @@ impl Inner {
         }
         if let Some(hook) = self.hook() {
             for p in placed.iter().filter(|p| !p.replicated) {
-                let record = Arc::new(p.record.to_wal_record(p.lsn));
+                let record = p.record.to_shared(p.lsn);
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    hook.committed(record);
+                    hook.committed_encoded(&record);
                 }));
                 if call.is_err() {
                     // The write is committed and published; a hook that panics must not take

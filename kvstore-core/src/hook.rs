@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::wal::record::WalRecord;
+use crate::wal::record::{EncodedWalRecord, WalRecord};
 use crate::Lsn;
 
 /// Observes every locally committed write. Installed with [`crate::KvStore::set_commit_hook`].
@@ -12,8 +12,10 @@ use crate::Lsn;
 /// The engine calls, for each client write (not for `apply_replicated`):
 /// 1. [`admit`](CommitHook::admit) before anything is logged; an error refuses the write and
 ///    nothing is changed;
-/// 2. [`committed`](CommitHook::committed) once the record is durable per the sync policy and
-///    visible to readers, strictly in LSN order, from the thread that led the commit group;
+/// 2. [`committed_encoded`](CommitHook::committed_encoded) once the record is durable per the
+///    sync policy and visible to readers, strictly in LSN order, from the thread that led the
+///    commit group (by default it decodes the record and calls
+///    [`committed`](CommitHook::committed));
 /// 3. [`wait_replicated`](CommitHook::wait_replicated) on the writer's own thread before the
 ///    write returns; an error there is returned to the writer, but the write stays committed.
 pub trait CommitHook: Send + Sync + 'static {
@@ -22,8 +24,26 @@ pub trait CommitHook: Send + Sync + 'static {
         Ok(())
     }
 
-    /// A record was committed. Must not block: it runs inside the commit path.
+    /// A record was committed, as owned operations. Must not block: it runs inside the commit
+    /// path. Called by the default [`committed_encoded`](CommitHook::committed_encoded).
     fn committed(&self, record: Arc<WalRecord>);
+
+    /// A record was committed, in its log encoding (what the engine calls). Must not block.
+    ///
+    /// The default decodes the record and calls [`committed`](CommitHook::committed). A hook
+    /// that ships records elsewhere (replication) overrides this: the bytes travel as they are,
+    /// with their checksums, and the commit path pays one copy of them instead of a decode and
+    /// an allocation per key and value.
+    fn committed_encoded(&self, record: &EncodedWalRecord) {
+        match record.to_wal_record() {
+            Ok(decoded) => self.committed(Arc::new(decoded)),
+            // The engine hands over only records it encoded itself, so this cannot fail short
+            // of a memory fault; say so rather than pass the hook something else.
+            Err(e) => {
+                tracing::error!(lsn = record.lsn(), error = %e, "a committed record did not decode for the commit hook")
+            }
+        }
+    }
 
     /// Blocks until the write at `lsn` is replicated as the hook's policy requires.
     fn wait_replicated(&self, lsn: Lsn) -> Result<()> {

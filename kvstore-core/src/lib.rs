@@ -71,7 +71,7 @@ pub use snapshot::{Snapshot, SnapshotInstall};
 pub use stats::{Stats, WalRetention};
 pub use store::KvStore;
 pub use wal::iter::WalIter;
-pub use wal::record::WalRecord;
+pub use wal::record::{EncodedWalRecord, ReplicatedRecord, WalRecord};
 
 /// Log sequence number: every committed write (a put, a delete or a whole batch) gets the
 /// next one, starting at 1.

@@ -471,15 +471,26 @@ impl KvStore {
     /// applied before it is refused with [`Error::LsnGap`] (and changes nothing), the others
     /// are applied. So `[1, 3, 2]` on an empty store applies 1 and 2 and refuses 3. Returns
     /// the applied LSN after the run, or the first error (the applied records stay applied).
-    pub fn apply_replicated_batch(&self, records: &[WalRecord]) -> Result<Lsn> {
+    ///
+    /// Records may be [`WalRecord`]s or the master's encoded bytes
+    /// ([`crate::EncodedWalRecord`]), which are written as they are once verified. Before
+    /// anything is written, every record to apply is checked: its checksums
+    /// ([`Error::Corrupt`] for a damaged record) and this store's key and value limits. A
+    /// failed check refuses the whole run and changes nothing.
+    pub fn apply_replicated_batch<R: crate::ReplicatedRecord>(&self, records: &[R]) -> Result<Lsn> {
         let applied = self.last_lsn();
         let mut encoded = Vec::with_capacity(records.len());
-        for record in records.iter().filter(|r| r.lsn > applied) {
-            self.inner.check_ops(&record.ops)?;
-            encoded.push((
-                EncodedRecord::encode(&record.ops),
-                LsnRule::Exactly(record.lsn),
-            ));
+        for record in records.iter().filter(|r| r.lsn() > applied) {
+            let record = record.encoded()?;
+            let verified = EncodedRecord::verified(&record)?;
+            let max = self.inner.opts.max_value_bytes;
+            if let Some(span) = verified.spans.iter().find(|s| s.value_len as usize > max) {
+                return Err(Error::ValueTooLarge {
+                    len: span.value_len as usize,
+                    max,
+                });
+            }
+            encoded.push((verified, LsnRule::Exactly(record.lsn())));
         }
         if encoded.is_empty() {
             return Ok(applied);

@@ -9,7 +9,11 @@
 //! (which reads its op) verifies it without reading the whole record.
 //! A write batch is one record, which is what makes it atomic on disk.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::batch::Op;
+use crate::error::{Error, Result};
 use crate::{Lsn, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 
 /// Bytes of a record before its first operation.
@@ -62,8 +66,29 @@ pub(crate) fn op_disk_bytes(key_len: usize, value_len: usize) -> u64 {
 /// A record encoded with its LSN and CRC still to be stamped by the commit leader.
 #[derive(Debug)]
 pub(crate) struct EncodedRecord {
-    pub bytes: Vec<u8>,
+    pub bytes: RecordBytes,
     pub spans: Vec<OpSpan>,
+}
+
+/// The bytes of an [`EncodedRecord`]: encoded here, or a master's record taken as it arrived.
+#[derive(Debug)]
+pub(crate) enum RecordBytes {
+    /// Encoded by this store; the commit leader stamps the LSN into it.
+    Owned(Vec<u8>),
+    /// A master's stamped and verified record, shared with whoever else holds it (the in-process
+    /// transport, other replicas), so applying it copies nothing until it joins the write.
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for RecordBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            RecordBytes::Owned(bytes) => bytes,
+            RecordBytes::Shared(bytes) => bytes,
+        }
+    }
 }
 
 impl EncodedRecord {
@@ -106,42 +131,239 @@ impl EncodedRecord {
                 is_delete: tag == TAG_DELETE,
             });
         }
-        EncodedRecord { bytes, spans }
+        EncodedRecord {
+            bytes: RecordBytes::Owned(bytes),
+            spans,
+        }
     }
 
-    /// Writes the LSN and the header CRC into the header.
+    /// A master's record, ready to be written as it is: every checksum verified, the LSN its
+    /// header carries. [`Error::Corrupt`] if anything is damaged.
+    pub fn verified(record: &EncodedWalRecord) -> Result<Self> {
+        Ok(EncodedRecord {
+            spans: record.verified_spans()?,
+            bytes: RecordBytes::Shared(record.bytes.clone()),
+        })
+    }
+
+    /// Writes the LSN and the header CRC into the header. A shared record already carries
+    /// its LSN with a verified header checksum, so it is left as it is (and copied first in
+    /// the case, which the commit leader never asks for, of another LSN).
     pub fn stamp(&mut self, lsn: Lsn) {
-        self.bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
-        let crc = crc32fast::hash(&self.bytes[4..RECORD_HEADER_BYTES]);
-        self.bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+        if let RecordBytes::Shared(shared) = &self.bytes {
+            if read_u64(shared, 8) == lsn {
+                return;
+            }
+            self.bytes = RecordBytes::Owned(shared.to_vec());
+        }
+        if let RecordBytes::Owned(bytes) = &mut self.bytes {
+            bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
+            let crc = crc32fast::hash(&bytes[4..RECORD_HEADER_BYTES]);
+            bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+        }
     }
 
     pub fn key(&self, span: &OpSpan) -> &[u8] {
         &self.bytes[span.key_start as usize..(span.key_start + span.key_len) as usize]
     }
 
-    pub fn value(&self, span: &OpSpan) -> &[u8] {
-        &self.bytes[span.value_start as usize..(span.value_start + span.value_len) as usize]
+    /// The stamped record as the commit hook receives it: its bytes, shared. One copy of the
+    /// bytes, where owned operations would cost a decode and an allocation per key and value.
+    pub fn to_shared(&self, lsn: Lsn) -> EncodedWalRecord {
+        EncodedWalRecord {
+            lsn,
+            bytes: Arc::from(&self.bytes[..]),
+        }
+    }
+}
+
+/// A committed record in the log's own encoding: its LSN, operations and checksums exactly as
+/// the master wrote them, shared without copying (a clone only bumps a reference count).
+///
+/// This is how records travel from a master to its replicas: the commit hook receives them in
+/// this form ([`crate::CommitHook::committed_encoded`]) and a replica applies them as they are
+/// ([`crate::KvStore::apply_replicated_batch`]), which verifies every checksum first, so bytes
+/// damaged on the way are refused, never applied.
+///
+/// ```
+/// use kvstore_core::{EncodedWalRecord, Op, WalRecord};
+/// let record = WalRecord { lsn: 7, ops: vec![Op::Put { key: b"k".to_vec(), value: b"v".to_vec() }] };
+/// let encoded = EncodedWalRecord::from(&record);
+/// assert_eq!(encoded.lsn(), 7);
+/// assert_eq!(encoded.encoded_len(), record.encoded_len());
+/// assert_eq!(encoded.to_wal_record()?, record);
+/// // Bytes as they would arrive from elsewhere: the header is checked at once, every
+/// // operation's checksum when the record is decoded or applied.
+/// let received = EncodedWalRecord::from_bytes(encoded.as_bytes().to_vec())?;
+/// assert_eq!(received, encoded);
+/// # Ok::<(), kvstore_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncodedWalRecord {
+    lsn: Lsn,
+    /// A whole stamped record (header and operations), as in a log segment.
+    bytes: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for EncodedWalRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedWalRecord")
+            .field("lsn", &self.lsn)
+            .field("encoded_len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl EncodedWalRecord {
+    /// Takes a record's bytes as another node sent them. Checks the header (length and header
+    /// checksum), which is all that reading the LSN needs; the operations' checksums are
+    /// verified when the record is decoded or applied. Fails with [`Error::Corrupt`] when the
+    /// header is damaged or the length does not match.
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Result<Self> {
+        let bytes = bytes.into();
+        let lsn = header_lsn(&bytes).map_err(|reason| invalid_record(None, &reason))?;
+        Ok(EncodedWalRecord { lsn, bytes })
     }
 
-    /// The record as owned operations, for commit hooks.
-    pub fn to_wal_record(&self, lsn: Lsn) -> WalRecord {
-        let ops = self
-            .spans
-            .iter()
-            .map(|span| {
-                let key = self.key(span).to_vec();
-                if span.is_delete {
-                    Op::Delete { key }
-                } else {
-                    Op::Put {
-                        key,
-                        value: self.value(span).to_vec(),
-                    }
-                }
-            })
-            .collect();
-        WalRecord { lsn, ops }
+    /// The record's log sequence number.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The whole encoded record (what [`from_bytes`](Self::from_bytes) takes back).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Bytes this record takes in the log (equal to [`WalRecord::encoded_len`]).
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Checks every checksum and bound and returns where each operation lies; what a replica
+    /// needs before it writes the bytes into its own log.
+    pub(crate) fn verified_spans(&self) -> Result<Vec<OpSpan>> {
+        match decode(&self.bytes) {
+            Ok((lsn, spans)) if lsn == self.lsn => Ok(spans),
+            Ok((lsn, _)) => Err(invalid_record(
+                Some(self.lsn),
+                &format!("the header now says LSN {lsn}"),
+            )),
+            Err(DecodeError::Truncated) => Err(invalid_record(Some(self.lsn), "truncated")),
+            Err(DecodeError::Invalid(reason)) => Err(invalid_record(Some(self.lsn), &reason)),
+        }
+    }
+
+    /// Decodes the record into owned operations, verifying every checksum first
+    /// ([`Error::Corrupt`] if one fails).
+    pub fn to_wal_record(&self) -> Result<WalRecord> {
+        let spans = self.verified_spans()?;
+        Ok(WalRecord {
+            lsn: self.lsn,
+            ops: ops_of(&self.bytes, &spans),
+        })
+    }
+}
+
+impl From<&WalRecord> for EncodedWalRecord {
+    /// Encodes a record's operations as the log would, with its LSN.
+    fn from(record: &WalRecord) -> Self {
+        let mut encoded = EncodedRecord::encode(&record.ops);
+        encoded.stamp(record.lsn);
+        EncodedWalRecord {
+            lsn: record.lsn,
+            bytes: Arc::from(&encoded.bytes[..]),
+        }
+    }
+}
+
+/// A master's record in a form a replica can apply with
+/// [`crate::KvStore::apply_replicated_batch`]: a [`WalRecord`] (its operations are encoded on
+/// the way in) or an [`EncodedWalRecord`] (the master's bytes, verified on the way in).
+pub trait ReplicatedRecord {
+    /// The record's log sequence number.
+    fn lsn(&self) -> Lsn;
+
+    /// The record in its log encoding: borrowed when it already is, encoded when it is not.
+    /// Fails when the record cannot be encoded at all ([`Error::KeyTooLarge`],
+    /// [`Error::BatchTooLarge`]).
+    fn encoded(&self) -> Result<Cow<'_, EncodedWalRecord>>;
+}
+
+impl ReplicatedRecord for WalRecord {
+    fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    fn encoded(&self) -> Result<Cow<'_, EncodedWalRecord>> {
+        for op in &self.ops {
+            let len = op.key().len();
+            if len > MAX_KEY_BYTES {
+                return Err(Error::KeyTooLarge {
+                    len,
+                    max: MAX_KEY_BYTES,
+                });
+            }
+        }
+        let len = self.encoded_len();
+        if len > MAX_RECORD_BYTES {
+            return Err(Error::BatchTooLarge {
+                len,
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        Ok(Cow::Owned(EncodedWalRecord::from(self)))
+    }
+}
+
+impl ReplicatedRecord for EncodedWalRecord {
+    fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    fn encoded(&self) -> Result<Cow<'_, EncodedWalRecord>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+/// The LSN of a whole encoded record, after checking its length and header checksum.
+fn header_lsn(record: &[u8]) -> std::result::Result<Lsn, String> {
+    if record.len() < RECORD_HEADER_BYTES {
+        return Err(format!(
+            "{} bytes are shorter than a record header",
+            record.len()
+        ));
+    }
+    if record.len() > MAX_RECORD_BYTES {
+        return Err(format!(
+            "record length {} exceeds the maximum",
+            record.len()
+        ));
+    }
+    let body = read_u32(record, 4) as usize;
+    if record.len() != RECORD_HEADER_BYTES + body {
+        return Err(format!(
+            "header announces {} bytes but {} arrived",
+            RECORD_HEADER_BYTES + body,
+            record.len()
+        ));
+    }
+    if crc32fast::hash(&record[4..RECORD_HEADER_BYTES]) != read_u32(record, 0) {
+        return Err("record header checksum mismatch".into());
+    }
+    Ok(read_u64(record, 8))
+}
+
+/// The error for a record that arrived damaged: it names no file, since it is not on disk.
+fn invalid_record(lsn: Option<Lsn>, reason: &str) -> Error {
+    let what = match lsn {
+        Some(lsn) => format!("record at LSN {lsn}"),
+        None => "record".to_string(),
+    };
+    Error::Corrupt {
+        path: std::path::PathBuf::from("(replicated record)"),
+        offset: 0,
+        reason: format!("{what} failed verification: {reason}; nothing was applied"),
     }
 }
 
@@ -290,9 +512,77 @@ mod tests {
         assert_eq!(lsn, 42);
         assert_eq!(ops_of(&rec.bytes, &spans), ops);
         for bit in 0..rec.bytes.len() * 8 {
-            let mut bad = rec.bytes.clone();
+            let mut bad = rec.bytes.to_vec();
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(decode(&bad).is_err(), "flip of bit {bit} went unnoticed");
         }
+    }
+
+    fn sample(lsn: Lsn) -> WalRecord {
+        WalRecord {
+            lsn,
+            ops: vec![
+                Op::Put {
+                    key: b"key".to_vec(),
+                    value: b"value".to_vec(),
+                },
+                Op::Delete {
+                    key: b"gone".to_vec(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn an_encoded_record_is_the_log_encoding_and_decodes_back() {
+        let record = sample(9);
+        let encoded = EncodedWalRecord::from(&record);
+        let mut local = EncodedRecord::encode(&record.ops);
+        local.stamp(9);
+        assert_eq!(encoded.as_bytes(), &local.bytes[..]);
+        assert_eq!(local.to_shared(9), encoded);
+        assert_eq!(encoded.lsn(), 9);
+        assert_eq!(encoded.encoded_len(), record.encoded_len());
+        assert_eq!(encoded.to_wal_record().unwrap(), record);
+        let again = EncodedWalRecord::from_bytes(encoded.as_bytes().to_vec()).unwrap();
+        assert_eq!(again, encoded);
+    }
+
+    #[test]
+    fn every_damaged_byte_is_refused_by_from_bytes_or_by_verification() {
+        let encoded = EncodedWalRecord::from(&sample(3));
+        for bit in 0..encoded.encoded_len() * 8 {
+            let mut bad = encoded.as_bytes().to_vec();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            let refused = match EncodedWalRecord::from_bytes(bad) {
+                Err(e) => matches!(e, Error::Corrupt { .. }),
+                Ok(arrived) => {
+                    matches!(arrived.to_wal_record(), Err(Error::Corrupt { .. }))
+                        && matches!(
+                            EncodedRecord::verified(&arrived),
+                            Err(Error::Corrupt { .. })
+                        )
+                }
+            };
+            assert!(refused, "flip of bit {bit} was not refused");
+        }
+        assert!(EncodedWalRecord::from_bytes(vec![0u8; 7]).is_err());
+        let mut longer = encoded.as_bytes().to_vec();
+        longer.push(0);
+        assert!(EncodedWalRecord::from_bytes(longer).is_err());
+    }
+
+    #[test]
+    fn a_shared_record_is_written_as_it_arrived() {
+        let encoded = EncodedWalRecord::from(&sample(5));
+        let mut verified = EncodedRecord::verified(&encoded).unwrap();
+        verified.stamp(5);
+        assert!(matches!(verified.bytes, RecordBytes::Shared(_)));
+        assert_eq!(&verified.bytes[..], encoded.as_bytes());
+        // Stamped with another LSN, it is copied and restamped, never changed in place.
+        verified.stamp(6);
+        assert!(matches!(verified.bytes, RecordBytes::Owned(_)));
+        assert_eq!(decode(&verified.bytes).unwrap().0, 6);
+        assert_eq!(read_u64(encoded.as_bytes(), 8), 5);
     }
 }
