@@ -1,13 +1,27 @@
 //! Times a full ordered scan and random gets of an existing store, for profiling reads:
-//! `cargo run --release -p kvstore-core --example scan -- DIR`
+//! `cargo run --release -p kvstore-core --example scan -- DIR [LOAD_KEYS]` (loads LOAD_KEYS
+//! keys first into an empty store, as kvstore-bench does)
 
 use std::time::Instant;
 
 use kvstore_core::KvStore;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: scan DIR")?;
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().ok_or("usage: scan DIR [LOAD_KEYS]")?;
     let store = KvStore::open(&dir)?;
+    let load: u64 = args.next().map_or(Ok(0), |a| a.parse())?;
+    if store.is_empty() && load > 0 {
+        // kvstore-bench's load: keys in an order unrelated to key order, batches of 1,000.
+        for chunk in (0..load).collect::<Vec<_>>().chunks(1000) {
+            let mut batch = kvstore_core::WriteBatch::new();
+            for i in chunk {
+                let key = format!("{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                batch.put(key, [b'v'; 100]);
+            }
+            store.write_batch(batch)?;
+        }
+    }
     let start = Instant::now();
     let mut keys = Vec::with_capacity(store.len());
     store.for_each::<&[u8], _>(.., |key, _value| {

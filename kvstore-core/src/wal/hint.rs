@@ -41,7 +41,16 @@ fn varint_len(v: u64) -> usize {
 }
 
 /// Reads a varint at `*pos` (advancing it); `None` if cut short by `end` or over 64 bits.
+#[inline]
 fn get_varint(buf: &[u8], pos: &mut usize, end: usize) -> Option<u64> {
+    // Most fields of most entries fit one byte: decode those without the loop.
+    if *pos < end {
+        let byte = *buf.get(*pos)?;
+        if byte < 0x80 {
+            *pos += 1;
+            return Some(u64::from(byte));
+        }
+    }
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         if *pos >= end {
@@ -198,9 +207,18 @@ pub(crate) fn visit(
     while pos < entries_end {
         let tag = buf[pos];
         pos += 1;
-        let mut field = || get_varint(buf, &mut pos, entries_end).ok_or("hint entry cut short");
-        let (key_len, value_len, offset_delta, lsn_delta) =
-            (field()?, field()?, field()?, field()?);
+        let (key_len, value_len, offset_delta, lsn_delta) = match buf.get(pos..pos + 4) {
+            // The common entry: four one-byte fields.
+            Some(&[a, b, c, d]) if pos + 4 <= entries_end && (a | b | c | d) < 0x80 => {
+                pos += 4;
+                (a.into(), b.into(), c.into(), d.into())
+            }
+            _ => {
+                let mut field =
+                    || get_varint(buf, &mut pos, entries_end).ok_or("hint entry cut short");
+                (field()?, field()?, field()?, field()?)
+            }
+        };
         let value_offset = (cursor.value_end as i64).wrapping_add(unzigzag(offset_delta));
         let lsn = (cursor.lsn as i64).wrapping_add(unzigzag(lsn_delta)) as u64;
         let (Ok(key_len), Ok(value_len), Ok(value_offset)) = (
@@ -345,6 +363,21 @@ mod tests {
                     value_offset: 0,
                     value_len: 0,
                     is_delete: true,
+                },
+                // Multi-byte fields and a backward LSN step (a compacted segment's order).
+                HintEntry {
+                    key: vec![b'k'; 200],
+                    lsn: 1 << 40,
+                    value_offset: 700,
+                    value_len: 290,
+                    is_delete: false,
+                },
+                HintEntry {
+                    key: b"c".to_vec(),
+                    lsn: 7,
+                    value_offset: 30,
+                    value_len: 1,
+                    is_delete: false,
                 },
             ],
         };
