@@ -202,9 +202,14 @@ impl Transport for TcpTransport {
         if records.is_empty() {
             return Ok(());
         }
+        // Records come as the master's log bytes; the wire carries their operations.
+        let decoded = records
+            .iter()
+            .map(|r| r.to_wal_record())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let timeout = self.io_timeout;
         let client = self.client()?;
-        for record in records {
+        for record in &decoded {
             let lsn_text = record.lsn.to_string();
             client.queue(&record_args(lsn_text.as_bytes(), &record.ops));
         }
@@ -213,7 +218,7 @@ impl Transport for TcpTransport {
             .and_then(|_| client.flush());
         match sent {
             Ok(()) => {
-                self.in_flight.extend(records.iter().map(|r| r.lsn));
+                self.in_flight.extend(records.iter().map(|r| r.lsn()));
                 Ok(())
             }
             Err(e) => Err(self.broken(e)),

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kvstore_core::{KvStore, Lsn, SnapshotInstall, WalRecord};
+use kvstore_core::{KvStore, Lsn, ReplicatedRecord, SnapshotInstall, WalRecord};
 use parking_lot::Mutex;
 
 use crate::epoch;
@@ -206,7 +206,11 @@ impl ReplicaEndpoint {
     /// the master resends from there. Any other error (an epoch refusal, an I/O failure) is
     /// returned instead of acks; records before the failure may be applied, as with a sequence
     /// of `apply` calls that stops at the failing one.
-    pub fn apply_many(&self, epoch: u64, records: &[WalRecord]) -> Result<Vec<Ack>> {
+    ///
+    /// Records may be [`WalRecord`]s (parsed off the wire) or the master's encoded bytes
+    /// ([`crate::SharedRecord`]), written as they are once their checksums are verified: a
+    /// window holding a damaged record is refused whole and changes nothing.
+    pub fn apply_many<R: ReplicatedRecord>(&self, epoch: u64, records: &[R]) -> Result<Vec<Ack>> {
         let mut state = self.state.lock();
         Self::check_session(&state, epoch)?;
         if records.is_empty() {
@@ -229,7 +233,7 @@ impl ReplicaEndpoint {
         // LSNs are contiguous, so the count applied is the distance moved; whatever lies beyond
         // the final applied LSN was refused; the rest were copies of applied records.
         let applied = applied_lsn.saturating_sub(before);
-        let refused = records.iter().filter(|r| r.lsn > applied_lsn).count() as u64;
+        let refused = records.iter().filter(|r| r.lsn() > applied_lsn).count() as u64;
         let duplicates = (records.len() as u64).saturating_sub(applied + refused);
         self.counters.applied.fetch_add(applied, Ordering::Relaxed);
         self.counters
@@ -239,7 +243,7 @@ impl ReplicaEndpoint {
         Ok(records
             .iter()
             .map(|r| Ack {
-                lsn: r.lsn,
+                lsn: r.lsn(),
                 applied_lsn,
             })
             .collect())

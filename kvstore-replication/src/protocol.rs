@@ -1,11 +1,11 @@
 //! The messages exchanged between a master's worker and a replica, independent of how they
 //! travel (in-process calls, or RESP commands over TCP in `kvstore-net`).
 //!
-//! A session is: [`Hello`] → [`HelloReply`]; then either a stream of [`WalRecord`]s, each
+//! A session is: [`Hello`] → [`HelloReply`]; then either a stream of records ([`SharedRecord`]), each
 //! answered by one [`Ack`], or (full resync) a sequence of [`SnapshotChunk`]s, each answered by
 //! a [`SnapshotAck`], followed by the WAL stream from the snapshot's LSN.
 
-use kvstore_core::{Lsn, WalRecord};
+use kvstore_core::{EncodedWalRecord, Lsn};
 
 /// Opens a replication session. Sent by the master's worker on every (re)connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,5 +124,8 @@ pub struct SnapshotAck {
     pub finished: bool,
 }
 
-/// Records as the master sends them: shared, never copied per replica.
-pub type SharedRecord = std::sync::Arc<WalRecord>;
+/// Records as the master sends them: the master's log bytes with their checksums, shared,
+/// never copied per replica (a clone bumps a reference count). A replica verifies them when it
+/// applies them; a transport that carries operations instead decodes them with
+/// [`EncodedWalRecord::to_wal_record`].
+pub type SharedRecord = EncodedWalRecord;

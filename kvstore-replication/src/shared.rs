@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
-use kvstore_core::{CommitHook, Lsn, WalRecord};
+use kvstore_core::{CommitHook, EncodedWalRecord, Lsn, WalRecord};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::{ReplicationMode, Settings};
@@ -161,10 +161,16 @@ impl CommitHook for Shared {
     }
 
     fn committed(&self, record: Arc<WalRecord>) {
+        // The engine calls `committed_encoded`; this serves callers holding operations.
+        self.committed_encoded(&EncodedWalRecord::from(&*record));
+    }
+
+    fn committed_encoded(&self, record: &EncodedWalRecord) {
+        let lsn = record.lsn();
         {
             let mut lag = self.lag.lock();
-            lag.record(record.lsn, record.encoded_len() as u64, Instant::now());
-            if record.lsn.is_multiple_of(LAG_TRIM_EVERY) {
+            lag.record(lsn, record.encoded_len() as u64, Instant::now());
+            if lsn.is_multiple_of(LAG_TRIM_EVERY) {
                 lag.forget_through(self.acks.min());
             }
         }

@@ -79,7 +79,7 @@ fn a_window_from_an_old_epoch_changes_nothing() -> TestResult {
         Err(Error::NoSession)
     ));
     assert_eq!(replica.applied_lsn(), 0);
-    assert!(replica.apply_many(2, &[])?.is_empty());
+    assert!(replica.apply_many::<WalRecord>(2, &[])?.is_empty());
     assert_eq!(replica.apply_many(2, &records)?.len(), 10);
     assert_same(&c.master, replica.store(), "epoch")?;
     Ok(())

@@ -2,13 +2,10 @@
 //! as one window; with a simulated network delay, a thread per session hands records to the
 //! replica when their delay has passed, in send order, together with any others due by then.
 
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-
-use kvstore_core::WalRecord;
 
 use super::ReplicaSlot;
 use crate::endpoint::ReplicaEndpoint;
@@ -77,14 +74,7 @@ pub(super) fn deliver_window(
     if parcels.is_empty() {
         return Vec::new();
     }
-    let reported: Vec<bool> = parcels.iter().map(|(_, report)| *report).collect();
-    // The replica's store takes owned records. A record still shared (with another replica's
-    // queue, or a duplicated copy) is copied, as it would be off the wire; one that only this
-    // window holds (the last replica to get it, or read from the WAL) is taken as is.
-    let window: Vec<WalRecord> = parcels
-        .into_iter()
-        .map(|(record, _)| Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()))
-        .collect();
+    let (window, reported): (Vec<SharedRecord>, Vec<bool>) = parcels.into_iter().unzip();
     match endpoint.apply_many(epoch, &window) {
         Ok(acks) => acks
             .into_iter()

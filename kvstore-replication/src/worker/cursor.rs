@@ -1,9 +1,7 @@
 //! Where a worker reads records and snapshot chunks from on the master: a WAL cursor kept
 //! across windows of a catch-up, and a snapshot cursor kept across reconnects of a resync.
 
-use std::sync::Arc;
-
-use kvstore_core::{KvStore, Lsn, Snapshot, WalIter};
+use kvstore_core::{EncodedWalRecord, KvStore, Lsn, Snapshot, WalIter};
 
 use crate::error::Result;
 use crate::protocol::{SharedRecord, SnapshotChunk, SnapshotPiece, SnapshotProgress};
@@ -41,7 +39,7 @@ impl WalCursor {
                         continue;
                     }
                     self.next_lsn = record.lsn + 1;
-                    out.push(Arc::new(record));
+                    out.push(EncodedWalRecord::from(&record));
                 }
                 None => break,
             }

@@ -101,7 +101,7 @@ impl Worker {
             return true;
         };
         self.pull_queue();
-        discard_stale(&mut self.queue, session.sent, |r| r.lsn);
+        discard_stale(&mut self.queue, session.sent, |r| r.lsn());
         let master_last = self.store.last_lsn();
         let input = PlanInput {
             acked: session.acked,
@@ -110,7 +110,7 @@ impl Worker {
             window: self.shared.settings.window_records,
             gap_seen: session.gap_seen,
             master_last,
-            queue_front: self.queue.front().map(|r| r.lsn),
+            queue_front: self.queue.front().map(|r| r.lsn()),
             wal_start: 0,
         };
         match next_step(&input) {
@@ -141,7 +141,7 @@ impl Worker {
                 }
                 let mut batch: Vec<SharedRecord> = Vec::with_capacity(room.min(self.queue.len()));
                 let mut next = session.sent + 1;
-                while batch.len() < room && self.queue.front().is_some_and(|r| r.lsn == next) {
+                while batch.len() < room && self.queue.front().is_some_and(|r| r.lsn() == next) {
                     if let Some(record) = self.queue.pop_front() {
                         batch.push(record);
                         next += 1;
@@ -243,7 +243,7 @@ impl Worker {
     }
 
     fn send(&mut self, batch: Vec<SharedRecord>) {
-        let Some(last) = batch.last().map(|r| r.lsn) else {
+        let Some(last) = batch.last().map(|r| r.lsn()) else {
             return;
         };
         let count = batch.len();

@@ -1,0 +1,106 @@
+//! Records travel from the master as its log bytes with their checksums. A replica verifies
+//! them before writing anything: a window holding a damaged record is refused whole, the store
+//! is left as it was, and the intact records apply once they are sent again.
+
+mod common;
+
+use common::*;
+use kvstore_core::{EncodedWalRecord, WalRecord};
+use kvstore_replication::{Error, Hello, ReplicaEndpoint};
+
+fn hello(master_last_lsn: u64) -> Hello {
+    Hello {
+        master_id: "m".into(),
+        epoch: 1,
+        master_last_lsn,
+        force_resync: false,
+    }
+}
+
+/// The master's records as the commit hook hands them to replication.
+fn master_records(c: &Cluster) -> Result<Vec<EncodedWalRecord>, Box<dyn std::error::Error>> {
+    let records: Vec<WalRecord> = c.master.wal_since(0)?.collect::<Result<_, _>>()?;
+    Ok(records.iter().map(EncodedWalRecord::from).collect())
+}
+
+/// `record` with one bit of its last byte (inside the last value) flipped, as it might arrive
+/// from a faulty link or memory: its header is intact, so it is accepted for delivery.
+fn damaged(record: &EncodedWalRecord) -> Result<EncodedWalRecord, Box<dyn std::error::Error>> {
+    let mut bytes = record.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x10;
+    }
+    Ok(EncodedWalRecord::from_bytes(bytes)?)
+}
+
+#[test]
+fn a_window_with_a_damaged_record_changes_nothing() -> TestResult {
+    let c = cluster(0, fast())?;
+    for i in 0..20u32 {
+        c.master.put(format!("k{i:02}"), format!("v{i}"))?;
+    }
+    let records = master_records(&c)?;
+    let dir = tempfile::tempdir()?;
+    let replica = ReplicaEndpoint::open(fast().open(dir.path())?)?;
+    replica.hello(&hello(20))?;
+    replica.apply_many(1, &records[..5])?;
+
+    let mut window = records[5..].to_vec();
+    window[7] = damaged(&records[12])?;
+    match replica.apply_many(1, &window) {
+        Err(Error::Core(kvstore_core::Error::Corrupt { reason, .. })) => {
+            assert!(reason.contains("LSN 13"), "{reason}");
+        }
+        other => panic!("a damaged record was not refused: {other:?}"),
+    }
+    assert_eq!(replica.applied_lsn(), 5);
+    assert_eq!(replica.store().len(), 5);
+    assert_eq!(replica.store().get(b"k05")?, None);
+    assert_eq!(replica.stats().applied, 5);
+
+    // Sent again intact (as the master's worker does after the failed session), all of it lands.
+    let acks = replica.apply_many(1, &records[5..])?;
+    assert!(acks.iter().all(|a| a.applied_lsn == 20));
+    assert_same(&c.master, replica.store(), "after the resend")?;
+    Ok(())
+}
+
+#[test]
+fn a_damaged_header_is_refused_on_arrival() -> TestResult {
+    let c = cluster(0, fast())?;
+    c.master.put(b"k", b"v")?;
+    let records = master_records(&c)?;
+    let mut bytes = records[0].as_bytes().to_vec();
+    bytes[9] ^= 0x01; // inside the LSN
+    assert!(matches!(
+        EncodedWalRecord::from_bytes(bytes),
+        Err(kvstore_core::Error::Corrupt { .. })
+    ));
+    let truncated = records[0].as_bytes()[..records[0].encoded_len() - 1].to_vec();
+    assert!(EncodedWalRecord::from_bytes(truncated).is_err());
+    Ok(())
+}
+
+#[test]
+fn the_store_refuses_a_damaged_record_applied_directly() -> TestResult {
+    let c = cluster(0, fast())?;
+    for i in 0..3u32 {
+        c.master.put(format!("k{i}"), format!("v{i}"))?;
+    }
+    let records = master_records(&c)?;
+    let dir = tempfile::tempdir()?;
+    let store = fast().open(dir.path())?;
+    let bad = [
+        records[0].clone(),
+        damaged(&records[1])?,
+        records[2].clone(),
+    ];
+    assert!(matches!(
+        store.apply_replicated_batch(&bad),
+        Err(kvstore_core::Error::Corrupt { .. })
+    ));
+    assert_eq!((store.applied_lsn(), store.len()), (0, 0));
+    assert_eq!(store.apply_replicated_batch(&records)?, 3);
+    assert_same(&c.master, &store, "direct")?;
+    Ok(())
+}
