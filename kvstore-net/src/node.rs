@@ -33,6 +33,23 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A node serving `store` with `config` at `listen_addr`, a master that does not
+    /// replicate yet (the role is set by `role::start`).
+    pub fn new(store: KvStore, config: ServerConfig, listen_addr: std::net::SocketAddr) -> Node {
+        Node {
+            store,
+            listen_addr,
+            stats: ServerStats::default(),
+            role: RwLock::new(Role::Master(crate::role::MasterRole::idle())),
+            cursors: Mutex::default(),
+            started: Instant::now(),
+            run_id: random_run_id(),
+            stopping: AtomicBool::new(false),
+            transitions: Mutex::new(()),
+            config,
+        }
+    }
+
     /// Whether this node refuses client writes (it is a replica).
     pub fn is_replica(&self) -> bool {
         self.role.read().is_replica()

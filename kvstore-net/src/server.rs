@@ -2,19 +2,14 @@
 //! `event_loop`), handing those that run blocking commands to threads of their own.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
 use kvstore_core::Options;
-use parking_lot::{Mutex, RwLock};
 
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::event_loop::EventLoops;
-use crate::node::{random_run_id, Node};
-use crate::role::Role;
-use crate::stats::ServerStats;
+use crate::node::Node;
 
 /// Starts servers.
 #[derive(Debug)]
@@ -42,18 +37,7 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
         let io_threads = config.io_threads;
-        let node = Arc::new(Node {
-            store,
-            listen_addr: addr,
-            stats: ServerStats::default(),
-            role: RwLock::new(Role::Master(crate::role::MasterRole::idle())),
-            cursors: Mutex::default(),
-            started: Instant::now(),
-            run_id: random_run_id(),
-            stopping: AtomicBool::new(false),
-            transitions: Mutex::new(()),
-            config,
-        });
+        let node = Arc::new(Node::new(store, config, addr));
         crate::role::start(&node)?;
         let loops = match EventLoops::start(node.clone(), listener, io_threads) {
             Ok(loops) => loops,

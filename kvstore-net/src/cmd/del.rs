@@ -1,7 +1,13 @@
 //! `DEL key [key …]` (alias `DELETE`): the number of keys that existed and were removed.
 //! Several keys are removed atomically, in one batch.
+//!
+//! [`plan`] decides, from the keys that exist now, both the batch and the reply; the event
+//! loop commits that batch in its round's group (see `event_loop::group`), a thread commits
+//! it at once ([`run`]).
 
-use kvstore_core::WriteBatch;
+use std::collections::HashSet;
+
+use kvstore_core::{KvStore, WriteBatch, MAX_KEY_BYTES};
 
 use super::{store_error, Args, Ctx};
 use crate::frame::Frame;
@@ -15,21 +21,33 @@ pub(crate) fn parse_keys(args: &mut Args) -> Result<Vec<Vec<u8>>, Frame> {
     Ok(keys)
 }
 
-pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let keys = parse_keys(args)?;
-    let store = &ctx.node.store;
-    if let [key] = keys.as_slice() {
-        let removed = store.delete(key).map_err(store_error)?;
-        return Ok(Frame::Integer(i64::from(removed)));
+/// The deletes of `keys` (each existing key once) and the reply once they commit: the
+/// number of keys removed. Exact as long as no other writer changes these keys before the
+/// batch commits (the caller sees to that for its own pending writes). A single key over
+/// the engine's key limit is refused, as `KvStore::delete` refuses it.
+pub(crate) fn plan(keys: &[Vec<u8>], store: &KvStore) -> Result<(WriteBatch, Frame), Frame> {
+    if let [key] = keys {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(store_error(kvstore_core::Error::KeyTooLarge {
+                len: key.len(),
+                max: MAX_KEY_BYTES,
+            }));
+        }
     }
     let mut batch = WriteBatch::new();
-    let mut seen = std::collections::HashSet::new();
-    for key in &keys {
+    let mut seen = HashSet::new();
+    for key in keys {
         if seen.insert(key.as_slice()) && store.contains_key(key).map_err(store_error)? {
             batch.delete(key);
         }
     }
-    let removed = batch.len() as i64;
-    store.write_batch(batch).map_err(store_error)?;
-    Ok(Frame::Integer(removed))
+    let removed = Frame::Integer(batch.len() as i64);
+    Ok((batch, removed))
+}
+
+pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    let keys = parse_keys(args)?;
+    let (batch, removed) = plan(&keys, &ctx.node.store)?;
+    ctx.node.store.write_batch(batch).map_err(store_error)?;
+    Ok(removed)
 }

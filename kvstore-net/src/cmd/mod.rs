@@ -204,11 +204,12 @@ fn resolve(mut request: Request, session: &Session) -> Result<(&'static Spec, Ar
 /// How the event loop runs a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// Answered at once on the loop's thread with [`execute`]: reads, refusals, and writes
-    /// whose reply depends on the data (`DEL`), none of which waits for anything but the disk.
+    /// Answered at once on the loop's thread with [`execute`]: reads and refusals, none of
+    /// which waits for anything but the disk.
     Inline,
-    /// A write whose reply does not depend on the data (`SET`, `PUT`, `MSET`, `BATCHPUT`):
-    /// its batch ([`prepare_write`]) joins the loop's commit group.
+    /// A write (`SET`, `PUT`, `MSET`, `BATCHPUT`, `DEL`, `DELETE`): its batch and reply
+    /// ([`prepare_write`]) join the loop's commit group, so it shares the round's write and
+    /// fsync instead of making its own on the loop's thread.
     Grouped,
     /// May wait for long (on replicas, a role change, a compaction or a scan of the whole
     /// store): runs on a thread of its own so it cannot stall the loop.
@@ -246,34 +247,51 @@ pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route 
         // Every write waits for its quorum's acknowledgements (up to the sync timeout).
         return Route::Blocking;
     }
-    if blind_write(spec).is_some() {
+    if grouped_write(spec).is_some() {
         Route::Grouped
     } else {
         Route::Inline
     }
 }
 
-/// For a [`Route::Grouped`] request: the batch it commits, once the checks [`execute`]
-/// makes have passed (arity, arguments, `-READONLY` on a replica); else the reply
-/// [`execute`] would give. Counted in the stats as [`execute`] counts (the commit's outcome
-/// is counted by whoever commits).
+/// The keys whose current presence decides a [`Route::Grouped`] request's reply (`DEL`'s
+/// count); empty for writes whose reply does not depend on the data. The loop runs such a
+/// request only once no write of these keys waits in its group, so the count it gives is the
+/// one the group's commit order makes true.
+pub(crate) fn keys_read_by_write(request: &Request) -> &[Vec<u8>] {
+    match request.split_first() {
+        Some((name, keys))
+            if name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"DELETE") =>
+        {
+            keys
+        }
+        _ => &[],
+    }
+}
+
+/// For a [`Route::Grouped`] request: the batch it commits and the reply each of its requests
+/// gets once that batch committed, after the checks [`execute`] makes (arity, arguments,
+/// `-READONLY` on a replica); else the reply [`execute`] would give. An empty batch (a `DEL`
+/// of keys that do not exist) needs no commit: its reply can go out at once. Counted in the
+/// stats as [`execute`] counts (the commit's outcome is counted by whoever commits).
 pub(crate) fn prepare_write(
     request: Request,
     session: &Session,
     node: &Node,
-) -> Result<WriteBatch, Frame> {
+) -> Result<(WriteBatch, Frame), Frame> {
     ServerStats::add(&node.stats.commands_processed, 1);
     let prepared = resolve(request, session).and_then(|(spec, mut args)| {
         if node.is_replica() {
             return Err(readonly());
         }
-        let parse = blind_write(spec).ok_or_else(|| {
-            Frame::error(format!(
-                "ERR internal: '{}' is not a blind write",
+        match grouped_write(spec) {
+            Some(GroupedWrite::Blind(parse)) => parse(&mut args).map(|batch| (batch, Frame::ok())),
+            Some(GroupedWrite::Delete) => del::plan(&del::parse_keys(&mut args)?, &node.store),
+            None => Err(Frame::error(format!(
+                "ERR internal: '{}' is not a grouped write",
                 spec.name
-            ))
-        })?;
-        parse(&mut args)
+            ))),
+        }
     });
     if prepared.is_err() {
         ServerStats::add(&node.stats.error_replies, 1);
@@ -284,13 +302,21 @@ pub(crate) fn prepare_write(
 /// Parses a blind write's arguments into its batch.
 type BatchParser = fn(&mut Args) -> Result<WriteBatch, Frame>;
 
-/// The batch parser of a write whose reply is `+OK` or the commit's error, whatever the
-/// data holds; `None` for other commands.
-fn blind_write(spec: &Spec) -> Option<BatchParser> {
+/// How a write that joins the loop's group is prepared.
+enum GroupedWrite {
+    /// Its reply is `+OK` or the commit's error, whatever the data holds.
+    Blind(BatchParser),
+    /// `DEL`: its batch and its reply depend on which keys exist (see [`del::plan`]).
+    Delete,
+}
+
+/// How a write joins the loop's commit group; `None` for commands that do not.
+fn grouped_write(spec: &Spec) -> Option<GroupedWrite> {
     match spec.name {
-        "set" => Some(set::parse_set),
-        "put" => Some(set::parse_put_batch),
-        "mset" | "batchput" => Some(mset::parse_batch),
+        "set" => Some(GroupedWrite::Blind(set::parse_set)),
+        "put" => Some(GroupedWrite::Blind(set::parse_put_batch)),
+        "mset" | "batchput" => Some(GroupedWrite::Blind(mset::parse_batch)),
+        "del" | "delete" => Some(GroupedWrite::Delete),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::cmd::{self, Ctx, Route};
+use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::Request;
 use crate::pipeline::{self, ReadAhead};
@@ -111,7 +112,8 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
 }
 
 /// Adds a write (with the `SET`s pipelined right after it, as one batch) to the group, or
-/// queues the error it gets before any commit.
+/// queues the reply it gets before any commit. A `DEL` of a key the group already writes
+/// waits for the group's commit instead, so that it counts that write.
 fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, group: &mut Group) {
     if pipeline::coalescible(&request, &conn.session, node) {
         let session_ok = |next: &Request| pipeline::coalescible(next, &conn.session, node);
@@ -122,13 +124,21 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
         ServerStats::add(&node.stats.commands_processed, count as u64);
         conn.pending = run.next;
         conn.broken = run.broken;
-        group.add(token, count, pipeline::batch_of(run.requests));
+        group.add(token, count, pipeline::batch_of(run.requests), Frame::ok());
+        conn.in_group = true;
+        return;
+    }
+    if group.touches(cmd::keys_read_by_write(&request)) {
+        conn.pending = Some(request);
+        group.wait(token);
         conn.in_group = true;
         return;
     }
     match cmd::prepare_write(request, &conn.session, node) {
-        Ok(batch) => {
-            group.add(token, 1, batch);
+        // Nothing to write (a `DEL` of keys that do not exist): answered now.
+        Ok((batch, reply)) if batch.is_empty() => conn.wire.queue(&reply),
+        Ok((batch, reply)) => {
+            group.add(token, 1, batch, reply);
             conn.in_group = true;
         }
         Err(reply) => conn.wire.queue(&reply),

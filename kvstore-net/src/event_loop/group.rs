@@ -2,6 +2,13 @@
 //! committed together with [`kvstore_core::KvStore::write_batches`]: each connection's batch
 //! is its own record, and all share one write and, under `--fsync always`, one `fdatasync`
 //! (as Redis fsyncs once per event-loop iteration, before it sleeps).
+//!
+//! A `DEL`'s reply counts the keys that exist when it is prepared, but the group's earlier
+//! batches commit before it: so a `DEL` of a key some batch in the group writes waits for the
+//! group ([`Group::wait`]) and is prepared again once it committed. [`Group::touches`] says
+//! when; its key index is built only once a `DEL` asks, so rounds of `SET`s pay nothing.
+
+use std::collections::HashSet;
 
 use kvstore_core::WriteBatch;
 
@@ -13,66 +20,116 @@ use crate::stats::ServerStats;
 /// Writes waiting for the round's commit, with whom to answer.
 #[derive(Default)]
 pub(super) struct Group {
-    /// Per batch: the connection's token and how many requests the batch holds (each gets
-    /// the batch's reply).
-    members: Vec<(usize, usize)>,
+    /// Per batch: the connection's token, how many requests the batch holds, and the reply
+    /// each of them gets if the batch commits.
+    members: Vec<(usize, usize, Frame)>,
     batches: Vec<WriteBatch>,
+    /// Connections that wait for this group to commit before their next request runs.
+    waiters: Vec<usize>,
+    /// Every key the batches write, once [`Group::touches`] needed it.
+    keys: Option<HashSet<Vec<u8>>>,
+}
+
+/// What a commit gives a connection of the group.
+pub(super) struct Answer {
+    /// The connection.
+    pub token: usize,
+    /// Its replies, in order (none for a connection that only waited).
+    pub replies: Vec<Frame>,
 }
 
 impl Group {
-    /// Adds the batch of `requests` requests of connection `token`.
-    pub(super) fn add(&mut self, token: usize, requests: usize, batch: WriteBatch) {
-        self.members.push((token, requests));
+    /// Adds the batch of `requests` requests of connection `token`; each gets `reply` once
+    /// the batch committed.
+    pub(super) fn add(&mut self, token: usize, requests: usize, batch: WriteBatch, reply: Frame) {
+        if let Some(keys) = self.keys.as_mut() {
+            keys.extend(batch.ops().iter().map(|op| op.key().to_vec()));
+        }
+        self.members.push((token, requests, reply));
         self.batches.push(batch);
     }
 
-    /// Whether no write is waiting.
+    /// Makes connection `token` wait for this group's commit without adding a write.
+    pub(super) fn wait(&mut self, token: usize) {
+        self.waiters.push(token);
+    }
+
+    /// Whether any batch in the group writes one of `keys`.
+    pub(super) fn touches(&mut self, keys: &[Vec<u8>]) -> bool {
+        if self.batches.is_empty() || keys.is_empty() {
+            return false;
+        }
+        let batches = &self.batches;
+        let index = self.keys.get_or_insert_with(|| {
+            batches
+                .iter()
+                .flat_map(|batch| batch.ops().iter().map(|op| op.key().to_vec()))
+                .collect()
+        });
+        keys.iter().any(|key| index.contains(key))
+    }
+
+    /// Whether no connection waits on the group.
     pub(super) fn is_empty(&self) -> bool {
-        self.batches.is_empty()
+        self.batches.is_empty() && self.waiters.is_empty()
     }
 
     /// Commits every batch as one group; returns, per batch in the order added, the
-    /// connection's token, its request count and the reply each of those requests gets.
-    pub(super) fn commit(&mut self, node: &Node) -> Vec<(usize, usize, Frame)> {
+    /// connection and the replies of its requests, then the connections that only waited.
+    pub(super) fn commit(&mut self, node: &Node) -> Vec<Answer> {
         let members = std::mem::take(&mut self.members);
-        let replies = commit_batches(node, std::mem::take(&mut self.batches));
-        members
+        let waiters = std::mem::take(&mut self.waiters);
+        self.keys = None;
+        let outcomes = commit_batches(node, std::mem::take(&mut self.batches));
+        let mut answers: Vec<Answer> = members
             .into_iter()
-            .zip(replies)
-            .map(|((token, requests), reply)| {
-                if matches!(reply, Frame::Error(_)) {
-                    ServerStats::add(&node.stats.error_replies, requests as u64);
+            .zip(outcomes)
+            .map(|((token, requests, success), outcome)| {
+                let reply = match outcome {
+                    Ok(()) => success,
+                    Err(error) => {
+                        ServerStats::add(&node.stats.error_replies, requests as u64);
+                        error
+                    }
+                };
+                Answer {
+                    token,
+                    replies: vec![reply; requests],
                 }
-                (token, requests, reply)
             })
-            .collect()
+            .collect();
+        answers.extend(waiters.into_iter().map(|token| Answer {
+            token,
+            replies: Vec::new(),
+        }));
+        answers
     }
 }
 
-/// One reply per batch: `+OK`, or the error that batch (or the whole group) met.
-fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Frame> {
+/// One outcome per batch: committed, or the error reply that batch (or the whole group) met.
+fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
     let count = batches.len();
+    if count == 0 {
+        return Vec::new();
+    }
     // Held until the group committed, so a concurrent REPLICAOF cannot demote the node
     // between the check and the commit (see `cmd::dispatch`).
     let role = node.role.read_recursive();
     if role.is_replica() {
-        return vec![readonly(); count];
+        return vec![Err(readonly()); count];
     }
     match node.store.write_batches(batches) {
         Ok(results) => {
-            let mut replies: Vec<Frame> = results
+            let mut outcomes: Vec<Result<(), Frame>> = results
                 .into_iter()
-                .map(|result| match result {
-                    Ok(_) => Frame::ok(),
-                    Err(e) => store_error(e),
-                })
+                .map(|result| result.map(|_| ()).map_err(store_error))
                 .collect();
             // The engine answers every batch; should it not, no request goes unanswered.
-            replies.resize_with(count, || {
-                Frame::error("ERR internal: the commit group lost a reply")
+            outcomes.resize_with(count, || {
+                Err(Frame::error("ERR internal: the commit group lost a reply"))
             });
-            replies
+            outcomes
         }
-        Err(e) => vec![store_error(e); count],
+        Err(e) => vec![Err(store_error(e)); count],
     }
 }

@@ -36,6 +36,8 @@ mod conn_state;
 mod dispatch;
 mod group;
 mod poller;
+#[cfg(test)]
+mod tests;
 
 use std::net::TcpListener as StdListener;
 use std::sync::mpsc::{self, Sender};

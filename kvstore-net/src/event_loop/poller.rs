@@ -19,7 +19,7 @@ use crate::stats::ServerStats;
 
 use super::conn_state::{ClientSlot, LoopConn};
 use super::dispatch::{step, Step};
-use super::group::Group;
+use super::group::{Answer, Group};
 use super::Shared;
 
 /// The token of the loop's waker (new connections from another loop, shutdown).
@@ -240,18 +240,27 @@ impl Poller {
         if self.group.is_empty() {
             return;
         }
-        for (token, requests, reply) in self.group.commit(&node) {
+        // A connection that only waited (a `DEL` of a key the group wrote) runs first in the
+        // next round, before the others can put a write of that key in the group again.
+        let mut waited = Vec::new();
+        for Answer { token, replies } in self.group.commit(&node) {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
-            for _ in 0..requests {
-                conn.wire.queue(&reply);
+            for reply in &replies {
+                conn.wire.queue(reply);
             }
             conn.in_group = false;
-            if conn.has_work() {
+            if replies.is_empty() {
+                notice(&mut waited, conn, token);
+            } else if conn.has_work() {
                 notice(&mut self.attention, conn, token);
             }
             self.write_out(token);
+        }
+        if !waited.is_empty() {
+            waited.append(&mut self.attention);
+            self.attention = waited;
         }
     }
 

@@ -1,0 +1,150 @@
+//! One loop's steps and group commits, driven by hand over real loopback sockets, so the
+//! order of the connections in a round is fixed instead of left to readiness.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kvstore_core::Options;
+
+use super::conn_state::{ClientSlot, LoopConn};
+use super::dispatch::{step, Step};
+use super::group::{Answer, Group};
+use crate::config::ServerConfig;
+use crate::frame::Frame;
+use crate::node::Node;
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// A node over a temporary directory, and a listener for its connections.
+fn node() -> TestResult<(Arc<Node>, TcpListener, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let store = Options::new().open(dir.path())?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let node = Node::new(store, ServerConfig::new(dir.path()), addr);
+    Ok((Arc::new(node), listener, dir))
+}
+
+/// A loop connection whose peer has sent `bytes` (already in the server's socket).
+fn conn_with(
+    node: &Arc<Node>,
+    listener: &TcpListener,
+    bytes: &[u8],
+) -> TestResult<(LoopConn, TcpStream)> {
+    let mut client = TcpStream::connect(listener.local_addr()?)?;
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let (server, peer) = listener.accept()?;
+    client.write_all(bytes)?;
+    // The bytes are on loopback once written; wait until the server's socket holds them.
+    let mut probe = [0u8; 1];
+    server.set_read_timeout(Some(Duration::from_secs(5)))?;
+    server.peek(&mut probe)?;
+    server.set_nonblocking(true)?;
+    let slot = ClientSlot::take(node).ok_or("no client slot")?;
+    let conn = LoopConn::new(mio::net::TcpStream::from_std(server), peer, slot, node);
+    Ok((conn, client))
+}
+
+/// Commits the group and queues each connection's replies, as the poller does.
+fn commit(group: &mut Group, node: &Node, conns: &mut [&mut LoopConn]) -> Vec<usize> {
+    let mut answered = Vec::new();
+    for Answer { token, replies } in group.commit(node) {
+        let conn = &mut conns[token];
+        for reply in &replies {
+            conn.wire.queue(reply);
+        }
+        conn.in_group = false;
+        answered.push(token);
+    }
+    answered
+}
+
+/// Writes `conn`'s queued replies and reads exactly `expected.len()` bytes back.
+fn expect(conn: &mut LoopConn, client: &mut TcpStream, expected: &[u8]) -> TestResult {
+    assert!(conn.write_out()?);
+    let mut got = vec![0; expected.len()];
+    client.read_exact(&mut got)?;
+    assert_eq!(
+        got.escape_ascii().to_string(),
+        expected.escape_ascii().to_string()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_del_joins_the_rounds_group_instead_of_committing_on_its_own() -> TestResult {
+    let (node, listener, _dir) = node()?;
+    node.store.put(b"k", b"v")?;
+    let (mut conn, mut client) = conn_with(&node, &listener, b"DEL k nope k\r\n")?;
+    let mut group = Group::default();
+    assert_eq!(
+        step(&mut conn, 0, &node, &mut group),
+        Step::Wait { again: false }
+    );
+    // Nothing written yet: the delete waits for the round's one commit.
+    assert!(!group.is_empty());
+    assert!(node.store.contains_key(b"k")?);
+    assert_eq!(conn.wire.pending_output(), 0);
+    commit(&mut group, &node, &mut [&mut conn]);
+    assert!(!node.store.contains_key(b"k")?);
+    expect(&mut conn, &mut client, b":1\r\n")
+}
+
+#[test]
+fn a_del_of_a_key_the_group_writes_counts_that_write() -> TestResult {
+    let (node, listener, _dir) = node()?;
+    let (mut writer, mut writer_client) = conn_with(&node, &listener, b"SET k v\r\n")?;
+    let (mut deleter, mut deleter_client) = conn_with(&node, &listener, b"DEL k\r\nEXISTS k\r\n")?;
+    let mut group = Group::default();
+    // The SET runs first in this round, so the DEL that follows must see it.
+    assert_eq!(
+        step(&mut writer, 0, &node, &mut group),
+        Step::Wait { again: false }
+    );
+    assert_eq!(
+        step(&mut deleter, 1, &node, &mut group),
+        Step::Wait { again: false }
+    );
+    assert_eq!(
+        deleter.wire.pending_output(),
+        0,
+        "the DEL ran before the SET committed"
+    );
+    assert_eq!(
+        commit(&mut group, &node, &mut [&mut writer, &mut deleter]),
+        [0, 1]
+    );
+    expect(&mut writer, &mut writer_client, b"+OK\r\n")?;
+    // Next round: the DEL runs against the committed SET and joins a new group.
+    assert_eq!(
+        step(&mut deleter, 1, &node, &mut group),
+        Step::Wait { again: false }
+    );
+    commit(&mut group, &node, &mut [&mut writer, &mut deleter]);
+    assert_eq!(
+        step(&mut deleter, 1, &node, &mut group),
+        Step::Wait { again: false }
+    );
+    expect(&mut deleter, &mut deleter_client, b":1\r\n:0\r\n")?;
+    assert!(!node.store.contains_key(b"k")?);
+    Ok(())
+}
+
+#[test]
+fn a_del_on_a_node_demoted_before_the_commit_is_refused() -> TestResult {
+    let (node, listener, _dir) = node()?;
+    node.store.put(b"k", b"v")?;
+    let (mut conn, mut client) = conn_with(&node, &listener, b"DEL k\r\n")?;
+    let mut group = Group::default();
+    step(&mut conn, 0, &node, &mut group);
+    // A REPLICAOF on another thread between the gathering and the commit.
+    crate::role::become_replica(&node, None)?;
+    commit(&mut group, &node, &mut [&mut conn]);
+    assert!(node.store.contains_key(b"k")?);
+    let readonly = Frame::error("READONLY You can't write against a read only replica.");
+    let mut expected = Vec::new();
+    readonly.write_to(&mut expected);
+    expect(&mut conn, &mut client, &expected)
+}
