@@ -1,8 +1,9 @@
 //! A small harness for profiling async replication (callgrind, perf): `n` puts of 16-byte keys
 //! and 100-byte values with `SyncPolicy::Never` on a master with `replicas` in-process replicas
 //! (0 = unreplicated), then waits until every replica caught up. Prints the elapsed times.
+//! A third argument `always` runs master and replicas with `SyncPolicy::Always` instead.
 //!
-//! `cargo run --release -p kvstore-replication --example async_profile [n] [replicas]`
+//! `cargo run --release -p kvstore-replication --example async_profile [n] [replicas] [always]`
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(50_000);
     let replicas: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2);
-    let opts = || Options::new().sync_policy(SyncPolicy::Never);
+    let policy = match args.next().as_deref() {
+        Some("always") => SyncPolicy::Always,
+        _ => SyncPolicy::Never,
+    };
+    let opts = || Options::new().sync_policy(policy);
     let master_dir = tempfile::tempdir()?;
     let master = opts().open(master_dir.path())?;
     let mut dirs = Vec::new();
