@@ -33,9 +33,6 @@ use super::conn_state::LoopConn;
 /// Stack of a connection thread; request handling never recurses.
 const CONNECTION_STACK_BYTES: usize = 256 << 10;
 
-/// How long shutdown waits for connection threads to finish their current command.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Every connection running on its own thread, by id: a second handle on its socket (so
 /// shutdown can close it) and its thread.
 #[derive(Default)]
@@ -106,14 +103,22 @@ impl Blocking {
         }
     }
 
-    /// Closes every connection served on a thread: their reads end first, so each finishes
-    /// its current command (within a grace period) and writes its reply.
-    pub(super) fn shut_down(&self) {
+    /// Ends the reads of every connection served on a thread so far: each finishes its
+    /// current command, writes its reply and ends.
+    pub(super) fn stop_reading(&self) {
+        for (stream, _) in self.threads.lock().values() {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    /// Closes every connection served on a thread (also those handed off since
+    /// [`Blocking::stop_reading`]): their reads end first, so each finishes its current
+    /// command and writes its reply, until `deadline`.
+    pub(super) fn shut_down(&self, deadline: Instant) {
         let live: Vec<_> = self.threads.lock().drain().map(|(_, c)| c).collect();
         for (stream, _) in &live {
             let _ = stream.shutdown(std::net::Shutdown::Read);
         }
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
         for (stream, thread) in live {
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));

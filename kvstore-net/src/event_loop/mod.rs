@@ -9,6 +9,7 @@
 //! - `dispatch`: one step of one connection: its requests in order until it must wait
 //! - `group`: the round's writes, from every ready connection, committed as one group
 //! - `blocking`: connections handed to threads of their own for requests that may block
+//! - `closing`: at shutdown, a loop's connections get their queued replies before closing
 //!
 //! # Why an event loop
 //! With one thread per connection, every request woke a thread: about one context switch
@@ -32,6 +33,7 @@
 //! `--io-threads N` sets it.
 
 mod blocking;
+mod closing;
 mod conn_state;
 mod dispatch;
 mod group;
@@ -41,8 +43,9 @@ mod tests;
 
 use std::net::TcpListener as StdListener;
 use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
@@ -56,12 +59,28 @@ use self::poller::{Accepted, Poller, WAKER};
 /// I/O threads by default (see the module documentation for why).
 pub const DEFAULT_IO_THREADS: usize = 1;
 
+/// How long shutdown lets connections (on the loops and on threads of their own) finish:
+/// write the replies queued for them and, on a thread, the command it is running. Past it
+/// the sockets are closed anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// What the loops share: the node, the way to hand a connection to another loop, and the
 /// connections on threads of their own.
 pub(crate) struct Shared {
     node: Arc<Node>,
     inboxes: Vec<(Sender<Accepted>, Arc<Waker>)>,
     blocking: Blocking,
+    /// When shutdown must be over, set once it begins.
+    deadline: OnceLock<Instant>,
+}
+
+impl Shared {
+    /// When the shutdown under way must be over (the grace period from now if none is).
+    fn shutdown_deadline(&self) -> Instant {
+        *self
+            .deadline
+            .get_or_init(|| Instant::now() + SHUTDOWN_GRACE)
+    }
 }
 
 /// The running loops of one server.
@@ -91,6 +110,7 @@ impl EventLoops {
             node,
             inboxes,
             blocking: Blocking::default(),
+            deadline: OnceLock::new(),
         });
         let mut loops = EventLoops {
             shared: shared.clone(),
@@ -114,15 +134,18 @@ impl EventLoops {
         Ok(loops)
     }
 
-    /// Stops the loops (their connections are closed, queued replies written if the socket
-    /// takes them) and closes the connections on threads of their own.
+    /// Stops the loops and the connections on threads of their own, all within one grace
+    /// period: queued replies are written and commands under way finish if they can.
     pub(crate) fn stop(&mut self) {
+        let deadline = self.shared.shutdown_deadline();
         // Also ends blocked WAITs (they check it between slices), so their threads finish
         // within the grace period instead of outliving it.
         self.shared
             .node
             .stopping
             .store(true, std::sync::atomic::Ordering::Release);
+        // Threads stop reading now, so they finish while the loops flush theirs.
+        self.shared.blocking.stop_reading();
         for (_, waker) in &self.shared.inboxes {
             if let Err(err) = waker.wake() {
                 tracing::error!(%err, "could not wake an event loop to stop it");
@@ -133,6 +156,6 @@ impl EventLoops {
                 tracing::error!("an event loop thread panicked");
             }
         }
-        self.shared.blocking.shut_down();
+        self.shared.blocking.shut_down(deadline);
     }
 }

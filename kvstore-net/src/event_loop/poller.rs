@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::stats::ServerStats;
 
+use super::closing;
 use super::conn_state::{ClientSlot, LoopConn};
 use super::dispatch::{step, Step};
 use super::group::{Answer, Group};
@@ -296,14 +297,13 @@ impl Poller {
         }
     }
 
-    /// On shutdown: queued replies are written if the socket takes them now, then every
-    /// connection is closed.
+    /// On shutdown: each connection gets its queued replies and a FIN within the grace
+    /// period (see `closing`), then every connection is closed.
     fn close_all(&mut self) {
+        let deadline = self.shared.shutdown_deadline();
+        closing::finish_all(&mut self.poll, &mut self.conns, deadline);
         let tokens: Vec<usize> = self.conns.keys().copied().collect();
         for token in tokens {
-            if let Some(conn) = self.conns.get_mut(&token) {
-                let _ = conn.write_out();
-            }
             self.close(token);
         }
     }
