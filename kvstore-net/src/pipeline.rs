@@ -145,13 +145,39 @@ pub(crate) fn batch_of(requests: Vec<Request>) -> WriteBatch {
 /// Commits `requests` (all [`coalescible`]) as one batch; returns the reply shared by all.
 pub(crate) fn commit(requests: Vec<Request>, node: &Node) -> Frame {
     ServerStats::add(&node.stats.commands_processed, requests.len() as u64);
-    // Held until the batch committed: see `cmd::dispatch`.
+    match commit_batches(node, vec![batch_of(requests)]).pop() {
+        Some(Ok(())) => Frame::ok(),
+        Some(Err(reply)) => reply,
+        None => Frame::error("ERR internal: the commit group lost a reply"),
+    }
+}
+
+/// Commits `batches` as one group (`KvStore::write_batches`) while holding the role: one
+/// outcome per batch, committed or the error reply that batch (or the whole group) met.
+/// Shared by the event loop's round group and a thread's run of pipelined `SET`s.
+pub(crate) fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
+    let count = batches.len();
+    if count == 0 {
+        return Vec::new();
+    }
+    // Held until the group committed, so a concurrent REPLICAOF cannot demote the node
+    // between the check and the commit (see `cmd::dispatch`).
     let role = node.role.read_recursive();
     if role.is_replica() {
-        return crate::cmd::readonly();
+        return vec![Err(crate::cmd::readonly()); count];
     }
-    match node.store.write_batch(batch_of(requests)) {
-        Ok(_) => Frame::ok(),
-        Err(e) => store_error(e),
+    match node.store.write_batches(batches) {
+        Ok(results) => {
+            let mut outcomes: Vec<Result<(), Frame>> = results
+                .into_iter()
+                .map(|result| result.map(|_| ()).map_err(store_error))
+                .collect();
+            // The engine answers every batch; should it not, no request goes unanswered.
+            outcomes.resize_with(count, || {
+                Err(Frame::error("ERR internal: the commit group lost a reply"))
+            });
+            outcomes
+        }
+        Err(e) => vec![Err(store_error(e)); count],
     }
 }

@@ -12,9 +12,9 @@ use std::collections::HashSet;
 
 use kvstore_core::WriteBatch;
 
-use crate::cmd::{readonly, store_error};
 use crate::frame::Frame;
 use crate::node::Node;
+use crate::pipeline;
 use crate::stats::ServerStats;
 
 /// Writes waiting for the round's commit, with whom to answer.
@@ -80,7 +80,7 @@ impl Group {
         let members = std::mem::take(&mut self.members);
         let waiters = std::mem::take(&mut self.waiters);
         self.keys = None;
-        let outcomes = commit_batches(node, std::mem::take(&mut self.batches));
+        let outcomes = pipeline::commit_batches(node, std::mem::take(&mut self.batches));
         let mut answers: Vec<Answer> = members
             .into_iter()
             .zip(outcomes)
@@ -103,33 +103,5 @@ impl Group {
             replies: Vec::new(),
         }));
         answers
-    }
-}
-
-/// One outcome per batch: committed, or the error reply that batch (or the whole group) met.
-fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
-    let count = batches.len();
-    if count == 0 {
-        return Vec::new();
-    }
-    // Held until the group committed, so a concurrent REPLICAOF cannot demote the node
-    // between the check and the commit (see `cmd::dispatch`).
-    let role = node.role.read_recursive();
-    if role.is_replica() {
-        return vec![Err(readonly()); count];
-    }
-    match node.store.write_batches(batches) {
-        Ok(results) => {
-            let mut outcomes: Vec<Result<(), Frame>> = results
-                .into_iter()
-                .map(|result| result.map(|_| ()).map_err(store_error))
-                .collect();
-            // The engine answers every batch; should it not, no request goes unanswered.
-            outcomes.resize_with(count, || {
-                Err(Frame::error("ERR internal: the commit group lost a reply"))
-            });
-            outcomes
-        }
-        Err(e) => vec![Err(store_error(e)); count],
     }
 }
