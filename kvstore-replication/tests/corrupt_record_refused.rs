@@ -17,10 +17,17 @@ fn hello(master_last_lsn: u64) -> Hello {
     }
 }
 
-/// The master's records as the commit hook hands them to replication.
-fn master_records(c: &Cluster) -> Result<Vec<EncodedWalRecord>, Box<dyn std::error::Error>> {
+type Records = Vec<EncodedWalRecord>;
+
+/// A master with `puts` keys written, and its records as the commit hook hands them on.
+fn master_with(puts: u32) -> Result<(Cluster, Records), Box<dyn std::error::Error>> {
+    let c = cluster(0, fast())?;
+    for i in 0..puts {
+        c.master.put(format!("k{i:02}"), format!("v{i}"))?;
+    }
     let records: Vec<WalRecord> = c.master.wal_since(0)?.collect::<Result<_, _>>()?;
-    Ok(records.iter().map(EncodedWalRecord::from).collect())
+    let encoded = records.iter().map(EncodedWalRecord::from).collect();
+    Ok((c, encoded))
 }
 
 /// `record` with one bit of its last byte (inside the last value) flipped, as it might arrive
@@ -35,11 +42,7 @@ fn damaged(record: &EncodedWalRecord) -> Result<EncodedWalRecord, Box<dyn std::e
 
 #[test]
 fn a_window_with_a_damaged_record_changes_nothing() -> TestResult {
-    let c = cluster(0, fast())?;
-    for i in 0..20u32 {
-        c.master.put(format!("k{i:02}"), format!("v{i}"))?;
-    }
-    let records = master_records(&c)?;
+    let (c, records) = master_with(20)?;
     let dir = tempfile::tempdir()?;
     let replica = ReplicaEndpoint::open(fast().open(dir.path())?)?;
     replica.hello(&hello(20))?;
@@ -67,9 +70,7 @@ fn a_window_with_a_damaged_record_changes_nothing() -> TestResult {
 
 #[test]
 fn a_damaged_header_is_refused_on_arrival() -> TestResult {
-    let c = cluster(0, fast())?;
-    c.master.put(b"k", b"v")?;
-    let records = master_records(&c)?;
+    let (_c, records) = master_with(1)?;
     let mut bytes = records[0].as_bytes().to_vec();
     bytes[9] ^= 0x01; // inside the LSN
     assert!(matches!(
@@ -83,11 +84,7 @@ fn a_damaged_header_is_refused_on_arrival() -> TestResult {
 
 #[test]
 fn the_store_refuses_a_damaged_record_applied_directly() -> TestResult {
-    let c = cluster(0, fast())?;
-    for i in 0..3u32 {
-        c.master.put(format!("k{i}"), format!("v{i}"))?;
-    }
-    let records = master_records(&c)?;
+    let (c, records) = master_with(3)?;
     let dir = tempfile::tempdir()?;
     let store = fast().open(dir.path())?;
     let bad = [
