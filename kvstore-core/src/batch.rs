@@ -26,6 +26,47 @@ impl Op {
     }
 }
 
+/// An operation borrowed from its caller: `put` and `delete` encode straight from the
+/// caller's slices instead of copying them into an [`Op`] first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OpRef<'a> {
+    Put { key: &'a [u8], value: &'a [u8] },
+    Delete { key: &'a [u8] },
+}
+
+/// What encoding and validation need of an operation, owned or borrowed.
+pub(crate) trait OpView {
+    fn key(&self) -> &[u8];
+    /// The value of a put; `None` for a delete.
+    fn value(&self) -> Option<&[u8]>;
+}
+
+impl OpView for Op {
+    fn key(&self) -> &[u8] {
+        Op::key(self)
+    }
+    fn value(&self) -> Option<&[u8]> {
+        match self {
+            Op::Put { value, .. } => Some(value),
+            Op::Delete { .. } => None,
+        }
+    }
+}
+
+impl OpView for OpRef<'_> {
+    fn key(&self) -> &[u8] {
+        match self {
+            OpRef::Put { key, .. } | OpRef::Delete { key } => key,
+        }
+    }
+    fn value(&self) -> Option<&[u8]> {
+        match self {
+            OpRef::Put { value, .. } => Some(value),
+            OpRef::Delete { .. } => None,
+        }
+    }
+}
+
 /// Puts and deletes committed together: after a crash either all of them are there or none.
 ///
 /// Operations apply in the order they were added, so a later put of the same key wins.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{Op, WriteBatch};
+use crate::batch::{OpRef, OpView, WriteBatch};
 use crate::error::{Error, IoContext, Result};
 use crate::hook::CommitHook;
 use crate::index::State;
@@ -164,22 +164,18 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn check_ops(&self, ops: &[Op]) -> Result<()> {
+    pub(crate) fn check_ops<O: OpView>(&self, ops: &[O]) -> Result<()> {
         let mut total = RECORD_HEADER_BYTES;
         for op in ops {
             self.check_key(op.key())?;
-            if let Op::Put { value, .. } = op {
-                if value.len() > self.opts.max_value_bytes {
-                    return Err(Error::ValueTooLarge {
-                        len: value.len(),
-                        max: self.opts.max_value_bytes,
-                    });
-                }
+            let value_len = op.value().map_or(0, <[u8]>::len);
+            if value_len > self.opts.max_value_bytes {
+                return Err(Error::ValueTooLarge {
+                    len: value_len,
+                    max: self.opts.max_value_bytes,
+                });
             }
-            total += crate::wal::record::OP_HEADER_BYTES + op.key().len();
-            if let Op::Put { value, .. } = op {
-                total += value.len();
-            }
+            total += crate::wal::record::OP_HEADER_BYTES + op.key().len() + value_len;
         }
         if total > MAX_RECORD_BYTES {
             return Err(Error::BatchTooLarge {
@@ -190,7 +186,7 @@ impl Inner {
         Ok(())
     }
 
-    fn commit(&self, ops: &[Op], rule: LsnRule) -> Result<Outcome> {
+    fn commit<O: OpView>(&self, ops: &[O], rule: LsnRule) -> Result<Outcome> {
         self.check_ops(ops)?;
         let record = EncodedRecord::encode(ops);
         self.commits
@@ -200,7 +196,7 @@ impl Inner {
     }
 
     /// A local write: admitted by the hook, committed, then replicated as the hook requires.
-    fn write(&self, ops: &[Op]) -> Result<Lsn> {
+    fn write<O: OpView>(&self, ops: &[O]) -> Result<Lsn> {
         let hook = self.hook();
         if let Some(hook) = &hook {
             hook.admit()?;
@@ -279,9 +275,9 @@ impl KvStore {
 
     /// Sets `key` to `value`; returns the write's LSN once it is durable per the sync policy.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<Lsn> {
-        self.inner.write(&[Op::Put {
-            key: key.as_ref().to_vec(),
-            value: value.as_ref().to_vec(),
+        self.inner.write(&[OpRef::Put {
+            key: key.as_ref(),
+            value: value.as_ref(),
         }])
     }
 
@@ -315,7 +311,7 @@ impl KvStore {
         if !self.contains_key(key)? {
             return Ok(false);
         }
-        self.inner.write(&[Op::Delete { key: key.to_vec() }])?;
+        self.inner.write(&[OpRef::Delete { key }])?;
         Ok(true)
     }
 

@@ -84,7 +84,9 @@ impl CachedTail {
             inner,
             mirror: RwLock::new(Mirror {
                 base,
-                bytes: Vec::new(),
+                // Reserved up front (address space only, until written): growing by doubling
+                // would copy up to a whole segment under the lock, several times over.
+                bytes: Vec::with_capacity(budget),
                 budget,
             }),
         })

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::batch::Op;
+use crate::batch::{Op, OpView};
 use crate::error::{Error, Result};
 use crate::{Lsn, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 
@@ -93,13 +93,10 @@ impl std::ops::Deref for RecordBytes {
 
 impl EncodedRecord {
     /// Encodes `ops`; the caller has validated key and value sizes.
-    pub fn encode(ops: &[Op]) -> Self {
+    pub fn encode<O: OpView>(ops: &[O]) -> Self {
         let body: usize = ops
             .iter()
-            .map(|op| match op {
-                Op::Put { key, value } => OP_HEADER_BYTES + key.len() + value.len(),
-                Op::Delete { key } => OP_HEADER_BYTES + key.len(),
-            })
+            .map(|op| OP_HEADER_BYTES + op.key().len() + op.value().map_or(0, <[u8]>::len))
             .sum();
         let mut bytes = Vec::with_capacity(RECORD_HEADER_BYTES + body);
         bytes.extend_from_slice(&[0u8; 4]);
@@ -108,9 +105,9 @@ impl EncodedRecord {
         bytes.extend_from_slice(&(ops.len() as u32).to_le_bytes());
         let mut spans = Vec::with_capacity(ops.len());
         for op in ops {
-            let (tag, key, value): (u8, &[u8], &[u8]) = match op {
-                Op::Put { key, value } => (TAG_PUT, key, value),
-                Op::Delete { key } => (TAG_DELETE, key, &[]),
+            let (tag, key, value): (u8, &[u8], &[u8]) = match op.value() {
+                Some(value) => (TAG_PUT, op.key(), value),
+                None => (TAG_DELETE, op.key(), &[]),
             };
             let op_start = bytes.len();
             bytes.extend_from_slice(&[0u8; 4]);

@@ -5,7 +5,7 @@
 //! one `write` and (under `SyncPolicy::Always`) one `fdatasync`, publishes them to the index,
 //! and hands each waiter its result. Writers that arrived meanwhile form the next group.
 
-use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,12 @@ struct Queue {
     /// A leader is waiting for more writers to join its group.
     gathering: bool,
     next_ticket: u64,
-    results: HashMap<u64, Result<Outcome>>,
+    /// An empty group buffer, kept so that queueing a record does not allocate one anew.
+    spare: Vec<Pending>,
+    /// Results not yet collected by their writers. Short (the writers of the last group or
+    /// two) and scanned, not hashed: a caller's records always share one group, so it takes
+    /// all of its results at once.
+    results: Vec<(u64, Result<Outcome>)>,
     /// Callers whose records are waiting.
     waiting_callers: usize,
     /// How many writers the next group can expect: the callers of the previous group and
@@ -75,6 +80,9 @@ struct Queue {
     /// own result before it writes again).
     expected_callers: usize,
 }
+
+/// Largest group buffer kept for reuse; a rare huge group's is freed.
+const MAX_SPARE_RECORDS: usize = 1024;
 
 /// Serialises commits into groups.
 #[derive(Default)]
@@ -86,7 +94,8 @@ pub(crate) struct CommitQueue {
 impl CommitQueue {
     /// Commits `record`, leading a group with `lead` when no other writer is leading.
     ///
-    /// `lead` receives the group in arrival order and returns one result per record, in order.
+    /// `lead` receives the group in arrival order, drains it, and returns one result per
+    /// record.
     ///
     /// With a `gather` window (durable commits), a new leader that expects several writers
     /// (those of the previous group and those who queued while it synced) waits up to that
@@ -100,7 +109,7 @@ impl CommitQueue {
         record: EncodedRecord,
         rule: LsnRule,
         gather: Option<Duration>,
-        lead: impl Fn(Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+        lead: impl Fn(&mut Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
     ) -> Result<Outcome> {
         let mut results = self.commit_many(vec![(record, rule)], gather, lead);
         results.pop().unwrap_or_else(|| Err(no_answer()))
@@ -112,7 +121,7 @@ impl CommitQueue {
         &self,
         records: Vec<(EncodedRecord, LsnRule)>,
         gather: Option<Duration>,
-        lead: impl Fn(Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+        lead: impl Fn(&mut Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
     ) -> Vec<Result<Outcome>> {
         let mut q = self.queue.lock();
         let first = q.next_ticket;
@@ -130,19 +139,31 @@ impl CommitQueue {
         if q.gathering {
             self.arrived.notify_one();
         }
-        let mine = |t: &u64| (first..first + count).contains(t);
-        let mut answers: HashMap<u64, Result<Outcome>> = HashMap::new();
+        let mine = first..first + count;
         loop {
-            let ready: Vec<u64> = q.results.keys().copied().filter(mine).collect();
-            for t in ready {
-                if let Some(r) = q.results.remove(&t) {
-                    answers.insert(t, r);
+            if count == 1 {
+                // The common case (one put): no sorting, one allocation.
+                if let Some(i) = q.results.iter().position(|(t, _)| *t == first) {
+                    let (_, result) = q.results.swap_remove(i);
+                    return vec![result];
                 }
+            } else if q.results.iter().any(|(t, _)| mine.contains(t)) {
+                let mut answers: Vec<(u64, Result<Outcome>)> = q
+                    .results
+                    .extract_if(.., |(t, _)| mine.contains(t))
+                    .collect();
+                drop(q);
+                answers.sort_unstable_by_key(|(t, _)| *t);
+                let mut answers = answers.into_iter().peekable();
+                // One answer per ticket; a missing one (a bug) fails its record alone.
+                return mine
+                    .map(|t| match answers.next_if(|(at, _)| *at == t) {
+                        Some((_, result)) => result,
+                        None => Err(no_answer()),
+                    })
+                    .collect();
             }
-            if answers.len() as u64 == count {
-                break;
-            }
-            if q.leader_active || !q.waiting.iter().any(|p| mine(&p.ticket)) {
+            if q.leader_active || !q.waiting.iter().any(|p| mine.contains(&p.ticket)) {
                 // Another writer leads, or our records are in a group being synced: woken
                 // when our results are in, or to lead the next group. A spurious wake-up
                 // just goes round the loop.
@@ -163,40 +184,63 @@ impl CommitQueue {
                     q.gathering = false;
                 }
             }
-            let group = std::mem::take(&mut q.waiting);
+            let spare = std::mem::take(&mut q.spare);
+            let group = std::mem::replace(&mut q.waiting, spare);
             let group_callers = std::mem::take(&mut q.waiting_callers);
             drop(q);
-            let finished: Vec<Thread> = group.iter().map(|p| p.waiter.clone()).collect();
-            let me = thread::current().id();
-            let guard = LeaderGuard {
-                queue: self,
-                tickets: group.iter().map(|p| p.ticket).collect(),
-                finished: &finished,
-                armed: true,
-            };
-            let results = lead(group);
-            let mut guard = guard;
-            guard.armed = false;
-            q = self.queue.lock();
-            q.results.extend(results);
-            q.leader_active = false;
-            q.expected_callers = group_callers + q.waiting_callers;
-            let next_leader = q.waiting.first().map(|p| p.waiter.clone());
-            // Wake exactly the writers whose records just finished (and the next leader);
-            // waking every waiter each time (a condition variable's notify_all) would cost a
-            // context switch per waiting writer per group.
-            MutexGuard::unlocked(&mut q, || {
-                for t in finished.iter().chain(&next_leader) {
-                    if t.id() != me {
-                        t.unpark();
-                    }
-                }
-            });
+            q = self.lead_and_post(group, group_callers, &lead);
         }
-        drop(q);
-        (first..first + count)
-            .map(|t| answers.remove(&t).unwrap_or_else(|| Err(no_answer())))
-            .collect()
+    }
+
+    /// Runs `lead` on `group` (the whole queue, so its tickets are one contiguous range),
+    /// posts the results, releases the leadership and wakes the group's writers and the next
+    /// leader. Returns the queue locked again.
+    fn lead_and_post(
+        &self,
+        mut group: Vec<Pending>,
+        group_callers: usize,
+        lead: &impl Fn(&mut Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+    ) -> MutexGuard<'_, Queue> {
+        let tickets = match (group.first(), group.last()) {
+            (Some(a), Some(b)) => a.ticket..b.ticket + 1,
+            _ => 0..0,
+        };
+        // One wake-up per writer, not per record (a writer may have queued many).
+        let mut finished: Vec<Thread> = Vec::with_capacity(group_callers);
+        for p in &group {
+            if finished.last().is_none_or(|t| t.id() != p.waiter.id()) {
+                finished.push(p.waiter.clone());
+            }
+        }
+        let me = thread::current().id();
+        let mut guard = LeaderGuard {
+            queue: self,
+            tickets,
+            finished: &finished,
+            armed: true,
+        };
+        let results = lead(&mut group);
+        guard.armed = false;
+        let mut q = self.queue.lock();
+        q.results.extend(results);
+        group.clear();
+        if group.capacity() <= MAX_SPARE_RECORDS {
+            q.spare = group;
+        }
+        q.leader_active = false;
+        q.expected_callers = group_callers + q.waiting_callers;
+        let next_leader = q.waiting.first().map(|p| p.waiter.clone());
+        // Wake exactly the writers whose records just finished (and the next leader);
+        // waking every waiter each time (a condition variable's notify_all) would cost a
+        // context switch per waiting writer per group.
+        MutexGuard::unlocked(&mut q, || {
+            for t in finished.iter().chain(&next_leader) {
+                if t.id() != me {
+                    t.unpark();
+                }
+            }
+        });
+        q
     }
 }
 
@@ -204,7 +248,7 @@ impl CommitQueue {
 /// leadership is released, instead of every later writer waiting forever.
 struct LeaderGuard<'a> {
     queue: &'a CommitQueue,
-    tickets: Vec<u64>,
+    tickets: Range<u64>,
     finished: &'a [Thread],
     armed: bool,
 }
@@ -216,12 +260,13 @@ impl Drop for LeaderGuard<'_> {
         }
         let mut q = self.queue.queue.lock();
         q.leader_active = false;
-        for t in &self.tickets {
-            q.results.entry(*t).or_insert_with(|| {
+        for t in self.tickets.clone() {
+            q.results.push((
+                t,
                 Err(crate::Error::Poisoned {
                     reason: "internal: a commit leader panicked".into(),
-                })
-            });
+                }),
+            ));
         }
         let next_leader = q.waiting.first().map(|p| p.waiter.clone());
         drop(q);
