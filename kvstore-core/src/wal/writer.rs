@@ -64,8 +64,10 @@ pub(crate) struct Pending {
 struct Queue {
     waiting: Vec<Pending>,
     leader_active: bool,
-    /// A leader is waiting for more writers to join its group.
-    gathering: bool,
+    /// The first ticket of the leader waiting for more writers to join its group, if one is.
+    gatherer: Option<u64>,
+    /// How many callers that leader waits for.
+    gather_target: usize,
     next_ticket: u64,
     /// An empty group buffer, kept so that queueing a record does not allocate one anew.
     spare: Vec<Pending>,
@@ -88,7 +90,9 @@ const MAX_SPARE_RECORDS: usize = 1024;
 #[derive(Default)]
 pub(crate) struct CommitQueue {
     queue: Mutex<Queue>,
-    arrived: Condvar,
+    /// Where a gathering leader sleeps until its window ends. Nobody notifies it: the writer
+    /// that completes its group takes the group over instead.
+    gather_timer: Condvar,
 }
 
 impl CommitQueue {
@@ -99,8 +103,9 @@ impl CommitQueue {
     ///
     /// With a `gather` window (durable commits), a new leader that expects several writers
     /// (those of the previous group and those who queued while it synced) waits up to that
-    /// long for as many to queue before it takes the group. Counting only the previous group
-    /// would let one late writer shrink every later group's target. Without it, writers that were synced together come back a few microseconds
+    /// long for as many to queue before it takes the group; the writer that completes the
+    /// group leads it at once, so the gathering leader is not woken just to do so. Counting
+    /// only the previous group would let one late writer shrink every later group's target. Without it, writers that were synced together come back a few microseconds
     /// apart, the first one leads alone, and groups split into ever smaller halves; with it,
     /// N concurrent writers share one fsync (PostgreSQL's `commit_delay` / `commit_siblings`).
     /// A lone writer never waits.
@@ -136,8 +141,11 @@ impl CommitQueue {
             });
         }
         q.waiting_callers += 1;
-        if q.gathering {
-            self.arrived.notify_one();
+        // The writer that completes the group a leader is gathering leads it itself, at once:
+        // waking the gathering leader to do it would add a wake-up to every group.
+        let mut completes_group = q.gatherer.is_some() && q.waiting_callers >= q.gather_target;
+        if completes_group {
+            q.gatherer = None;
         }
         let mine = first..first + count;
         loop {
@@ -163,25 +171,32 @@ impl CommitQueue {
                     })
                     .collect();
             }
-            if q.leader_active || !q.waiting.iter().any(|p| mine.contains(&p.ticket)) {
-                // Another writer leads, or our records are in a group being synced: woken
-                // when our results are in, or to lead the next group. A spurious wake-up
-                // just goes round the loop.
-                MutexGuard::unlocked(&mut q, thread::park);
-                continue;
-            }
-            q.leader_active = true;
-            if let Some(window) = gather {
-                let target = q.expected_callers;
-                if target > 1 && q.waiting_callers < target {
-                    let deadline = Instant::now() + window;
-                    q.gathering = true;
-                    while q.waiting_callers < target {
-                        if self.arrived.wait_until(&mut q, deadline).timed_out() {
-                            break;
+            if !std::mem::take(&mut completes_group) {
+                if q.leader_active || !q.waiting.iter().any(|p| mine.contains(&p.ticket)) {
+                    // Another writer leads, or our records are in a group being synced: woken
+                    // when our results are in, or to lead the next group. A spurious wake-up
+                    // just goes round the loop.
+                    MutexGuard::unlocked(&mut q, thread::park);
+                    continue;
+                }
+                q.leader_active = true;
+                if let Some(window) = gather {
+                    let target = q.expected_callers;
+                    if target > 1 && q.waiting_callers < target {
+                        let deadline = Instant::now() + window;
+                        q.gatherer = Some(first);
+                        q.gather_target = target;
+                        while q.gatherer == Some(first) {
+                            if self.gather_timer.wait_until(&mut q, deadline).timed_out() {
+                                break;
+                            }
                         }
+                        if q.gatherer != Some(first) {
+                            // The writer that completed the group took it, ours included.
+                            continue;
+                        }
+                        q.gatherer = None;
                     }
-                    q.gathering = false;
                 }
             }
             let spare = std::mem::take(&mut q.spare);
