@@ -6,12 +6,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kvstore_core::{KvStore, Lsn};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::config::ReplicatorBuilder;
 use crate::epoch;
 use crate::error::{Error, Result};
 use crate::lag::{LagBook, LAG_BOOK_CAPACITY};
+use crate::queue::Mailbox;
 use crate::shared::{AckBoard, ReplicaShared, Shared};
 use crate::status::{ReplicaStatus, ReplicationStatus};
 use crate::worker::Worker;
@@ -60,28 +61,25 @@ impl ReplicatorBuilder {
         let epoch = epoch::master_epoch(store.path(), self.settings.epoch)?;
         let names: Vec<String> = self.transports.iter().map(|t| t.describe()).collect();
         let capacity = self.settings.queue_capacity;
-        let (senders, receivers): (Vec<_>, Vec<_>) = names
-            .iter()
-            .map(|_| crossbeam_channel::bounded(capacity))
-            .unzip();
         let shared = Arc::new(Shared {
             epoch,
             replicas: names.into_iter().map(ReplicaShared::new).collect(),
             acks: AckBoard::new(self.transports.len()),
             lag: Mutex::new(LagBook::new(LAG_BOOK_CAPACITY)),
-            senders: RwLock::new(Some(senders)),
+            mailboxes: (0..self.transports.len())
+                .map(|_| Mailbox::new(capacity))
+                .collect(),
             closing: std::sync::atomic::AtomicBool::new(false),
             settings: self.settings,
         });
         let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
         let mut workers = Vec::new();
-        for (idx, (transport, rx)) in self.transports.into_iter().zip(receivers).enumerate() {
+        for (idx, transport) in self.transports.into_iter().enumerate() {
             let worker = Worker::new(
                 idx,
                 shared.clone(),
                 store.clone(),
                 transport,
-                rx,
                 shutdown_rx.clone(),
             );
             let spawned = std::thread::Builder::new()
@@ -163,9 +161,7 @@ impl Replicator {
         let master_last_lsn = self.store.last_lsn();
         let now = Instant::now();
         let lag = self.shared.lag.lock();
-        let senders = self.shared.senders.read();
-        let replicas = self.replica_statuses(&lag, &senders, master_last_lsn, now);
-        drop(senders);
+        let replicas = self.replica_statuses(&lag, master_last_lsn, now);
         drop(lag);
         ReplicationStatus {
             epoch: self.shared.epoch,
@@ -178,7 +174,6 @@ impl Replicator {
     fn replica_statuses(
         &self,
         lag: &crate::lag::LagBook,
-        senders: &Option<Vec<crossbeam_channel::Sender<crate::protocol::SharedRecord>>>,
         master_last_lsn: Lsn,
         now: Instant,
     ) -> Vec<ReplicaStatus> {
@@ -200,10 +195,7 @@ impl Replicator {
                     retries: r.retries.load(Ordering::Relaxed),
                     resyncs: r.resyncs.load(Ordering::Relaxed),
                     queue_overflows: r.queue_overflows.load(Ordering::Relaxed),
-                    queue_depth: senders
-                        .as_ref()
-                        .and_then(|s| s.get(idx))
-                        .map_or(0, |s| s.len()),
+                    queue_depth: self.shared.mailboxes.get(idx).map_or(0, Mailbox::depth),
                     consecutive_failures: health.consecutive_failures,
                     last_success: health.last_success,
                     last_failure: health.last_failure,
@@ -228,7 +220,9 @@ impl Drop for Replicator {
         let ours: Arc<dyn kvstore_core::CommitHook> = self.shared.clone();
         self.store.remove_commit_hook(&ours);
         self.shared.closing.store(true, Ordering::Release);
-        drop(self.shared.senders.write().take());
+        for mailbox in &self.shared.mailboxes {
+            mailbox.close();
+        }
         drop(self.shutdown.lock().take());
         for handle in self.workers.lock().drain(..) {
             if handle.join().is_err() {

@@ -4,14 +4,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
 use kvstore_core::{CommitHook, EncodedWalRecord, Lsn, WalRecord};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 
 use crate::config::{ReplicationMode, Settings};
 use crate::health::{HealthEvent, ReplicaHealth, ReplicaState};
 use crate::lag::LagBook;
-use crate::protocol::SharedRecord;
+use crate::queue::{Mailbox, Post};
 use crate::quorum;
 
 /// How often (in records) the lag book forgets what every replica acknowledged.
@@ -29,6 +28,9 @@ pub(crate) struct ReplicaShared {
     pub resyncs: AtomicU64,
     pub queue_overflows: AtomicU64,
     pub force_resync: AtomicBool,
+    /// Mirrors whether `health.state` is unhealthy or diverged, so the commit hook can skip
+    /// the replica without taking the health lock on every put.
+    skipped: AtomicBool,
 }
 
 impl ReplicaShared {
@@ -43,11 +45,30 @@ impl ReplicaShared {
             resyncs: AtomicU64::new(0),
             queue_overflows: AtomicU64::new(0),
             force_resync: AtomicBool::new(false),
+            skipped: AtomicBool::new(false),
         }
     }
 
     pub fn state(&self) -> ReplicaState {
         self.health.lock().state
+    }
+
+    /// Sets the state directly (not through a health event), keeping the hook's mirror.
+    pub fn set_state(&self, state: ReplicaState) {
+        let mut health = self.health.lock();
+        health.state = state;
+        self.mirror(state);
+    }
+
+    fn mirror(&self, state: ReplicaState) {
+        let skipped = matches!(state, ReplicaState::Unhealthy | ReplicaState::Diverged);
+        self.skipped.store(skipped, Ordering::Release);
+    }
+
+    /// Whether the commit hook leaves this replica out (unhealthy or diverged: its worker
+    /// catches up from the WAL once it is reachable again, so nothing is lost).
+    fn is_skipped(&self) -> bool {
+        self.skipped.load(Ordering::Acquire)
     }
 
     pub fn bump(counter: &AtomicU64) {
@@ -113,8 +134,8 @@ pub(crate) struct Shared {
     pub replicas: Vec<ReplicaShared>,
     pub acks: AckBoard,
     pub lag: Mutex<LagBook>,
-    /// One live queue per replica; `None` once the replicator closes.
-    pub senders: RwLock<Option<Vec<Sender<SharedRecord>>>>,
+    /// One live queue per replica, closed when the replicator closes.
+    pub mailboxes: Vec<Mailbox>,
     pub closing: AtomicBool,
 }
 
@@ -127,10 +148,7 @@ impl Shared {
     }
 
     pub fn queue_depth(&self) -> usize {
-        self.senders
-            .read()
-            .as_ref()
-            .map_or(0, |s| s.iter().map(Sender::len).sum())
+        self.mailboxes.iter().map(Mailbox::depth).sum()
     }
 
     pub fn is_closing(&self) -> bool {
@@ -142,11 +160,10 @@ impl Shared {
         let Some(replica) = self.replicas.get(idx) else {
             return ReplicaState::Unhealthy;
         };
-        let state =
-            replica
-                .health
-                .lock()
-                .on_event(event, Instant::now(), self.settings.failure_threshold);
+        let mut health = replica.health.lock();
+        let state = health.on_event(event, Instant::now(), self.settings.failure_threshold);
+        replica.mirror(state);
+        drop(health);
         // Waking quorum waiters is not needed: health does not change acks.
         state
     }
@@ -174,23 +191,14 @@ impl CommitHook for Shared {
                 lag.forget_through(self.acks.min());
             }
         }
-        let senders = self.senders.read();
-        let Some(senders) = senders.as_ref() else {
-            return;
-        };
-        for (sender, replica) in senders.iter().zip(&self.replicas) {
+        for (mailbox, replica) in self.mailboxes.iter().zip(&self.replicas) {
             // An unhealthy or diverged replica is skipped: its worker catches up from the WAL
             // once it is reachable again, so nothing is lost by not queueing.
-            if matches!(
-                replica.state(),
-                ReplicaState::Unhealthy | ReplicaState::Diverged
-            ) {
+            if replica.is_skipped() {
                 continue;
             }
-            match sender.try_send(record.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => ReplicaShared::bump(&replica.queue_overflows),
-                Err(TrySendError::Disconnected(_)) => {}
+            if mailbox.post(record) == Post::Full {
+                ReplicaShared::bump(&replica.queue_overflows);
             }
         }
     }

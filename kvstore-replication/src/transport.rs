@@ -55,6 +55,18 @@ pub trait Transport: Send {
     /// time (the session stays open).
     fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>>;
 
+    /// Waits up to `timeout` for the next acknowledgement and appends it to `acks` together
+    /// with every later one that has already arrived, in order, so the worker books a window
+    /// of acks at once. Appends nothing when none arrived in time (the session stays open).
+    /// An error that follows acks already appended may be returned by the next call instead.
+    /// The default takes one ack with [`recv_ack`](Transport::recv_ack).
+    fn recv_acks(&mut self, timeout: Duration, acks: &mut Vec<Ack>) -> Result<()> {
+        if let Some(ack) = self.recv_ack(timeout)? {
+            acks.push(ack);
+        }
+        Ok(())
+    }
+
     /// Sends one snapshot chunk and waits for the replica's answer.
     fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck>;
 

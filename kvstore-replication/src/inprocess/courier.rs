@@ -70,20 +70,18 @@ pub(super) fn deliver_window(
     endpoint: &ReplicaEndpoint,
     epoch: u64,
     parcels: Vec<(SharedRecord, bool)>,
-) -> Vec<Result<Ack>> {
+) -> Result<Vec<Ack>> {
     if parcels.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let (window, reported): (Vec<SharedRecord>, Vec<bool>) = parcels.into_iter().unzip();
-    match endpoint.apply_many(epoch, &window) {
-        Ok(acks) => acks
-            .into_iter()
-            .zip(reported)
-            .filter(|(_, report)| *report)
-            .map(|(ack, _)| Ok(ack))
-            .collect(),
-        Err(e) => vec![Err(e)],
-    }
+    let acks = endpoint.apply_many(epoch, &window)?;
+    Ok(acks
+        .into_iter()
+        .zip(reported)
+        .filter(|(_, report)| *report)
+        .map(|(ack, _)| ack)
+        .collect())
 }
 
 /// Sleeps until `arrival`; false when the courier was cancelled meanwhile.
@@ -136,10 +134,12 @@ fn deliver(
         };
         let answers = deliver_window(&endpoint, epoch, window);
         drop(endpoint);
-        for answer in answers {
-            if acks.send(answer).is_err() {
-                return;
-            }
+        let sent = match answers {
+            Ok(answers) => answers.into_iter().all(|ack| acks.send(Ok(ack)).is_ok()),
+            Err(e) => acks.send(Err(e)).is_ok(),
+        };
+        if !sent {
+            return;
         }
     }
 }

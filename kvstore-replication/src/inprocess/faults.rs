@@ -156,6 +156,24 @@ impl Faults {
         Ok(state.generation)
     }
 
+    /// [`check_session_call`](Self::check_session_call) for a window of records, also telling
+    /// whether any record could be dropped, duplicated or reordered (else the window needs no
+    /// dice).
+    pub(crate) fn check_window_call(&self) -> Result<(u64, bool), &'static str> {
+        let mut state = self.state.lock();
+        if state.partitioned {
+            return Err("network partition");
+        }
+        if state.fail_next > 0 {
+            state.fail_next -= 1;
+            return Err("injected failure");
+        }
+        let mangles = state.drop_probability > 0.0
+            || state.duplicate_probability > 0.0
+            || state.reorder_probability > 0.0;
+        Ok((state.generation, mangles))
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.state.lock().generation
     }

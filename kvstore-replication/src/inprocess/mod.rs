@@ -92,7 +92,9 @@ struct Link {
     epoch: u64,
     generation: u64,
     /// Acks of records applied on the caller's thread (no delay configured at HELLO).
-    inline_acks: VecDeque<Result<Ack>>,
+    inline_acks: VecDeque<Ack>,
+    /// The error that ends the session, returned once the acks before it were taken.
+    deferred: Option<Error>,
     /// Delivery thread when a delay was configured at HELLO.
     courier: Option<Courier>,
 }
@@ -119,7 +121,13 @@ impl InProcessTransport {
 
     /// Fails the call on an injected fault or a broken session; returns the session epoch.
     fn check(&mut self) -> Result<u64> {
-        let generation = match self.replica.faults.check_session_call() {
+        let verdict = self.replica.faults.check_session_call();
+        self.session_epoch(verdict)
+    }
+
+    /// The session's epoch if the fault check let the call through and the session is current.
+    fn session_epoch(&mut self, verdict: std::result::Result<u64, &'static str>) -> Result<u64> {
+        let generation = match verdict {
             Ok(generation) => generation,
             Err(reason) => {
                 self.link = None;
@@ -133,6 +141,57 @@ impl InProcessTransport {
                 Err(self.error("disconnected"))
             }
             None => Err(Error::NoSession),
+        }
+    }
+
+    /// Appends up to `max` acks to `acks`: the first one waited for up to `timeout` (with a
+    /// courier), the rest only if they have arrived. An error after acks is kept for the next
+    /// call, so acks always come back in the order the replica sent them.
+    fn take_acks(&mut self, timeout: Duration, acks: &mut Vec<Ack>, max: usize) -> Result<()> {
+        self.check()?;
+        let Some(link) = self.link.as_mut() else {
+            return Err(Error::NoSession);
+        };
+        let failed = match link.courier.as_ref() {
+            None => {
+                let n = link.inline_acks.len().min(max);
+                acks.extend(link.inline_acks.drain(..n));
+                // Applied inline: a missing ack is a lost message and will never arrive, so
+                // waiting out the timeout would only slow tests down.
+                if n == 0 {
+                    link.deferred.take()
+                } else {
+                    None
+                }
+            }
+            Some(_) if link.deferred.is_some() => link.deferred.take(),
+            Some(courier) => match courier.acks.recv_timeout(timeout) {
+                Err(_) => None,
+                Ok(Err(e)) => Some(e),
+                Ok(Ok(ack)) => {
+                    acks.push(ack);
+                    let mut taken = 1;
+                    while taken < max {
+                        match courier.acks.try_recv() {
+                            Ok(Ok(ack)) => acks.push(ack),
+                            Ok(Err(e)) => {
+                                link.deferred = Some(e);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                        taken += 1;
+                    }
+                    None
+                }
+            },
+        };
+        match failed {
+            Some(e) => {
+                self.link = None;
+                Err(e)
+            }
+            None => Ok(()),
         }
     }
 
@@ -168,6 +227,7 @@ impl Transport for InProcessTransport {
             epoch: hello.epoch,
             generation: self.replica.faults.generation(),
             inline_acks: VecDeque::new(),
+            deferred: None,
             courier,
         });
         Ok(reply)
@@ -181,7 +241,27 @@ impl Transport for InProcessTransport {
         if records.is_empty() {
             return Ok(());
         }
-        let epoch = self.check()?;
+        let verdict = self.replica.faults.check_window_call();
+        let mangles = verdict.is_ok_and(|(_, mangles)| mangles);
+        let epoch = self.session_epoch(verdict.map(|(generation, _)| generation))?;
+        let endpoint = self.replica.endpoint();
+        let Some(link) = self.link.as_mut() else {
+            return Err(Error::NoSession);
+        };
+        if link.deferred.is_some() {
+            // The session already failed; its error is on its way to the worker.
+            return Ok(());
+        }
+        if link.courier.is_none() && !mangles {
+            // Nothing happens to the records on the way: the replica applies the window as sent.
+            let endpoint = endpoint
+                .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
+            match endpoint.apply_many(epoch, &records) {
+                Ok(acks) => link.inline_acks.extend(acks),
+                Err(e) => link.deferred = Some(e),
+            }
+            return Ok(());
+        }
         let faults = self.replica.faults.clone();
         // Decide each message's fate: lost, delivered, delivered twice, swapped with the next.
         let rolls = faults.roll_window(records.len());
@@ -201,9 +281,6 @@ impl Transport for InProcessTransport {
             }
         }
         parcels.extend(copies);
-        let Some(link) = self.link.as_mut() else {
-            return Err(Error::NoSession);
-        };
         if let Some(courier) = link.courier.as_mut() {
             // One send time for the window: records with equal delays arrive together.
             let sent_at = Instant::now();
@@ -220,34 +297,23 @@ impl Transport for InProcessTransport {
             }
             return Ok(());
         }
-        let endpoint = self
-            .replica
-            .endpoint()
+        let endpoint = endpoint
             .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
-        link.inline_acks
-            .extend(courier::deliver_window(&endpoint, epoch, parcels));
+        match courier::deliver_window(&endpoint, epoch, parcels) {
+            Ok(acks) => link.inline_acks.extend(acks),
+            Err(e) => link.deferred = Some(e),
+        }
         Ok(())
     }
 
     fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>> {
-        self.check()?;
-        let Some(link) = self.link.as_mut() else {
-            return Err(Error::NoSession);
-        };
-        let next = match link.courier.as_ref() {
-            Some(courier) => courier.acks.recv_timeout(timeout).ok(),
-            // Applied inline: a missing ack is a lost message and will never arrive, so waiting
-            // out the timeout would only slow tests down.
-            None => link.inline_acks.pop_front(),
-        };
-        match next {
-            Some(Ok(ack)) => Ok(Some(ack)),
-            Some(Err(e)) => {
-                self.link = None;
-                Err(e)
-            }
-            None => Ok(None),
-        }
+        let mut acks = Vec::with_capacity(1);
+        self.take_acks(timeout, &mut acks, 1)?;
+        Ok(acks.pop())
+    }
+
+    fn recv_acks(&mut self, timeout: Duration, acks: &mut Vec<Ack>) -> Result<()> {
+        self.take_acks(timeout, acks, usize::MAX)
     }
 
     fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {

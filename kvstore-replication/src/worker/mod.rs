@@ -10,19 +10,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use kvstore_core::{KvStore, Lsn};
 
 use crate::config::ReplicationMode;
 use crate::error::Error;
 use crate::health::{HealthEvent, ReplicaState};
 use crate::protocol::SharedRecord;
+use crate::queue::Mailbox;
 use crate::shared::{ReplicaShared, Shared};
 use crate::transport::BoxedTransport;
 use cursor::{SnapshotCursor, WalCursor};
-
-/// How often a worker waiting for its window to fill looks at the live queue.
-const FILL_POLL: Duration = Duration::from_micros(100);
 
 /// What an async worker does with live records at the head of its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +79,11 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     store: KvStore,
     transport: BoxedTransport,
-    rx: Receiver<SharedRecord>,
     shutdown: Receiver<()>,
     consumer: String,
     queue: VecDeque<SharedRecord>,
+    /// Acks taken from the transport in one go (kept to reuse its allocation).
+    acks: Vec<crate::protocol::Ack>,
     session: Option<Session>,
     wal: Option<WalCursor>,
     snapshot: Option<SnapshotCursor>,
@@ -106,7 +105,6 @@ impl Worker {
         shared: Arc<Shared>,
         store: KvStore,
         transport: BoxedTransport,
-        rx: Receiver<SharedRecord>,
         shutdown: Receiver<()>,
     ) -> Self {
         let consumer = wal_consumer_name(&shared.replicas[idx].name);
@@ -115,10 +113,10 @@ impl Worker {
             shared,
             store,
             transport,
-            rx,
             shutdown,
             consumer,
             queue: VecDeque::new(),
+            acks: Vec::new(),
             session: None,
             wal: None,
             snapshot: None,
@@ -142,7 +140,7 @@ impl Worker {
                 Err(_) => {
                     tracing::error!(replica = %self.replica().name, "replication worker panicked; restarting it");
                     *self.replica().last_error.lock() = Some("worker panicked".into());
-                    self.replica().health.lock().state = ReplicaState::Unhealthy;
+                    self.replica().set_state(ReplicaState::Unhealthy);
                     self.session = None;
                     self.wal = None;
                     self.snapshot = None;
@@ -223,27 +221,32 @@ impl Worker {
         self.pause(delay);
     }
 
-    /// Moves the live queue's records into the local buffer (bounded by two windows).
+    fn mailbox(&self) -> &Mailbox {
+        &self.shared.mailboxes[self.idx]
+    }
+
+    /// Moves the live queue's records into the local buffer, all at once, unless the buffer
+    /// already holds two windows (the mailbox's bound counts what the buffer holds).
     fn pull_queue(&mut self) {
         let limit = self.shared.settings.window_records * 2;
-        while self.queue.len() < limit {
-            match self.rx.try_recv() {
-                Ok(record) => self.queue.push_back(record),
-                Err(_) => break,
-            }
+        if self.queue.len() < limit {
+            let shared = self.shared.clone();
+            shared.mailboxes[self.idx].drain_into(&mut self.queue);
         }
     }
 
-    /// Waits for the live queue (idle), returning false when it is closed.
-    fn wait_for_queue(&mut self, timeout: Duration) -> bool {
-        match self.rx.recv_timeout(timeout) {
-            Ok(record) => {
-                self.queue.push_back(record);
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => true,
-            Err(RecvTimeoutError::Disconnected) => false,
-        }
+    /// Tells the mailbox how many records the local buffer still holds, freeing room for the
+    /// hook once some were sent.
+    fn report_held(&self) {
+        self.mailbox().set_held(self.queue.len());
+    }
+
+    /// Waits up to `timeout` for `want` records in the live queue, then pulls it. Returns
+    /// false when the queue is closed and empty.
+    fn wait_for_queue(&mut self, want: usize, timeout: Duration) -> bool {
+        let closed = self.mailbox().wait(want, Instant::now() + timeout);
+        self.pull_queue();
+        !(closed && self.queue.is_empty() && self.mailbox().is_finished())
     }
 
     /// Whether this worker batches live records (async mode with a batch delay).
@@ -252,21 +255,21 @@ impl Worker {
         matches!(settings.mode, ReplicationMode::Async) && !settings.async_batch_delay.is_zero()
     }
 
-    /// Live records ready to send: pulled and still in the channel.
+    /// Live records ready to send: pulled and still in the mailbox.
     fn ready(&self) -> usize {
-        self.queue.len() + self.rx.len()
+        self.queue.len() + self.mailbox().len()
     }
 
-    /// Lets the live queue fill up to `room` records, for at most the async batch delay (less
-    /// when the replicator closes), then pulls it.
+    /// Lets the live queue fill up to `room` records, for at most the async batch delay (the
+    /// mailbox wakes the worker once that many are there, or when the replicator closes), then
+    /// pulls it.
     fn linger(&mut self, room: usize) {
-        let deadline = Instant::now() + self.shared.settings.async_batch_delay;
-        loop {
-            let now = Instant::now();
-            if now >= deadline || self.shared.is_closing() || self.ready() >= room {
-                break;
-            }
-            self.pause((deadline - now).min(FILL_POLL));
+        let want = room.saturating_sub(self.queue.len());
+        if want > 0 && !self.shared.is_closing() {
+            self.mailbox().wait(
+                want,
+                Instant::now() + self.shared.settings.async_batch_delay,
+            );
         }
         self.pull_queue();
     }

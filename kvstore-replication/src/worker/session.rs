@@ -1,5 +1,6 @@
 //! The worker's moves within a session: HELLO, sending windows, reading acks, full resync.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kvstore_core::Lsn;
@@ -9,7 +10,7 @@ use super::{Fill, Session, Worker};
 use crate::error::Error;
 use crate::health::{HealthEvent, ReplicaState};
 use crate::plan::{discard_stale, next_step, NextStep, PlanInput};
-use crate::protocol::{Hello, SharedRecord};
+use crate::protocol::{Ack, Hello, SharedRecord};
 use crate::shared::ReplicaShared;
 
 /// How long a worker waits for the live queue before reading a small lag from the WAL: the
@@ -147,6 +148,7 @@ impl Worker {
                         next += 1;
                     }
                 }
+                self.report_held();
                 self.send(batch);
             }
             NextStep::CatchUpFromWal { after } => self.catch_up(after, &input),
@@ -158,7 +160,7 @@ impl Worker {
                 self.mark_caught_up(session.acked, master_last);
                 let heartbeat = self.shared.settings.probe_interval;
                 let before = self.queue.len();
-                if !self.wait_for_queue(heartbeat) {
+                if !self.wait_for_queue(1, heartbeat) {
                     return !self.shared.is_closing();
                 }
                 if self.queue.len() == before && self.store.last_lsn() == master_last {
@@ -188,8 +190,9 @@ impl Worker {
             && !self.shared.is_closing()
         {
             // Probably a record published but not queued yet: give the queue a moment.
-            if let Ok(record) = self.rx.recv_timeout(QUEUE_RACE_WAIT) {
-                self.queue.push_back(record);
+            let before = self.queue.len();
+            self.wait_for_queue(1, QUEUE_RACE_WAIT);
+            if self.queue.len() > before {
                 return;
             }
         }
@@ -258,52 +261,71 @@ impl Worker {
         }
     }
 
+    /// Waits for acknowledgements and books every one that has arrived, as one step: counters,
+    /// health, the ack board and WAL retention move once per batch, not once per record.
     fn await_ack(&mut self) {
         let timeout = self.shared.settings.ack_timeout;
-        match self.transport.recv_ack(timeout) {
-            Ok(Some(ack)) => {
-                ReplicaShared::bump(&self.replica().sends_ok);
-                let Some(s) = self.session.as_mut() else {
-                    return;
-                };
-                if ack.applied_lsn > s.sent || ack.applied_lsn < s.acked {
-                    // Cumulative acks of one session lie between what the replica acknowledged
-                    // and what was sent. Anything else means the replica changed under the
-                    // session (replaced, restored, written by someone else): booking an ack
-                    // beyond `sent` would count writes it never received and skip them, and
-                    // rewinding to an `acked` it no longer has would resend into the same gap
-                    // forever. A new HELLO learns where it really stands.
-                    let (acked, sent) = (s.acked, s.sent);
-                    if ack.applied_lsn < acked {
-                        self.shared.acks.set(self.idx, ack.applied_lsn);
-                    }
-                    self.fail(Error::Protocol(format!(
-                        "replica acknowledged LSN {} for record {} in a session that sent up to \
-                         {sent} and had acknowledged {acked}",
-                        ack.applied_lsn, ack.lsn
-                    )));
-                    return;
-                }
-                s.in_flight = s.in_flight.saturating_sub(1);
-                if ack.is_gap() && !s.gap_seen {
-                    s.gap_seen = true;
-                }
-                if ack.applied_lsn > s.acked {
-                    s.acked = ack.applied_lsn;
-                    let acked = s.acked;
-                    // Health before the ack board: whoever the board wakes (a quorum write,
-                    // WAIT) then sees the state this ack implies.
-                    let master_last = self.store.last_lsn();
-                    self.mark_caught_up(acked, master_last);
-                    self.shared.acks.set(self.idx, acked);
-                    self.retain_wal(false);
-                }
-            }
-            Ok(None) => self.fail(Error::transport(
+        let mut acks = std::mem::take(&mut self.acks);
+        acks.clear();
+        match self.transport.recv_acks(timeout, &mut acks) {
+            Ok(()) if acks.is_empty() => self.fail(Error::transport(
                 self.transport.describe(),
                 format!("no acknowledgement within {timeout:?}"),
             )),
+            Ok(()) => self.book_acks(&acks),
             Err(e) => self.fail(e),
+        }
+        self.acks = acks;
+    }
+
+    fn book_acks(&mut self, acks: &[Ack]) {
+        let Some(mut s) = self.session else {
+            return;
+        };
+        let before = s.acked;
+        let mut contradiction = None;
+        let mut booked = 0u64;
+        for ack in acks {
+            if ack.applied_lsn > s.sent || ack.applied_lsn < s.acked {
+                // Cumulative acks of one session lie between what the replica acknowledged
+                // and what was sent. Anything else means the replica changed under the
+                // session (replaced, restored, written by someone else): booking an ack
+                // beyond `sent` would count writes it never received and skip them, and
+                // rewinding to an `acked` it no longer has would resend into the same gap
+                // forever. A new HELLO learns where it really stands.
+                contradiction = Some(*ack);
+                break;
+            }
+            booked += 1;
+            s.in_flight = s.in_flight.saturating_sub(1);
+            if ack.is_gap() {
+                s.gap_seen = true;
+            }
+            s.acked = s.acked.max(ack.applied_lsn);
+        }
+        self.replica().sends_ok.fetch_add(
+            booked + u64::from(contradiction.is_some()),
+            Ordering::Relaxed,
+        );
+        self.session = Some(s);
+        if s.acked > before {
+            // Health before the ack board: whoever the board wakes (a quorum write, WAIT)
+            // then sees the state this ack implies.
+            let master_last = self.store.last_lsn();
+            self.mark_caught_up(s.acked, master_last);
+            self.shared.acks.set(self.idx, s.acked);
+            self.retain_wal(false);
+        }
+        if let Some(ack) = contradiction {
+            let (acked, sent) = (s.acked, s.sent);
+            if ack.applied_lsn < acked {
+                self.shared.acks.set(self.idx, ack.applied_lsn);
+            }
+            self.fail(Error::Protocol(format!(
+                "replica acknowledged LSN {} for record {} in a session that sent up to \
+                 {sent} and had acknowledged {acked}",
+                ack.applied_lsn, ack.lsn
+            )));
         }
     }
 
