@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::io::FileIo;
 use crate::store::Inner;
-use crate::wal::reader::{Next, RecordReader};
-use crate::wal::record::{ops_of, WalRecord};
+use crate::wal::reader::{Next, RawRecord, RecordReader};
+use crate::wal::record::{ops_of, EncodedWalRecord, WalRecord};
 use crate::wal::segment::{segment_path, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::Lsn;
 
@@ -90,10 +90,18 @@ impl WalIter {
     }
 }
 
-impl Iterator for WalIter {
-    type Item = Result<WalRecord>;
+impl WalIter {
+    /// The next record in its log encoding, exactly as the log holds it (checksums verified
+    /// while reading): what a replica applies, without decoding the operations and encoding
+    /// them again. Advances the same position as [`Iterator::next`], so the two may be mixed.
+    pub fn next_encoded(&mut self) -> Option<Result<EncodedWalRecord>> {
+        Some(
+            self.next_raw()?
+                .and_then(|rec| EncodedWalRecord::from_bytes(rec.bytes)),
+        )
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_raw(&mut self) -> Option<Result<RawRecord>> {
         if self.failed {
             return None;
         }
@@ -117,10 +125,7 @@ impl Iterator for WalIter {
                         self.segments = Vec::new().into_iter();
                         return None;
                     }
-                    return Some(Ok(WalRecord {
-                        lsn: rec.lsn,
-                        ops: ops_of(&rec.bytes, &rec.spans),
-                    }));
+                    return Some(Ok(rec));
                 }
                 Ok(Next::End) => self.current = None,
                 Ok(Next::Damaged { offset, reason, .. }) => {
@@ -137,5 +142,65 @@ impl Iterator for WalIter {
                 }
             }
         }
+    }
+}
+
+impl Iterator for WalIter {
+    type Item = Result<WalRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_raw()?.map(|rec| WalRecord {
+            lsn: rec.lsn,
+            ops: ops_of(&rec.bytes, &rec.spans),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{EncodedWalRecord, KvStore, Op, WriteBatch};
+
+    #[test]
+    fn encoded_records_are_the_decoded_ones_in_log_encoding(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = KvStore::open(dir.path())?;
+        store.put(b"a", b"1")?;
+        store.delete(b"a")?;
+        let mut batch = WriteBatch::new();
+        batch.put(b"b", b"2");
+        batch.put(b"c", b"3");
+        store.write_batch(batch)?;
+        store.put(b"d", vec![7u8; 5000])?;
+        let decoded: Vec<_> = store.wal_since(1)?.collect::<crate::Result<Vec<_>>>()?;
+        let mut iter = store.wal_since(1)?;
+        let mut encoded = Vec::new();
+        while let Some(record) = iter.next_encoded() {
+            encoded.push(record?);
+        }
+        assert_eq!(encoded.len(), 3);
+        for (e, d) in encoded.iter().zip(&decoded) {
+            assert_eq!(e.lsn(), d.lsn);
+            assert_eq!(e.to_wal_record()?, *d);
+            assert_eq!(e.as_bytes(), EncodedWalRecord::from(d).as_bytes());
+        }
+        assert!(matches!(decoded[0].ops[0], Op::Delete { .. }));
+        Ok(())
+    }
+
+    #[test]
+    fn encoded_and_decoded_reads_share_one_position() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = KvStore::open(dir.path())?;
+        for i in 0..4u8 {
+            store.put([i], [i])?;
+        }
+        let mut iter = store.wal_since(0)?;
+        assert_eq!(iter.next_encoded().transpose()?.map(|r| r.lsn()), Some(1));
+        assert_eq!(iter.next().transpose()?.map(|r| r.lsn), Some(2));
+        assert_eq!(iter.next_encoded().transpose()?.map(|r| r.lsn()), Some(3));
+        assert_eq!(iter.next_encoded().transpose()?.map(|r| r.lsn()), Some(4));
+        assert!(iter.next_encoded().is_none());
+        Ok(())
     }
 }
