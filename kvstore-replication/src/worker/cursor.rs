@@ -1,7 +1,7 @@
 //! Where a worker reads records and snapshot chunks from on the master: a WAL cursor kept
 //! across windows of a catch-up, and a snapshot cursor kept across reconnects of a resync.
 
-use kvstore_core::{EncodedWalRecord, KvStore, Lsn, Snapshot, WalIter};
+use kvstore_core::{KvStore, Lsn, Snapshot, WalIter};
 
 use crate::error::Result;
 use crate::protocol::{SharedRecord, SnapshotChunk, SnapshotPiece, SnapshotProgress};
@@ -28,18 +28,19 @@ impl WalCursor {
         self.next_lsn == lsn + 1
     }
 
-    /// Up to `max` records; empty when the iterator reached the end it saw when opened.
+    /// Up to `max` records, in the log's encoding as read (never decoded and encoded again);
+    /// empty when the iterator reached the end it saw when opened.
     pub fn read(&mut self, max: usize) -> Result<Vec<SharedRecord>> {
         let mut out = Vec::with_capacity(max.min(1024));
         while out.len() < max {
-            match self.iter.next() {
+            match self.iter.next_encoded() {
                 Some(record) => {
                     let record = record?;
-                    if record.lsn < self.next_lsn {
+                    if record.lsn() < self.next_lsn {
                         continue;
                     }
-                    self.next_lsn = record.lsn + 1;
-                    out.push(EncodedWalRecord::from(&record));
+                    self.next_lsn = record.lsn() + 1;
+                    out.push(record);
                 }
                 None => break,
             }
