@@ -221,6 +221,22 @@ impl Inner {
         Ok(())
     }
 
+    /// Cuts the preallocated zeros off the active segment, so that a closed store does not
+    /// keep them on disk (a reopened one preallocates again at its first write). Losing the
+    /// cut in a crash is harmless: recovery reads a zero tail as the log's clean end.
+    pub(crate) fn trim_active(&self) -> Result<()> {
+        let mut active = self.active.lock();
+        if active.allocated > active.len {
+            active
+                .file
+                .set_len(active.len)
+                .ctx(|| format!("trimming the preallocated tail of segment {}", active.id))?;
+            active.allocated = active.len;
+            active.unsynced = true;
+        }
+        Ok(())
+    }
+
     /// `fdatasync`s the active segment if it has unsynced bytes.
     pub(crate) fn sync_active(&self, active: &mut ActiveSegment) -> Result<()> {
         if !active.unsynced {

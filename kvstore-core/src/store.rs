@@ -49,6 +49,9 @@ impl Drop for Closer {
     fn drop(&mut self) {
         self.0.maintenance.stop();
         if self.0.poison_reason().is_none() {
+            if let Err(e) = self.0.trim_active() {
+                tracing::warn!(error = %e, "could not trim the active segment on close");
+            }
             if let Err(e) = self.0.flush() {
                 tracing::error!(error = %e, "final sync on close failed");
             }
