@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::io::FileIo;
 use crate::keymap::KeyMap;
-use crate::wal::record::{op_disk_bytes, verify_op, OP_HEADER_BYTES};
+use crate::wal::record::{op_disk_bytes, op_header_len, verify_op};
 use crate::wal::segment::SegmentId;
 use crate::Lsn;
 
@@ -42,7 +42,7 @@ impl Location {
         dir: &std::path::Path,
         buf: &'a mut Vec<u8>,
     ) -> crate::Result<&'a [u8]> {
-        let header_and_key = (OP_HEADER_BYTES + key.len()) as u64;
+        let header_and_key = (op_header_len(key.len(), self.value_len as usize) + key.len()) as u64;
         let corrupt = |reason: &str| crate::Error::Corrupt {
             path: crate::wal::segment::segment_path(dir, self.segment),
             offset: u64::from(self.value_offset).saturating_sub(header_and_key),

@@ -179,7 +179,7 @@ impl Inner {
                     max: self.opts.max_value_bytes,
                 });
             }
-            total += crate::wal::record::OP_HEADER_BYTES + op.key().len() + value_len;
+            total += crate::wal::record::op_disk_bytes(op.key().len(), value_len) as usize;
         }
         if total > MAX_RECORD_BYTES {
             return Err(Error::BatchTooLarge {

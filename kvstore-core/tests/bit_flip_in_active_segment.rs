@@ -26,8 +26,8 @@ fn a_bit_flip_early_in_the_active_segment_is_reported_not_truncated() {
         .write(true)
         .open(&seg)
         .unwrap();
-    // First record starts at 36; its value ends ~36+20+13+6+8. Flip a value byte.
-    let at = 36 + 20 + 13 + 6 + 2;
+    // First record starts at 36; record header 20, op header 7, key 6, then the value.
+    let at = 36 + 20 + 7 + 6 + 2;
     let mut b = [0u8; 1];
     f.seek(SeekFrom::Start(at)).unwrap();
     f.read_exact(&mut b).unwrap();

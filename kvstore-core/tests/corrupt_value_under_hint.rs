@@ -30,9 +30,10 @@ fn flipped_value_bit_under_a_hint_is_never_returned_as_data() -> TestResult {
         hint_path(dir.path(), seg.id).exists(),
         "the sealed segment has no hint"
     );
-    // The first record is key000: header, op header (9 bytes), 6-byte key, then the value.
+    // The first record is key000: header, op header (7 bytes: both lengths fit one-byte
+    // varints), 6-byte key, then the value.
     let first = records(&seg.path)?[0];
-    let value_byte = first.offset + RECORD_HEADER_BYTES + 13 + 6 + 10;
+    let value_byte = first.offset + RECORD_HEADER_BYTES + 7 + 6 + 10;
     common::flip_bit(&seg.path, value_byte * 8)?;
 
     let store = KvStore::open(dir.path())?;

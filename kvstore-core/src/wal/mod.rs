@@ -10,4 +10,5 @@ pub(crate) mod recovery;
 pub(crate) mod segment;
 pub(crate) mod sequencer;
 pub(crate) mod swap;
+pub(crate) mod varint;
 pub(crate) mod writer;

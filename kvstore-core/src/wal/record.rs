@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! record  = header_crc:u32 | body_len:u32 | lsn:u64 | op_count:u32 | op*      (little endian)
-//! op      = op_crc:u32 | tag:u8 (1 put, 2 delete) | key_len:u32 | value_len:u32 | key | value
+//! op      = op_crc:u32 | tag:u8 (1 put, 2 delete) | key_len:varint | value_len:varint | key | value
 //! ```
+//! Lengths are LEB128 varints: an op with a key and value under 128 bytes each has a 7-byte
+//! header (13 with fixed-width lengths, segment format version 1).
 //! The header CRC covers the rest of the header; each op's CRC covers the rest of the op. So
 //! every byte is checked, a torn or bit-flipped record is detected, and a read of one value
 //! (which reads its op) verifies it without reading the whole record.
@@ -14,12 +16,18 @@ use std::sync::Arc;
 
 use crate::batch::{Op, OpView};
 use crate::error::{Error, Result};
+use crate::wal::varint::{get_varint, put_varint, varint_len};
 use crate::{Lsn, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 
 /// Bytes of a record before its first operation.
 pub(crate) const RECORD_HEADER_BYTES: usize = 20;
-/// Bytes of an operation before its key.
-pub(crate) const OP_HEADER_BYTES: usize = 13;
+/// Fewest bytes of an operation before its key: CRC, tag and two one-byte lengths.
+const MIN_OP_HEADER_BYTES: usize = 7;
+
+/// Bytes of an operation before its key, for these key and value lengths.
+pub(crate) fn op_header_len(key_len: usize, value_len: usize) -> usize {
+    5 + varint_len(key_len as u64) + varint_len(value_len as u64)
+}
 
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
@@ -41,8 +49,8 @@ impl WalRecord {
                 .ops
                 .iter()
                 .map(|op| match op {
-                    Op::Put { key, value } => OP_HEADER_BYTES + key.len() + value.len(),
-                    Op::Delete { key } => OP_HEADER_BYTES + key.len(),
+                    Op::Put { key, value } => op_disk_bytes(key.len(), value.len()) as usize,
+                    Op::Delete { key } => op_disk_bytes(key.len(), 0) as usize,
                 })
                 .sum::<usize>()
     }
@@ -60,7 +68,7 @@ pub(crate) struct OpSpan {
 
 /// Bytes an operation with these key and value lengths occupies in the log.
 pub(crate) fn op_disk_bytes(key_len: usize, value_len: usize) -> u64 {
-    (OP_HEADER_BYTES + key_len + value_len) as u64
+    (op_header_len(key_len, value_len) + key_len + value_len) as u64
 }
 
 /// A record encoded with its LSN and CRC still to be stamped by the commit leader.
@@ -96,7 +104,7 @@ impl EncodedRecord {
     pub fn encode<O: OpView>(ops: &[O]) -> Self {
         let body: usize = ops
             .iter()
-            .map(|op| OP_HEADER_BYTES + op.key().len() + op.value().map_or(0, <[u8]>::len))
+            .map(|op| op_disk_bytes(op.key().len(), op.value().map_or(0, <[u8]>::len)) as usize)
             .sum();
         let mut bytes = Vec::with_capacity(RECORD_HEADER_BYTES + body);
         bytes.extend_from_slice(&[0u8; 4]);
@@ -112,8 +120,8 @@ impl EncodedRecord {
             let op_start = bytes.len();
             bytes.extend_from_slice(&[0u8; 4]);
             bytes.push(tag);
-            bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            put_varint(&mut bytes, key.len() as u64);
+            put_varint(&mut bytes, value.len() as u64);
             let key_start = bytes.len() as u32;
             bytes.extend_from_slice(key);
             let value_start = bytes.len() as u32;
@@ -403,19 +411,15 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
     }
     let lsn = read_u64(record, 8);
     let count = read_u32(record, 16) as usize;
-    if count > body / OP_HEADER_BYTES {
+    if count > body / MIN_OP_HEADER_BYTES {
         return Err(DecodeError::Invalid(format!("impossible op count {count}")));
     }
     let mut spans = Vec::with_capacity(count);
     let mut pos = RECORD_HEADER_BYTES;
     for _ in 0..count {
-        if pos + OP_HEADER_BYTES > record.len() {
+        let Some((op_crc, tag, key_len, value_len, key_start)) = op_header(record, pos) else {
             return Err(DecodeError::Invalid("op header past record end".into()));
-        }
-        let op_crc = read_u32(record, pos);
-        let tag = record[pos + 4];
-        let key_len = read_u32(record, pos + 5) as usize;
-        let value_len = read_u32(record, pos + 9) as usize;
+        };
         let is_delete = match tag {
             TAG_PUT => false,
             TAG_DELETE if value_len == 0 => true,
@@ -424,12 +428,13 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
         if key_len > MAX_KEY_BYTES {
             return Err(DecodeError::Invalid(format!("key length {key_len}")));
         }
-        let key_start = pos + OP_HEADER_BYTES;
         let value_start = key_start + key_len;
-        let end = value_start + value_len;
-        if end > record.len() {
+        let Some(end) = value_start
+            .checked_add(value_len)
+            .filter(|e| *e <= record.len())
+        else {
             return Err(DecodeError::Invalid("op past record end".into()));
-        }
+        };
         if crc32fast::hash(&record[pos + 4..end]) != op_crc {
             return Err(DecodeError::Invalid("op checksum mismatch".into()));
         }
@@ -451,12 +456,30 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
 /// Checks one operation (op header, key, value) against its CRC and the key the index holds,
 /// and returns where its value starts. `None` if anything disagrees.
 pub(crate) fn verify_op(op: &[u8], key: &[u8]) -> Option<usize> {
-    let header_and_key = OP_HEADER_BYTES + key.len();
-    let ok = op.len() >= header_and_key
-        && read_u32(op, 5) as usize == key.len()
-        && &op[OP_HEADER_BYTES..header_and_key] == key
-        && crc32fast::hash(&op[4..]) == read_u32(op, 0);
-    ok.then_some(header_and_key)
+    let (crc, _tag, key_len, value_len, key_start) = op_header(op, 0)?;
+    let value_start = key_start + key_len;
+    let ok = key_len == key.len()
+        && value_start.checked_add(value_len) == Some(op.len())
+        && op.get(key_start..value_start) == Some(key)
+        && crc32fast::hash(&op[4..]) == crc;
+    ok.then_some(value_start)
+}
+
+/// Reads the header of the op at `pos`: its CRC, tag, key and value lengths, and where its
+/// key starts. `None` if the header runs past `buf` or a length is out of range.
+fn op_header(buf: &[u8], pos: usize) -> Option<(u32, u8, usize, usize, usize)> {
+    let crc = u32::from_le_bytes(buf.get(pos..pos + 4)?.try_into().ok()?);
+    let tag = *buf.get(pos + 4)?;
+    let mut at = pos + 5;
+    let key_len = get_varint(buf, &mut at, buf.len())?;
+    let value_len = get_varint(buf, &mut at, buf.len())?;
+    Some((
+        crc,
+        tag,
+        usize::try_from(key_len).ok()?,
+        usize::try_from(value_len).ok()?,
+        at,
+    ))
 }
 
 /// Builds owned operations from a validated record.
@@ -491,6 +514,53 @@ pub(crate) fn read_u64(buf: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_byte_lengths_round_trip_and_verify() {
+        let ops = vec![
+            Op::Put {
+                key: vec![b'k'; 200],
+                value: vec![b'v'; 300],
+            },
+            Op::Put {
+                key: b"x".to_vec(),
+                value: vec![7; 70_000],
+            },
+            Op::Delete {
+                key: vec![b'd'; 130],
+            },
+            Op::Put {
+                key: b"e".to_vec(),
+                value: Vec::new(),
+            },
+        ];
+        let mut rec = EncodedRecord::encode(&ops);
+        rec.stamp(9);
+        let expected: usize = RECORD_HEADER_BYTES
+            + ops
+                .iter()
+                .map(|op| match op {
+                    Op::Put { key, value } => op_disk_bytes(key.len(), value.len()) as usize,
+                    Op::Delete { key } => op_disk_bytes(key.len(), 0) as usize,
+                })
+                .sum::<usize>();
+        assert_eq!(rec.bytes.len(), expected);
+        assert_eq!(op_header_len(200, 300), 9);
+        assert_eq!(op_header_len(1, 70_000), 9);
+        let (lsn, spans) = decode(&rec.bytes).unwrap();
+        assert_eq!(lsn, 9);
+        assert_eq!(spans, rec.spans);
+        assert_eq!(ops_of(&rec.bytes, &spans), ops);
+        for (span, op) in spans.iter().zip(&ops) {
+            let op_start = span.key_start as usize
+                - op_header_len(span.key_len as usize, span.value_len as usize);
+            let op_end = (span.value_start + span.value_len) as usize;
+            let at = verify_op(&rec.bytes[op_start..op_end], op.key()).unwrap();
+            assert_eq!(op_start + at, span.value_start as usize);
+            assert_eq!(verify_op(&rec.bytes[op_start..op_end], b"other"), None);
+            assert_eq!(verify_op(&rec.bytes[op_start..op_end - 1], op.key()), None);
+        }
+    }
 
     #[test]
     fn round_trip_and_every_bit_flip_is_caught() {

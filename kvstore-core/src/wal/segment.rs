@@ -15,7 +15,8 @@ use crate::Lsn;
 /// Size of the segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 36;
 const MAGIC: &[u8; 8] = b"KVSTSEG\0";
-const VERSION: u32 = 1;
+/// 2: op lengths are varints (see `record`); version 1 segments are refused.
+const VERSION: u32 = 2;
 const FLAG_COMPACTED: u32 = 1;
 
 /// Identifies a segment; ids only grow.
