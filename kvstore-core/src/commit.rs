@@ -225,16 +225,7 @@ impl Inner {
     /// keep them on disk (a reopened one preallocates again at its first write). Losing the
     /// cut in a crash is harmless: recovery reads a zero tail as the log's clean end.
     pub(crate) fn trim_active(&self) -> Result<()> {
-        let mut active = self.active.lock();
-        if active.allocated > active.len {
-            active
-                .file
-                .set_len(active.len)
-                .ctx(|| format!("trimming the preallocated tail of segment {}", active.id))?;
-            active.allocated = active.len;
-            active.unsynced = true;
-        }
-        Ok(())
+        trim_preallocation(&mut self.active.lock())
     }
 
     /// `fdatasync`s the active segment if it has unsynced bytes.
@@ -263,13 +254,7 @@ impl Inner {
     /// `last_lsn`. Returns the old segment's id, which the caller passes to
     /// [`finish_seal`](Self::finish_seal) once the records written to it are published.
     pub(crate) fn roll(&self, active: &mut ActiveSegment, last_lsn: Lsn) -> Result<SegmentId> {
-        if active.allocated > active.len {
-            active
-                .file
-                .set_len(active.len)
-                .ctx(|| format!("trimming the preallocated tail of segment {}", active.id))?;
-            active.allocated = active.len;
-        }
+        trim_preallocation(active)?;
         active.unsynced = true; // a sealed segment is always synced, whatever the policy
         self.sync_active(active)?;
         let id = self.next_segment_id.fetch_add(1, Ordering::SeqCst);
@@ -415,4 +400,17 @@ impl Inner {
             }
         }
     }
+}
+
+/// Cuts the zeros preallocated past the active segment's last record (to be synced).
+fn trim_preallocation(active: &mut ActiveSegment) -> Result<()> {
+    if active.allocated > active.len {
+        active
+            .file
+            .set_len(active.len)
+            .ctx(|| format!("trimming the preallocated tail of segment {}", active.id))?;
+        active.allocated = active.len;
+        active.unsynced = true;
+    }
+    Ok(())
 }
