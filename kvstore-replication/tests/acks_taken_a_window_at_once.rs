@@ -7,21 +7,18 @@ use std::time::Duration;
 
 use common::*;
 use kvstore_core::EncodedWalRecord;
-use kvstore_replication::{Ack, Error, Hello, InProcessReplica, Transport};
+use kvstore_replication::{Ack, Error, InProcessReplica, InProcessTransport, Transport};
 
-fn hello(epoch: u64, master_last_lsn: u64) -> Hello {
-    Hello {
-        master_id: "m".into(),
-        epoch,
-        master_last_lsn,
-        force_resync: false,
-    }
-}
+type Connected = (
+    Vec<EncodedWalRecord>,
+    tempfile::TempDir,
+    InProcessReplica,
+    InProcessTransport,
+);
 
-fn encoded_log(
-    c: &Cluster,
-    puts: u32,
-) -> Result<Vec<EncodedWalRecord>, Box<dyn std::error::Error>> {
+/// Writes `puts` records on the master and opens a session to a fresh replica; returns the
+/// master's log in its encoding, the replica (and its directory) and the transport.
+fn connected(c: &Cluster, puts: u32) -> Result<Connected, Box<dyn std::error::Error>> {
     for i in 0..puts {
         c.master.put(format!("k{i:03}"), format!("v{i}"))?;
     }
@@ -30,17 +27,17 @@ fn encoded_log(
     while let Some(record) = iter.next_encoded() {
         records.push(record?);
     }
-    Ok(records)
+    let dir = tempfile::tempdir()?;
+    let replica = InProcessReplica::open("r", dir.path(), fast())?;
+    let mut transport = replica.transport();
+    transport.hello(&hello(1, u64::from(puts)))?;
+    Ok((records, dir, replica, transport))
 }
 
 #[test]
 fn every_ack_of_two_windows_comes_back_in_one_call() -> TestResult {
     let c = cluster(0, fast())?;
-    let records = encoded_log(&c, 30)?;
-    let dir = tempfile::tempdir()?;
-    let replica = InProcessReplica::open("r", dir.path(), fast())?;
-    let mut transport = replica.transport();
-    transport.hello(&hello(1, 30))?;
+    let (records, _dir, replica, mut transport) = connected(&c, 30)?;
     transport.send_window(records[..10].to_vec())?;
     transport.send_window(records[10..30].to_vec())?;
 
@@ -66,11 +63,7 @@ fn every_ack_of_two_windows_comes_back_in_one_call() -> TestResult {
 #[test]
 fn a_damaged_window_fails_the_session_after_the_acks_before_it() -> TestResult {
     let c = cluster(0, fast())?;
-    let records = encoded_log(&c, 20)?;
-    let dir = tempfile::tempdir()?;
-    let replica = InProcessReplica::open("r", dir.path(), fast())?;
-    let mut transport = replica.transport();
-    transport.hello(&hello(1, 20))?;
+    let (records, _dir, replica, mut transport) = connected(&c, 20)?;
     transport.send_window(records[..10].to_vec())?;
     // Flip a byte in the last operation of record 11: its checksum no longer matches.
     let mut bytes = records[10].as_bytes().to_vec();

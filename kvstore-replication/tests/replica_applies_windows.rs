@@ -6,16 +6,7 @@ mod common;
 
 use common::*;
 use kvstore_core::WalRecord;
-use kvstore_replication::{Ack, Error, Hello, ReplicaEndpoint};
-
-fn hello(epoch: u64, master_last_lsn: u64) -> Hello {
-    Hello {
-        master_id: "m".into(),
-        epoch,
-        master_last_lsn,
-        force_resync: false,
-    }
-}
+use kvstore_replication::{Ack, Error, ReplicaEndpoint};
 
 #[test]
 fn a_window_skips_copies_stops_at_a_gap_and_resumes() -> TestResult {

@@ -145,15 +145,7 @@ impl Faults {
     /// [`check_call`](Self::check_call) and [`generation`](Self::generation) under one lock,
     /// for the calls a session makes per record.
     pub(crate) fn check_session_call(&self) -> Result<u64, &'static str> {
-        let mut state = self.state.lock();
-        if state.partitioned {
-            return Err("network partition");
-        }
-        if state.fail_next > 0 {
-            state.fail_next -= 1;
-            return Err("injected failure");
-        }
-        Ok(state.generation)
+        self.check_window_call().map(|(generation, _)| generation)
     }
 
     /// [`check_session_call`](Self::check_session_call) for a window of records, also telling

@@ -5,10 +5,20 @@
 use std::time::{Duration, Instant};
 
 use kvstore_core::{KvStore, Options, SyncPolicy};
-use kvstore_replication::{InProcessReplica, ReplicaEndpoint, Replicator};
+use kvstore_replication::{Hello, InProcessReplica, ReplicaEndpoint, Replicator};
 use tempfile::TempDir;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A HELLO from master "m" with `epoch`, whose log ends at `master_last_lsn`.
+pub fn hello(epoch: u64, master_last_lsn: u64) -> Hello {
+    Hello {
+        master_id: "m".into(),
+        epoch,
+        master_last_lsn,
+        force_resync: false,
+    }
+}
 
 /// Options for test stores: no fsync (the tests are about replication, not the disk).
 pub fn fast() -> Options {
