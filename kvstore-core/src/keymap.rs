@@ -250,6 +250,14 @@ impl KeyMap {
         self.len
     }
 
+    /// Appends `right`, every key of which follows every key of `self`.
+    pub fn append(&mut self, mut right: KeyMap) {
+        self.leaves.append(&mut right.leaves);
+        self.fences.append(&mut right.fences);
+        self.fence_prefixes.append(&mut right.fence_prefixes);
+        self.len += right.len;
+    }
+
     /// Sets (or with `insert`, inserts) the fence of leaf `i`.
     fn set_fence(&mut self, i: usize, key: &[u8], insert: bool) {
         if insert {

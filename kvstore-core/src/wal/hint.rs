@@ -138,6 +138,17 @@ pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, Str
     })
 }
 
+/// How many entries a hint file says it holds, for sizing buffers before it is validated:
+/// never more than its bytes could hold, so a damaged count cannot ask for a huge allocation.
+pub(crate) fn entry_count_estimate(buf: &[u8]) -> usize {
+    if buf.len() < 16 + TRAILER_BYTES {
+        return 0;
+    }
+    let entries_end = buf.len() - TRAILER_BYTES;
+    let count = usize::try_from(read_u64(buf, entries_end + 8)).unwrap_or(usize::MAX);
+    count.min((entries_end - 16) / MIN_ENTRY_HEADER_BYTES)
+}
+
 /// Validates a hint file and hands each entry to `f` in file order; returns the segment length
 /// it records. On error `f` may have seen some entries: the caller discards them.
 pub(crate) fn visit(

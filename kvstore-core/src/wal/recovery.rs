@@ -142,6 +142,14 @@ struct GatheredOp {
 }
 
 impl Gathered {
+    /// Room for `ops` operations with 16-byte keys.
+    fn with_capacity(ops: usize) -> Self {
+        Gathered {
+            arena: Vec::with_capacity(ops * 16),
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
     fn push(&mut self, segment: SegmentId, e: EntryRef<'_>) {
         let mut prefix = [0u8; 8];
         let n = e.key.len().min(8);
@@ -177,8 +185,52 @@ impl Gathered {
     /// with the highest LSN; among equal LSNs (the ops of one batch, or a compaction's copy of
     /// an op) the one read last, since segments are read in id order and each in file order.
     /// Returns the index, live bytes and dead bytes per segment.
+    ///
+    /// A large store is resolved in two halves of the key space on two threads (opening is
+    /// mostly this sort); the halves split at a sampled median of the keys' 8-byte prefixes,
+    /// so every version of a key lands in the same half, and the left half's index is followed
+    /// by the right's.
     fn resolve(mut self) -> (KeyMap, u64, BTreeMap<SegmentId, u64>) {
         let unsorted = std::mem::take(&mut self.ops);
+        let tuples = || {
+            unsorted
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (op.prefix, op.lsn, i as u32))
+        };
+        let resolved = match median_prefix(&unsorted) {
+            Some(split) if unsorted.len() >= PARALLEL_RESOLVE_OPS => {
+                let (left, right): (Vec<_>, Vec<_>) = tuples().partition(|t| t.0 < split);
+                std::thread::scope(|scope| {
+                    let this = &self;
+                    let unsorted = &unsorted;
+                    let left_half = std::thread::Builder::new()
+                        .name("kvstore-recovery".into())
+                        .spawn_scoped(scope, move || this.resolve_part(unsorted, left));
+                    let right = self.resolve_part(unsorted, right);
+                    let left = match left_half {
+                        Ok(handle) => handle
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        Err(e) => {
+                            // No second thread: the left half is resolved here instead. It
+                            // was moved into the failed spawn, so it is rebuilt.
+                            tracing::debug!(error = %e, "resolving the index on one thread");
+                            self.resolve_part(unsorted, tuples().filter(|t| t.0 < split).collect())
+                        }
+                    };
+                    left.append(right)
+                })
+            }
+            _ => self.resolve_part(&unsorted, tuples().collect()),
+        };
+        drop(unsorted);
+        (resolved.index, resolved.live_bytes, resolved.dead)
+    }
+
+    /// Resolves the operations `part` names (a range of the key space, as (prefix, LSN, index
+    /// into `unsorted`) tuples) into an index of that range.
+    fn resolve_part(&self, unsorted: &[GatheredOp], part: Vec<(u64, Lsn, u32)>) -> Resolved {
         // Radix-sort (prefix, reading position) pairs by prefix (stable, so reading order
         // survives), then order each run of equal prefixes by whole key, LSN and reading
         // position. Runs are short: mostly one key's versions.
@@ -186,14 +238,7 @@ impl Gathered {
         // raises its mmap threshold whenever a mapped chunk is freed, and buffers allocated
         // after that would come from the heap and stay resident after recovery.
         let mut scratch = Vec::new();
-        let mut order: Vec<(u64, Lsn, u32)> = radix_sort_by_prefix(
-            unsorted
-                .iter()
-                .enumerate()
-                .map(|(i, op)| (op.prefix, op.lsn, i as u32))
-                .collect(),
-            &mut scratch,
-        );
+        let mut order = radix_sort_by_prefix(part, &mut scratch);
         let mut i = 0;
         while i < order.len() {
             let mut j = i + 1;
@@ -246,9 +291,45 @@ impl Gathered {
             i = j;
         }
         let index = index.finish();
-        drop((order, scratch, unsorted));
-        (index, live_bytes, dead)
+        drop((order, scratch));
+        Resolved {
+            index,
+            live_bytes,
+            dead,
+        }
     }
+}
+
+/// Below this many operations, resolving on one thread is quick enough.
+const PARALLEL_RESOLVE_OPS: usize = 50_000;
+
+/// The index of a range of keys, with its byte accounting.
+struct Resolved {
+    index: KeyMap,
+    live_bytes: u64,
+    dead: BTreeMap<SegmentId, u64>,
+}
+
+impl Resolved {
+    /// Joins this with the resolution of the keys that all follow this one's.
+    fn append(mut self, right: Resolved) -> Resolved {
+        self.index.append(right.index);
+        self.live_bytes += right.live_bytes;
+        for (segment, bytes) in right.dead {
+            *self.dead.entry(segment).or_default() += bytes;
+        }
+        self
+    }
+}
+
+/// The median of a sample of the operations' key prefixes; `None` when it would leave one side
+/// empty (all sampled prefixes equal), which the caller takes as a reason not to split.
+fn median_prefix(ops: &[GatheredOp]) -> Option<u64> {
+    let step = (ops.len() / 1024).max(1);
+    let mut sample: Vec<u64> = ops.iter().step_by(step).map(|op| op.prefix).collect();
+    sample.sort_unstable();
+    let median = *sample.get(sample.len() / 2)?;
+    (sample.first() != Some(&median)).then_some(median)
 }
 
 /// Stable LSD radix sort on the first field, one byte per pass; passes in which every element
@@ -371,7 +452,21 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         .filter(|(_, (h, _, _))| !h.compacted)
         .map(|(id, _)| *id)
         .next_back();
-    let mut gathered = Gathered::default();
+    // Hints are read first so that the gathered operations can be allocated once: growing
+    // them by doubling copied every entry several times and touched twice the memory.
+    let mut hints = BTreeMap::new();
+    for id in headers.keys() {
+        if Some(*id) != active_id {
+            hints.insert(*id, hint::read_bytes(dir, *id)?);
+        }
+    }
+    let mut gathered = Gathered::with_capacity(
+        hints
+            .values()
+            .flatten()
+            .map(|bytes| hint::entry_count_estimate(bytes))
+            .sum(),
+    );
     let mut state = State::default();
     let mut last_lsn: Lsn = 0;
     let mut segments_without_hint = Vec::new();
@@ -380,11 +475,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         let path = segment_path(dir, id);
         let is_active = Some(id) == active_id;
         let mut segment = Segment::new(file.clone(), 0, header.lsn_mark, header.compacted);
-        let hint_bytes = if is_active {
-            None
-        } else {
-            hint::read_bytes(dir, id)?
-        };
+        let hint_bytes = hints.remove(&id).flatten();
         let mark = gathered.mark();
         let from_hint = hint_bytes.and_then(|bytes| {
             let visited = hint::visit(id, &bytes, |e| {
