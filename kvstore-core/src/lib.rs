@@ -37,7 +37,8 @@
 //! - [`io`]: the file seam and its fault-injecting double
 //! - [`hook`](CommitHook): how replication hears of commits
 
-// One audited exception: `io::OsFile::seal` maps a sealed segment (see its SAFETY note).
+// Two audited exceptions, both in `io`: `OsFile::seal` maps a sealed segment and `prefetch`
+// issues a cache hint (see their SAFETY notes).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
