@@ -46,6 +46,8 @@ struct Candidate {
 
 /// Index entries checked per read-lock acquisition, so writers are never held up for long.
 const LIVENESS_CHUNK: usize = 1024;
+/// Index entries moved to their copies per write-lock acquisition.
+const INSTALL_CHUNK: usize = 1024;
 
 impl Inner {
     /// Whether the sealed segments' dead bytes passed the automatic threshold.
@@ -163,23 +165,30 @@ impl Inner {
             CompactedWriter::abandon(&outputs, &self.dir);
             return Err(e);
         }
+        // The index moves to the copies a chunk at a time, so that readers and writers wait at
+        // most one chunk (a whole store's entries under one lock stalled both for tens of
+        // milliseconds). In between, keys point into old or new segments, both present and
+        // holding the same values; the old ones leave the table only once nothing points there.
         {
             let mut state = self.state.write();
             for out in &outputs {
                 state.segments.insert(out.id, out.segment.clone());
             }
-            for m in &moved {
+        }
+        for chunk in moved.chunks(INSTALL_CHUNK) {
+            let mut state = self.state.write();
+            for m in chunk {
                 let Some(old) = m.old else { continue };
-                match state.index.replace_if(&m.key, old, m.new) {
-                    true => {}
-                    false => {
-                        // Overwritten while we copied: the copy is dead on arrival.
-                        if let Some(seg) = state.segments.get_mut(&m.new.segment) {
-                            seg.dead_bytes += op_disk_bytes(m.key.len(), m.new.value_len as usize);
-                        }
+                if !state.index.replace_if(&m.key, old, m.new) {
+                    // Overwritten while we copied: the copy is dead on arrival.
+                    if let Some(seg) = state.segments.get_mut(&m.new.segment) {
+                        seg.dead_bytes += op_disk_bytes(m.key.len(), m.new.value_len as usize);
                     }
                 }
             }
+        }
+        {
+            let mut state = self.state.write();
             for id in &plan.delete {
                 state.segments.remove(id);
             }
