@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::io::FileIo;
-use crate::wal::record::{self, DecodeError, OpSpan, RECORD_HEADER_BYTES};
+use crate::wal::record::{self, DecodeError, Spans, RECORD_HEADER_BYTES};
 use crate::Lsn;
 
 /// Reads ahead in blocks of this size.
@@ -15,7 +15,7 @@ pub(crate) struct RawRecord {
     pub offset: u64,
     pub lsn: Lsn,
     pub bytes: Vec<u8>,
-    pub spans: Vec<OpSpan>,
+    pub spans: Spans,
 }
 
 /// What the next read found.

@@ -57,7 +57,7 @@ impl WalRecord {
 }
 
 /// Where an operation's key and value sit inside an encoded record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct OpSpan {
     pub key_start: u32,
     pub key_len: u32,
@@ -65,6 +65,64 @@ pub(crate) struct OpSpan {
     pub value_len: u32,
     pub is_delete: bool,
 }
+
+/// The op spans of a record. Most records hold one op (a put or a delete), whose span is kept
+/// inline: a `Vec` would cost an allocation per write on the master and per record on a replica.
+#[derive(Debug, Clone)]
+pub(crate) enum Spans {
+    /// No span or one (the count says which).
+    Inline(usize, [OpSpan; 1]),
+    Heap(Vec<OpSpan>),
+}
+
+impl Spans {
+    pub fn with_capacity(n: usize) -> Self {
+        if n <= 1 {
+            Spans::Inline(0, [OpSpan::default()])
+        } else {
+            Spans::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    pub fn push(&mut self, span: OpSpan) {
+        match self {
+            Spans::Inline(n, slot) if *n == 0 => {
+                slot[0] = span;
+                *n = 1;
+            }
+            Spans::Inline(_, [first]) => *self = Spans::Heap(vec![*first, span]),
+            Spans::Heap(spans) => spans.push(span),
+        }
+    }
+}
+
+impl std::ops::Deref for Spans {
+    type Target = [OpSpan];
+
+    fn deref(&self) -> &[OpSpan] {
+        match self {
+            Spans::Inline(n, spans) => &spans[..(*n).min(1)],
+            Spans::Heap(spans) => spans,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Spans {
+    type Item = &'a OpSpan;
+    type IntoIter = std::slice::Iter<'a, OpSpan>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for Spans {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Spans {}
 
 /// Bytes an operation with these key and value lengths occupies in the log.
 pub(crate) fn op_disk_bytes(key_len: usize, value_len: usize) -> u64 {
@@ -75,7 +133,7 @@ pub(crate) fn op_disk_bytes(key_len: usize, value_len: usize) -> u64 {
 #[derive(Debug)]
 pub(crate) struct EncodedRecord {
     pub bytes: RecordBytes,
-    pub spans: Vec<OpSpan>,
+    pub spans: Spans,
 }
 
 /// The bytes of an [`EncodedRecord`]: encoded here, or a master's record taken as it arrived.
@@ -111,7 +169,7 @@ impl EncodedRecord {
         bytes.extend_from_slice(&(body as u32).to_le_bytes());
         bytes.extend_from_slice(&[0u8; 8]);
         bytes.extend_from_slice(&(ops.len() as u32).to_le_bytes());
-        let mut spans = Vec::with_capacity(ops.len());
+        let mut spans = Spans::with_capacity(ops.len());
         for op in ops {
             let (tag, key, value): (u8, &[u8], &[u8]) = match op.value() {
                 Some(value) => (TAG_PUT, op.key(), value),
@@ -247,7 +305,7 @@ impl EncodedWalRecord {
 
     /// Checks every checksum and bound and returns where each operation lies; what a replica
     /// needs before it writes the bytes into its own log.
-    pub(crate) fn verified_spans(&self) -> Result<Vec<OpSpan>> {
+    pub(crate) fn verified_spans(&self) -> Result<Spans> {
         match decode(&self.bytes) {
             Ok((lsn, spans)) if lsn == self.lsn => Ok(spans),
             Ok((lsn, _)) => Err(invalid_record(
@@ -392,7 +450,7 @@ pub(crate) fn body_len(header: &[u8; RECORD_HEADER_BYTES]) -> Result<usize, Stri
 
 /// Validates a whole record (header + body) and returns its LSN and operation spans
 /// (offsets relative to the record start).
-pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
+pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Spans), DecodeError> {
     if record.len() < RECORD_HEADER_BYTES {
         return Err(DecodeError::Truncated);
     }
@@ -414,7 +472,7 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Vec<OpSpan>), DecodeError> {
     if count > body / MIN_OP_HEADER_BYTES {
         return Err(DecodeError::Invalid(format!("impossible op count {count}")));
     }
-    let mut spans = Vec::with_capacity(count);
+    let mut spans = Spans::with_capacity(count);
     let mut pos = RECORD_HEADER_BYTES;
     for _ in 0..count {
         let Some((op_crc, tag, key_len, value_len, key_start)) = op_header(record, pos) else {
@@ -514,6 +572,29 @@ pub(crate) fn read_u64(buf: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_hold_one_inline_and_more_on_the_heap() {
+        let span = |n: u32| OpSpan {
+            key_start: n,
+            ..OpSpan::default()
+        };
+        let mut spans = Spans::with_capacity(1);
+        assert!(spans.is_empty());
+        for n in 0..4 {
+            spans.push(span(n));
+            assert_eq!(spans.len(), n as usize + 1);
+            assert_eq!(spans.last(), Some(&span(n)));
+        }
+        assert!(matches!(spans, Spans::Heap(_)));
+        let mut planned = Spans::with_capacity(4);
+        (0..4).for_each(|n| planned.push(span(n)));
+        assert_eq!(spans, planned);
+        let mut one = Spans::with_capacity(1);
+        one.push(span(7));
+        assert!(matches!(one, Spans::Inline(1, _)));
+        assert_eq!(&*one, &[span(7)]);
+    }
 
     #[test]
     fn multi_byte_lengths_round_trip_and_verify() {
