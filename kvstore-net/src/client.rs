@@ -85,6 +85,12 @@ impl Client {
         self.conn.queue_request(args);
     }
 
+    /// Queues a request whose last argument is `last_parts` joined, without copying them
+    /// into one buffer first.
+    pub(crate) fn queue_joined(&mut self, head: &[&[u8]], last_parts: &[&[u8]]) {
+        self.conn.queue_request_joined(head, last_parts);
+    }
+
     /// Sends every queued request.
     pub fn flush(&mut self) -> Result<()> {
         let peer = self.conn.peer();

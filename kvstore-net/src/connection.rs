@@ -189,6 +189,12 @@ impl Connection {
         self.wire.queue_request(args);
     }
 
+    /// Queues a request whose last argument is `last_parts` joined (see
+    /// `Wire::queue_request_joined`).
+    pub(crate) fn queue_request_joined(&mut self, head: &[&[u8]], last_parts: &[&[u8]]) {
+        self.wire.queue_request_joined(head, last_parts);
+    }
+
     /// Whether queued output has grown enough that it should be written before going on.
     pub fn should_flush(&self) -> bool {
         self.wire.pending_output() >= FLUSH_THRESHOLD_BYTES

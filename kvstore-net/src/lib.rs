@@ -1,7 +1,8 @@
 //! `kvstore-net`: the network layer of kvstore. A RESP2 server, so `redis-cli`,
 //! `redis-benchmark` and every Redis client library work unchanged (and the seed's inline
 //! commands, `PUT k v`, work over `nc`); a blocking client; and [`TcpTransport`], which
-//! carries replication between `kvstore-server` processes as `REPLICATE …` commands.
+//! carries replication between `kvstore-server` processes as `REPLICATE …` commands
+//! (records travel in the master's log encoding, `REPLICATE LOG`).
 //!
 //! ```
 //! use kvstore_net::{Client, Server, ServerConfig};
@@ -26,7 +27,8 @@
 //!   running blocking commands to threads of their own; `handler`: such a connection's loop
 //! - `cmd/`: one file per command (`get.rs`, `set.rs`, `scan.rs`, `replicate.rs`, …);
 //!   `pipeline`: pipelined `SET`s committed as one batch; `replica_pipeline`: pipelined
-//!   `REPLICATE` records applied as one window on a replica
+//!   `REPLICATE` records applied as one window on a replica; `log_blob`: `REPLICATE LOG`
+//!   blobs (a window of records in the log's encoding), cut by the master, split by a replica
 //! - `node`, `role`: shared server state and the replication role (master / replica,
 //!   `REPLICAOF`, promotion); `scan_cursors`, `stats`
 //! - [`client`](Client): a blocking client; [`tcp_transport`](TcpTransport): replication
@@ -47,6 +49,7 @@ pub mod frame;
 mod glob;
 mod handler;
 mod inline;
+mod log_blob;
 mod node;
 pub mod parse;
 mod pipeline;
@@ -65,6 +68,7 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use frame::Frame;
 pub use glob::Glob;
+pub use log_blob::{MAX_LOG_BLOB_BYTES, MAX_LOG_BLOB_RECORDS};
 pub use parse::{Limits, ProtocolError, RequestDecoder};
 pub use server::{Server, ServerHandle};
 pub use tcp_transport::TcpTransport;

@@ -1,25 +1,27 @@
-//! Coalescing of pipelined replication records on a replica: consecutive `REPLICATE PUT /
-//! DELETE / BATCHPUT / BATCH` requests already sitting in a master's connection buffer (the
-//! master's [`crate::TcpTransport`] pipelines a window of them) are applied with one
+//! Coalescing of pipelined replication records on a replica: consecutive `REPLICATE LOG /
+//! PUT / DELETE / BATCHPUT / BATCH` requests already sitting in a master's connection buffer
+//! (the master's [`crate::TcpTransport`] pipelines its windows as `LOG` blobs; a plain socket
+//! may pipeline text records) are applied with one
 //! [`ReplicaEndpoint::apply_many`](kvstore_replication::ReplicaEndpoint::apply_many): one
 //! commit group and one fsync for the window instead of one per record.
 //!
 //! The master cannot tell the difference: each request still gets, in order, exactly the
 //! reply it would have had alone. Applying a record one at a time moves the applied LSN only
 //! when the record is the next one (a duplicate or a record after a gap leaves it), and the
-//! engine applies a window by the same rule, so the reply of each record is the applied LSN
-//! that rule gives after it ([`replies_in_order`]). A request that fails to parse keeps its
-//! error reply at its place; the records around it are applied as they would have been. If
-//! the window fails as a whole (an epoch refusal, an I/O error), its records are applied one
-//! by one instead, so each gets its own outcome.
+//! engine applies a window by the same rule, so the reply of each request is the applied LSN
+//! that rule gives after its last record ([`replies_in_order`]). A request that fails to parse
+//! (a cut blob, say) keeps its error reply at its place; the records around it are applied as
+//! they would have been. If the window fails as a whole (a damaged record, an epoch refusal,
+//! an I/O error), its requests are applied one by one instead, so each gets its own outcome.
 
-use kvstore_core::{Lsn, WalRecord};
+use kvstore_core::{Lsn, ReplicatedRecord};
 
 use crate::cmd::replicate::{
-    is_record_subcommand, master_refuses, parse_record_request, replication_error,
+    apply_window, is_record_subcommand, master_refuses, parse_record_request, replication_error,
 };
 use crate::cmd::Session;
 use crate::frame::Frame;
+use crate::log_blob::WireRecord;
 use crate::node::Node;
 use crate::parse::Request;
 use crate::role::Role;
@@ -59,27 +61,28 @@ pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> V
             vec![refusal; count]
         }
         (Some(endpoint), Some(epoch)) => {
-            let parsed: Vec<Result<WalRecord, Frame>> =
+            let parsed: Vec<Result<Vec<WireRecord>, Frame>> =
                 requests.into_iter().map(parse_record_request).collect();
             let (records, slots) = split(parsed);
             let before = node.store.applied_lsn();
-            let acks: Vec<Frame> = match endpoint.apply_many(epoch, &records) {
+            match endpoint.apply_many(epoch, &records) {
                 Ok(acks) => {
                     let after = acks.last().map_or(before, |ack| ack.applied_lsn);
-                    replies_in_order(before, after, &records)
+                    let lsns: Vec<Lsn> = records.iter().map(|r| r.lsn()).collect();
+                    let mut applied = replies_in_order(before, after, &lsns).into_iter();
+                    slots
                         .into_iter()
-                        .map(|lsn| Frame::Integer(lsn as i64))
+                        .map(|slot| match slot {
+                            Slot::Records(count) => match applied.nth(count.saturating_sub(1)) {
+                                Some(lsn) => Frame::Integer(lsn as i64),
+                                None => Frame::error("ERR replication window lost a reply"),
+                            },
+                            Slot::Refused(reply) => reply,
+                        })
                         .collect()
                 }
-                Err(_) => records
-                    .iter()
-                    .map(|record| match endpoint.apply(epoch, record) {
-                        Ok(ack) => Frame::Integer(ack.applied_lsn as i64),
-                        Err(err) => replication_error(err),
-                    })
-                    .collect(),
-            };
-            merge(slots, acks)
+                Err(_) => one_by_one(&endpoint, epoch, records, slots),
+            }
         }
     };
     let errors = replies
@@ -90,21 +93,27 @@ pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> V
     replies
 }
 
-/// Where each request's reply comes from: the next record's acknowledgement, or its own
-/// parse error.
+/// Where each request's reply comes from: its records' acknowledgement, or its own parse
+/// error.
 enum Slot {
-    Record,
+    /// The request carried this many records (at least one), next in the window.
+    Records(usize),
     Refused(Frame),
 }
 
-fn split(parsed: Vec<Result<WalRecord, Frame>>) -> (Vec<WalRecord>, Vec<Slot>) {
+fn split(parsed: Vec<Result<Vec<WireRecord>, Frame>>) -> (Vec<WireRecord>, Vec<Slot>) {
     let mut records = Vec::with_capacity(parsed.len());
     let mut slots = Vec::with_capacity(parsed.len());
     for item in parsed {
         match item {
-            Ok(record) => {
-                records.push(record);
-                slots.push(Slot::Record);
+            Ok(carried) if carried.is_empty() => {
+                slots.push(Slot::Refused(Frame::error(
+                    "ERR REPLICATE carries no record",
+                )));
+            }
+            Ok(carried) => {
+                slots.push(Slot::Records(carried.len()));
+                records.extend(carried);
             }
             Err(reply) => slots.push(Slot::Refused(reply)),
         }
@@ -112,30 +121,40 @@ fn split(parsed: Vec<Result<WalRecord, Frame>>) -> (Vec<WalRecord>, Vec<Slot>) {
     (records, slots)
 }
 
-fn merge(slots: Vec<Slot>, acks: Vec<Frame>) -> Vec<Frame> {
-    let mut acks = acks.into_iter();
+/// After the window failed as a whole: each request's records as a window of their own, so
+/// a damaged blob is refused alone and the requests around it keep their outcome.
+fn one_by_one(
+    endpoint: &kvstore_replication::ReplicaEndpoint,
+    epoch: u64,
+    records: Vec<WireRecord>,
+    slots: Vec<Slot>,
+) -> Vec<Frame> {
+    let mut records = records.into_iter();
     slots
         .into_iter()
         .map(|slot| match slot {
-            Slot::Record => acks
-                .next()
-                .unwrap_or_else(|| Frame::error("ERR replication window lost a reply")),
+            Slot::Records(count) => {
+                let carried: Vec<WireRecord> = records.by_ref().take(count).collect();
+                match apply_window(endpoint, epoch, &carried) {
+                    Ok(applied) => Frame::Integer(applied as i64),
+                    Err(reply) => reply,
+                }
+            }
             Slot::Refused(reply) => reply,
         })
         .collect()
 }
 
-/// The applied LSN a replica reports after each of `records`, applied one at a time from
+/// The applied LSN a replica reports after each of the records with `lsns`, applied one at a time from
 /// `before`: a record moves it only when it is the next LSN. Never above `after` (the applied
 /// LSN once the window was committed), so no reply claims more than the store holds even if
 /// another session applied records meanwhile.
-pub(crate) fn replies_in_order(before: Lsn, after: Lsn, records: &[WalRecord]) -> Vec<Lsn> {
+pub(crate) fn replies_in_order(before: Lsn, after: Lsn, lsns: &[Lsn]) -> Vec<Lsn> {
     let mut applied = before;
-    records
-        .iter()
-        .map(|record| {
-            if record.lsn == applied + 1 && record.lsn <= after {
-                applied = record.lsn;
+    lsns.iter()
+        .map(|&lsn| {
+            if lsn == applied + 1 && lsn <= after {
+                applied = lsn;
             }
             applied.min(after)
         })
@@ -146,13 +165,8 @@ pub(crate) fn replies_in_order(before: Lsn, after: Lsn, records: &[WalRecord]) -
 mod tests {
     use super::*;
 
-    fn records(lsns: &[Lsn]) -> Vec<WalRecord> {
-        lsns.iter()
-            .map(|&lsn| WalRecord {
-                lsn,
-                ops: Vec::new(),
-            })
-            .collect()
+    fn records(lsns: &[Lsn]) -> Vec<Lsn> {
+        lsns.to_vec()
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! [`TcpTransport`]: the replication [`Transport`] over one TCP connection to a replica's
 //! `kvstore-server`, speaking the `REPLICATE …` commands of `cmd/replicate.rs`.
 //!
-//! Records are pipelined: [`send_records`](Transport::send_records) writes one `REPLICATE`
-//! command per record without waiting, and each reply (`:applied_lsn`, cumulative) becomes
-//! the [`Ack`] of the oldest record in flight, since RESP replies come back in request order.
+//! Records are pipelined: [`send_records`](Transport::send_records) writes the window as one
+//! `REPLICATE LOG <blob>` command without waiting (the records' log bytes as the engine
+//! committed them, concatenated; several blobs when the window exceeds
+//! [`MAX_LOG_BLOB_BYTES`] or [`crate::MAX_LOG_BLOB_RECORDS`]; a record too large for any blob
+//! goes alone as a text command). Each reply (`:applied_lsn`, cumulative) becomes the [`Ack`]
+//! of every record of the oldest command in flight, since RESP replies come back in request
+//! order.
 //! Every [`hello`](Transport::hello) opens a fresh connection (authenticating first when a
 //! password is set), so nothing from an earlier session can be mistaken for an ack of this
 //! one. Reconnect pacing is the worker's exponential [`kvstore_replication::Backoff`]; this
@@ -21,6 +25,7 @@ use kvstore_replication::{
 
 use crate::client::{resolve, Client};
 use crate::frame::Frame;
+use crate::log_blob::{plan, Piece, MAX_LOG_BLOB_BYTES};
 
 /// Default bound on connecting to a replica.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,7 +40,38 @@ pub struct TcpTransport {
     connect_timeout: Duration,
     io_timeout: Duration,
     client: Option<Client>,
-    in_flight: VecDeque<Lsn>,
+    in_flight: InFlight,
+}
+
+/// What was sent and not yet acknowledged: the LSNs of the records, in order, and how many
+/// of them each command carried (one reply per command acknowledges that many).
+#[derive(Debug, Default)]
+struct InFlight {
+    lsns: VecDeque<Lsn>,
+    per_command: VecDeque<usize>,
+    /// Acks of a reply already read, not yet handed to the worker.
+    ready: VecDeque<Ack>,
+}
+
+impl InFlight {
+    fn is_empty(&self) -> bool {
+        self.lsns.is_empty() && self.ready.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.lsns.clear();
+        self.per_command.clear();
+        self.ready.clear();
+    }
+
+    /// Books the reply of the oldest command: every record it carried is acknowledged with
+    /// `applied_lsn`.
+    fn acknowledge(&mut self, applied_lsn: Lsn) {
+        let count = self.per_command.pop_front().unwrap_or(0);
+        let taken = count.min(self.lsns.len());
+        let acks = self.lsns.drain(..taken).map(|lsn| Ack { lsn, applied_lsn });
+        self.ready.extend(acks);
+    }
 }
 
 impl TcpTransport {
@@ -47,7 +83,7 @@ impl TcpTransport {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
             client: None,
-            in_flight: VecDeque::new(),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -202,23 +238,45 @@ impl Transport for TcpTransport {
         if records.is_empty() {
             return Ok(());
         }
-        // Records come as the master's log bytes; the wire carries their operations.
-        let decoded = records
-            .iter()
-            .map(|r| r.to_wal_record())
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let pieces = plan(records, MAX_LOG_BLOB_BYTES);
         let timeout = self.io_timeout;
         let client = self.client()?;
-        for record in &decoded {
-            let lsn_text = record.lsn.to_string();
-            client.queue(&record_args(lsn_text.as_bytes(), &record.ops));
+        let mut per_command = Vec::with_capacity(pieces.len());
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut queued = Ok(());
+        for piece in &pieces {
+            match piece {
+                Piece::Log(range) => {
+                    parts.clear();
+                    parts.extend(records[range.clone()].iter().map(|r| r.as_bytes()));
+                    client.queue_joined(&[b"REPLICATE", b"LOG"], &parts);
+                    per_command.push(range.len());
+                }
+                Piece::Text(index) => match records[*index].to_wal_record() {
+                    Ok(record) => {
+                        let lsn_text = record.lsn.to_string();
+                        client.queue(&record_args(lsn_text.as_bytes(), &record.ops));
+                        per_command.push(1);
+                    }
+                    Err(e) => {
+                        queued = Err(e);
+                        break;
+                    }
+                },
+            }
+        }
+        if let Err(e) = queued {
+            // Part of the window is queued: drop the connection with it, the worker resends.
+            self.close();
+            return Err(e.into());
         }
         let sent = client
             .set_timeout(Some(timeout))
             .and_then(|_| client.flush());
         match sent {
             Ok(()) => {
-                self.in_flight.extend(records.iter().map(|r| r.lsn()));
+                self.in_flight.lsns.extend(records.iter().map(|r| r.lsn()));
+                self.in_flight.per_command.extend(per_command);
                 Ok(())
             }
             Err(e) => Err(self.broken(e)),
@@ -226,9 +284,12 @@ impl Transport for TcpTransport {
     }
 
     fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>> {
-        let Some(&lsn) = self.in_flight.front() else {
+        if let Some(ack) = self.in_flight.ready.pop_front() {
+            return Ok(Some(ack));
+        }
+        if self.in_flight.per_command.is_empty() {
             return Ok(None);
-        };
+        }
         let client = self.client()?;
         if let Err(e) = client.set_timeout(Some(timeout.max(Duration::from_millis(1)))) {
             return Err(self.broken(e));
@@ -245,12 +306,11 @@ impl Transport for TcpTransport {
             }
             Err(e) => return Err(self.broken(e)),
         };
-        self.in_flight.pop_front();
         match reply {
-            Frame::Integer(applied) if applied >= 0 => Ok(Some(Ack {
-                lsn,
-                applied_lsn: applied as u64,
-            })),
+            Frame::Integer(applied) if applied >= 0 => {
+                self.in_flight.acknowledge(applied as u64);
+                Ok(self.in_flight.ready.pop_front())
+            }
             Frame::Error(message) => {
                 let err = refusal(&message);
                 self.close();
@@ -258,6 +318,14 @@ impl Transport for TcpTransport {
             }
             other => Err(self.broken(format!("unexpected reply to a record: {other}"))),
         }
+    }
+
+    fn recv_acks(&mut self, timeout: Duration, acks: &mut Vec<Ack>) -> Result<()> {
+        if let Some(ack) = self.recv_ack(timeout)? {
+            acks.push(ack);
+            acks.extend(self.in_flight.ready.drain(..));
+        }
+        Ok(())
     }
 
     fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {

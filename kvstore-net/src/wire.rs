@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::frame::{write_array_header, write_bulk, Frame};
+use crate::frame::{write_array_header, write_bulk, write_decimal, Frame};
 use crate::parse::{Limits, ProtocolError, Request, RequestDecoder};
 
 /// Read buffer growth step and initial size.
@@ -123,6 +123,24 @@ impl Wire {
         for arg in args {
             write_bulk(&mut self.out, arg.as_ref());
         }
+    }
+
+    /// Queues a request whose last argument is `last_parts` joined, without joining them
+    /// first: `REPLICATE LOG` sends a window's records as one argument this way.
+    pub(crate) fn queue_request_joined(&mut self, head: &[&[u8]], last_parts: &[&[u8]]) {
+        write_array_header(&mut self.out, head.len() + 1);
+        for arg in head {
+            write_bulk(&mut self.out, arg);
+        }
+        let len: usize = last_parts.iter().map(|part| part.len()).sum();
+        self.out.reserve(len + 16);
+        self.out.push(b'$');
+        write_decimal(&mut self.out, len as i64);
+        self.out.extend_from_slice(b"\r\n");
+        for part in last_parts {
+            self.out.extend_from_slice(part);
+        }
+        self.out.extend_from_slice(b"\r\n");
     }
 
     /// Bytes queued and not yet written.

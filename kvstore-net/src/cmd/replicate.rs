@@ -4,6 +4,7 @@
 //! ```text
 //! REPLICATE HELLO <master-id> <epoch> <master-last-lsn> [FORCE]
 //!     -> *4 :applied_lsn :epoch :snapshot_lsn (-1: none in progress) :next_seq
+//! REPLICATE LOG <blob>                              -> :applied_lsn
 //! REPLICATE PUT <lsn> <key> <value>                 -> :applied_lsn
 //! REPLICATE DELETE <lsn> <key>                      -> :applied_lsn
 //! REPLICATE BATCHPUT <lsn> <k1> <v1> [<k> <v> …]    -> :applied_lsn
@@ -11,15 +12,21 @@
 //! REPLICATE SNAPSHOT <snapshot-lsn> <seq> <last 0|1> [<key> <offset> <value-len> <data>]…
 //!     -> *3 :next_seq :applied_lsn :finished (0|1)
 //! ```
+//! `LOG` carries one or more records in the master's log encoding, concatenated (see
+//! `log_blob`); they are applied together as they are, after every checksum is verified, and
+//! the reply is the applied LSN after them. A blob that is cut short or damaged anywhere is
+//! refused whole (`-ERR …`) and applies nothing. `PUT`, `DELETE`, `BATCHPUT` and `BATCH` are
+//! the text form of one record, for a plain socket (and for a record too large for a blob).
 //! An applied LSN below the record's LSN reports a gap (the master resends). Refusals:
 //! `-STALEEPOCH …`, `-DIVERGED …`, `-NOSESSION …`.
 
-use kvstore_core::{Op, WalRecord};
+use kvstore_core::{Lsn, Op, WalRecord};
 use kvstore_replication::{Hello, ReplicaEndpoint, SnapshotChunk, SnapshotPiece};
 
 use super::args::syntax_error;
 use super::{mset, set, store_error, Args, Ctx};
 use crate::frame::Frame;
+use crate::log_blob::{self, WireRecord};
 use crate::parse::Request;
 use crate::role::Role;
 
@@ -69,17 +76,52 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             Frame::Integer(i64::from(ack.finished)),
         ]));
     }
+    if sub == b"LOG" {
+        let records = parse_log(args)?;
+        let applied = apply_window(&endpoint, epoch, &records)?;
+        return Ok(Frame::Integer(applied as i64));
+    }
     let record = parse_record(&sub, args)?;
     let ack = endpoint.apply(epoch, &record).map_err(replication_error)?;
     Ok(Frame::Integer(ack.applied_lsn as i64))
 }
 
+/// Applies `records` as one window; the applied LSN after it, or the error reply.
+pub(crate) fn apply_window(
+    endpoint: &ReplicaEndpoint,
+    epoch: u64,
+    records: &[WireRecord],
+) -> Result<Lsn, Frame> {
+    let acks = endpoint
+        .apply_many(epoch, records)
+        .map_err(replication_error)?;
+    match acks.last() {
+        Some(ack) => Ok(ack.applied_lsn),
+        None => Err(Frame::error("ERR REPLICATE carries no record")),
+    }
+}
+
+/// Reads `LOG <blob>`'s blob into its records, or the error reply.
+fn parse_log(args: &mut Args) -> Result<Vec<WireRecord>, Frame> {
+    let blob = args.next_bytes()?;
+    args.finish()?;
+    let records = log_blob::split(&blob).map_err(|reason| Frame::error(format!("ERR {reason}")))?;
+    Ok(records.into_iter().map(WireRecord::Log).collect())
+}
+
 /// Whether `sub` (any case) names a subcommand carrying one record, the ones a replica may
 /// apply as a window (see `replica_pipeline`).
 pub(crate) fn is_record_subcommand(sub: &[u8]) -> bool {
-    [&b"PUT"[..], b"DELETE", b"DEL", b"BATCHPUT", b"BATCH"]
-        .iter()
-        .any(|name| sub.eq_ignore_ascii_case(name))
+    [
+        &b"LOG"[..],
+        b"PUT",
+        b"DELETE",
+        b"DEL",
+        b"BATCHPUT",
+        b"BATCH",
+    ]
+    .iter()
+    .any(|name| sub.eq_ignore_ascii_case(name))
 }
 
 /// Reads `<lsn> …` of a record subcommand (`sub`, uppercase) into the record it carries,
@@ -104,13 +146,17 @@ fn parse_record(sub: &[u8], args: &mut Args) -> Result<WalRecord, Frame> {
 }
 
 /// Parses a whole `REPLICATE <record subcommand> …` request (name included) into its
-/// record, or the error reply [`run`] would give it once the session checks have passed.
-pub(crate) fn parse_record_request(request: Request) -> Result<WalRecord, Frame> {
+/// records (one for a text command, the blob's for `LOG`), or the error reply [`run`] would
+/// give it once the session checks have passed.
+pub(crate) fn parse_record_request(request: Request) -> Result<Vec<WireRecord>, Frame> {
     let mut parts = request.into_iter();
     let name = parts.next().unwrap_or_default();
     let mut args = Args::new(name, parts.collect());
     let sub = args.next_bytes()?.to_ascii_uppercase();
-    parse_record(&sub, &mut args)
+    if sub == b"LOG" {
+        return parse_log(&mut args);
+    }
+    Ok(vec![WireRecord::Text(parse_record(&sub, &mut args)?)])
 }
 
 fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Result<Frame, Frame> {

@@ -1,0 +1,211 @@
+//! `REPLICATE LOG <blob>` on a replica: a window of records in the master's log encoding is
+//! applied as it is and answered with the applied LSN; a damaged, truncated or oversized blob
+//! gets an error and applies nothing; a blob after a gap applies nothing and says so.
+
+mod common;
+
+use common::{resp, Raw, TestResult, TestServer};
+use kvstore_core::{EncodedWalRecord, Lsn, Op, WalRecord};
+use kvstore_net::{Limits, MAX_LOG_BLOB_RECORDS};
+
+const HELLO_REPLY: &[u8] = b"*4\r\n:0\r\n:1\r\n:-1\r\n:0\r\n";
+
+/// A record putting `key{lsn}` = `value{lsn}`.
+fn record(lsn: Lsn) -> EncodedWalRecord {
+    EncodedWalRecord::from(&WalRecord {
+        lsn,
+        ops: vec![Op::Put {
+            key: format!("key{lsn}").into_bytes(),
+            value: format!("value{lsn}").into_bytes(),
+        }],
+    })
+}
+
+fn blob(lsns: impl IntoIterator<Item = Lsn>) -> Vec<u8> {
+    lsns.into_iter()
+        .flat_map(|lsn| record(lsn).as_bytes().to_vec())
+        .collect()
+}
+
+fn log(blob: &[u8]) -> Vec<u8> {
+    resp(&[b"REPLICATE", b"LOG", blob])
+}
+
+/// A replica and a connection on which a master's session is open.
+fn session(limits: Limits) -> TestResult<(TestServer, Raw)> {
+    let server = TestServer::start_with(|c| c.replica(true).limits(limits))?;
+    let mut raw = server.raw()?;
+    raw.check(
+        &resp(&[b"REPLICATE", b"HELLO", b"127.0.0.1:7000", b"1", b"0"]),
+        HELLO_REPLY,
+    )?;
+    Ok((server, raw))
+}
+
+fn store_len(server: &TestServer) -> usize {
+    server.handle.as_ref().map_or(0, |h| h.store().len())
+}
+
+fn applied_lsn(server: &TestServer) -> Lsn {
+    server
+        .handle
+        .as_ref()
+        .map_or(0, |h| h.store().applied_lsn())
+}
+
+#[test]
+fn a_blob_of_records_is_applied_and_answered_with_the_applied_lsn() -> TestResult {
+    let (server, mut c) = session(Limits::default())?;
+    c.check(&log(&blob(1..=3)), b":3\r\n")?;
+    c.check(&resp(&[b"GET", b"key2"]), b"$6\r\nvalue2\r\n")?;
+    // Records already held are duplicates; the new one after them applies.
+    c.check(&log(&blob(2..=4)), b":4\r\n")?;
+    // The text form still works on the same session.
+    c.check(&resp(&[b"REPLICATE", b"PUT", b"5", b"k", b"v"]), b":5\r\n")?;
+    assert_eq!((store_len(&server), applied_lsn(&server)), (5, 5));
+    Ok(())
+}
+
+#[test]
+fn a_damaged_blob_is_refused_whole() -> TestResult {
+    let (server, mut c) = session(Limits::default())?;
+    let mut damaged = blob(1..=3);
+    // The last byte of the last record: its value, covered only by that operation's CRC.
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x20;
+    c.check(
+        &log(&damaged),
+        b"-ERR corruption in (replicated record) at offset 0: record at LSN 3 failed \
+          verification: op checksum mismatch; nothing was applied\r\n",
+    )?;
+    assert_eq!((store_len(&server), applied_lsn(&server)), (0, 0));
+    // The session lives on: the same records, undamaged, apply.
+    c.check(&log(&blob(1..=3)), b":3\r\n")?;
+    Ok(())
+}
+
+#[test]
+fn a_truncated_record_or_a_damaged_header_applies_nothing() -> TestResult {
+    let (server, mut c) = session(Limits::default())?;
+    let whole = blob(1..=2);
+    let first = record(1).encoded_len();
+    c.check(
+        &log(&whole[..whole.len() - 1]),
+        format!(
+            "-ERR REPLICATE LOG record at byte {first} is truncated ({} bytes left)\r\n",
+            whole.len() - 1 - first
+        )
+        .as_bytes(),
+    )?;
+    c.check(
+        &log(&whole[..3]),
+        b"-ERR REPLICATE LOG record at byte 0 is truncated (3 bytes left)\r\n",
+    )?;
+    // A body length of 4 GiB in the second header: checked against the blob, not allocated.
+    let mut huge = whole.clone();
+    huge[first + 4..first + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    c.check(
+        &log(&huge),
+        format!(
+            "-ERR REPLICATE LOG record at byte {first} is truncated ({} bytes left)\r\n",
+            whole.len() - first
+        )
+        .as_bytes(),
+    )?;
+    // The second record's LSN changed on the way: its header checksum no longer matches.
+    let mut relabelled = whole;
+    relabelled[first + 8] ^= 1;
+    c.check(
+        &log(&relabelled),
+        format!(
+            "-ERR REPLICATE LOG record at byte {first}: corruption in (replicated record) at \
+             offset 0: record failed verification: record header checksum mismatch; nothing \
+             was applied\r\n"
+        )
+        .as_bytes(),
+    )?;
+    c.check(&log(b""), b"-ERR REPLICATE LOG carries no record\r\n")?;
+    c.check(
+        &resp(&[b"REPLICATE", b"LOG"]),
+        b"-ERR wrong number of arguments for 'replicate' command\r\n",
+    )?;
+    assert_eq!((store_len(&server), applied_lsn(&server)), (0, 0));
+    Ok(())
+}
+
+#[test]
+fn a_blob_after_a_gap_applies_nothing_and_reports_the_applied_lsn() -> TestResult {
+    let (server, mut c) = session(Limits::default())?;
+    c.check(&log(&blob([1])), b":1\r\n")?;
+    // LSN 2 is missing: the reply "applied up to 1" asks the master to resend from 2.
+    c.check(&log(&blob(3..=4)), b":1\r\n")?;
+    assert_eq!((store_len(&server), applied_lsn(&server)), (1, 1));
+    c.check(&log(&blob(2..=4)), b":4\r\n")?;
+    assert_eq!(store_len(&server), 4);
+    Ok(())
+}
+
+#[test]
+fn oversize_blobs_are_refused_before_anything_is_applied() -> TestResult {
+    let limits = Limits {
+        max_bulk_bytes: 4096,
+        ..Limits::default()
+    };
+    let (server, mut c) = session(limits)?;
+    let big = blob(1..=200);
+    assert!(big.len() > 4096);
+    c.check(
+        &log(&big),
+        format!(
+            "-ERR Protocol error: bulk length {} exceeds the limit of 4096 bytes\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    )?;
+    assert!(c.is_closed()?);
+    assert_eq!((store_len(&server), applied_lsn(&server)), (0, 0));
+
+    // Within the byte limit but over the record limit (here with empty batches, 20 bytes each).
+    let (server, mut c) = session(Limits::default())?;
+    let empty: Vec<u8> = (1..=MAX_LOG_BLOB_RECORDS as Lsn + 1)
+        .flat_map(|lsn| {
+            EncodedWalRecord::from(&WalRecord {
+                lsn,
+                ops: Vec::new(),
+            })
+            .as_bytes()
+            .to_vec()
+        })
+        .collect();
+    c.check(
+        &log(&empty),
+        format!("-ERR REPLICATE LOG carries more than {MAX_LOG_BLOB_RECORDS} records\r\n")
+            .as_bytes(),
+    )?;
+    assert_eq!(applied_lsn(&server), 0);
+    Ok(())
+}
+
+#[test]
+fn pipelined_blobs_keep_their_own_replies() -> TestResult {
+    let (server, mut c) = session(Limits::default())?;
+    let mut damaged = blob(3..=4);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x20;
+    // One write: a window of blobs and a text record, one of them damaged, one cut short.
+    let mut requests = log(&blob(1..=2));
+    requests.extend(log(&damaged));
+    requests.extend(log(&blob(3..=4)[..10]));
+    requests.extend(resp(&[b"REPLICATE", b"PUT", b"3", b"k", b"v"]));
+    requests.extend(log(&blob(4..=5)));
+    c.send(&requests)?;
+    c.expect(b":2\r\n")?;
+    c.expect(
+        b"-ERR corruption in (replicated record) at offset 0: record at LSN 4 failed \
+          verification: op checksum mismatch; nothing was applied\r\n",
+    )?;
+    c.expect(b"-ERR REPLICATE LOG record at byte 0 is truncated (10 bytes left)\r\n")?;
+    c.expect(b":3\r\n:5\r\n")?;
+    assert_eq!((store_len(&server), applied_lsn(&server)), (5, 5));
+    Ok(())
+}
