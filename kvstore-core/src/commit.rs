@@ -206,16 +206,10 @@ impl Inner {
     /// not change), which makes the durable write of a small record markedly cheaper.
     fn preallocate(&self, active: &mut ActiveSegment, end: u64) -> Result<()> {
         let target = (end + PREALLOCATE_BYTES).min(end.max(self.opts.segment_bytes));
-        let zeros = vec![0u8; (target - active.allocated).min(PREALLOCATE_BYTES) as usize];
-        let mut at = active.allocated;
-        while at < target {
-            let n = zeros.len().min((target - at) as usize);
-            active
-                .file
-                .write_all_at(&zeros[..n], at)
-                .ctx(|| format!("preallocating segment {}", active.id))?;
-            at += n as u64;
-        }
+        active
+            .file
+            .preallocate(active.allocated, target - active.allocated)
+            .ctx(|| format!("preallocating segment {}", active.id))?;
         active.allocated = target;
         active.unsynced = true;
         Ok(())
@@ -353,7 +347,7 @@ impl Inner {
         Ok(crate::tail_cache::CachedTail::wrap(
             file,
             SEGMENT_HEADER_BYTES,
-            crate::tail_cache::CachedTail::budget_for(self.opts.segment_bytes),
+            self.opts.tail_cache_budget(),
         ))
     }
 

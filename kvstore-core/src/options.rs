@@ -65,6 +65,8 @@ pub struct Options {
     pub(crate) max_retained_wal_bytes: u64,
     pub(crate) maintenance_interval: Duration,
     pub(crate) vfs: Arc<dyn Vfs>,
+    /// `None`: the default, one segment.
+    pub(crate) tail_cache_bytes: Option<usize>,
 }
 
 impl Default for Options {
@@ -80,6 +82,7 @@ impl Default for Options {
             max_retained_wal_bytes: DEFAULT_MAX_RETAINED_WAL_BYTES,
             maintenance_interval: Duration::from_millis(100),
             vfs: Arc::new(OsVfs),
+            tail_cache_bytes: None,
         }
     }
 }
@@ -102,6 +105,21 @@ impl Options {
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
+    }
+
+    /// Memory that keeps the newest writes of the active segment readable without a system
+    /// call (sealed segments are memory-mapped instead). Default: one segment, so the whole
+    /// active segment is cached; less keeps only its newest bytes (in 256 KiB steps); 0 turns
+    /// the cache off. A process with many stores may want less than 8 MiB each.
+    pub fn tail_cache_bytes(mut self, bytes: usize) -> Self {
+        self.tail_cache_bytes = Some(bytes);
+        self
+    }
+
+    /// The effective [`tail_cache_bytes`](Self::tail_cache_bytes).
+    pub(crate) fn tail_cache_budget(&self) -> usize {
+        self.tail_cache_bytes
+            .unwrap_or(usize::try_from(self.segment_bytes).unwrap_or(usize::MAX))
     }
 
     /// Largest accepted value; larger ones get [`Error::ValueTooLarge`]. Default: 64 MiB.

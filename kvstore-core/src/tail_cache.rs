@@ -7,11 +7,12 @@
 //! commit leader's writes pass through [`CachedTail`], which mirrors them into a buffer that
 //! reads are served from; once the segment is sealed and mapped the buffer is dropped.
 //!
-//! The mirror is exact: it holds the file's bytes over `[base, base + len)` as this process
-//! wrote them, in place for writes inside that range and appended for writes that continue
-//! it. A write that would leave a gap is not mirrored, and the mirror stops growing at its
-//! byte budget, so memory stays bounded by about one segment; reads outside the mirror go to
-//! the file.
+//! The mirror is exact: it holds the file's bytes over `[base, end)` as this process wrote
+//! them, in place for writes inside that range and appended for writes that continue it. A
+//! write that would leave a gap is not mirrored. It keeps the newest bytes: past its byte
+//! budget (`Options::tail_cache_bytes`, by default a segment and its preallocation) it drops
+//! its oldest chunk, so memory stays bounded and the most recent writes stay cached; reads
+//! outside the window go to the file.
 
 use std::io;
 use std::sync::Arc;
@@ -27,31 +28,81 @@ pub(crate) struct CachedTail {
     mirror: RwLock<Mirror>,
 }
 
+/// Bytes per chunk of a mirror: the unit in which old bytes are dropped.
+const CHUNK_BYTES: usize = 256 << 10;
+
 #[derive(Debug)]
 struct Mirror {
-    /// File offset of `bytes[0]`.
+    /// File offset of the first byte of `chunks[0]`.
     base: u64,
-    bytes: Vec<u8>,
-    /// Most bytes the mirror may hold.
+    /// Every chunk but the last holds exactly `CHUNK_BYTES`.
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    len: usize,
+    /// Most bytes to keep (rounded up to whole chunks); 0 keeps nothing.
     budget: usize,
 }
 
 impl Mirror {
-    fn end(&self) -> u64 {
-        self.base + self.bytes.len() as u64
+    fn new(base: u64, budget: usize) -> Self {
+        Mirror {
+            base,
+            chunks: std::collections::VecDeque::new(),
+            len: 0,
+            budget,
+        }
     }
 
-    /// Mirrors a successful write of `buf` at `offset`.
+    fn end(&self) -> u64 {
+        self.base + self.len as u64
+    }
+
+    /// Mirrors a successful write of `buf` at `offset`: the part inside the window is copied
+    /// in place, a part that continues the window is appended; a write past the window's end
+    /// (it would leave a gap) is not mirrored.
     fn note_write(&mut self, buf: &[u8], offset: u64) {
-        if offset < self.base || offset > self.end() {
+        let stop = offset.saturating_add(buf.len() as u64);
+        let start = offset.max(self.base);
+        if self.budget == 0 || start > self.end() || stop <= start {
             return;
         }
-        let at = (offset - self.base) as usize;
-        let overlap = (self.bytes.len() - at).min(buf.len());
-        self.bytes[at..at + overlap].copy_from_slice(&buf[..overlap]);
-        let room = self.budget.saturating_sub(self.bytes.len());
-        let rest = &buf[overlap..];
-        self.bytes.extend_from_slice(&rest[..rest.len().min(room)]);
+        let from = (start - offset) as usize;
+        let at = (start - self.base) as usize;
+        let overlap = (self.len - at).min(buf.len() - from);
+        self.copy_in(at, &buf[from..from + overlap]);
+        let mut rest = &buf[from + overlap..];
+        while !rest.is_empty() {
+            if self.chunks.back().is_none_or(|c| c.len() == CHUNK_BYTES) {
+                self.chunks.push_back(Vec::with_capacity(CHUNK_BYTES));
+            }
+            let Some(last) = self.chunks.back_mut() else {
+                return;
+            };
+            let n = (CHUNK_BYTES - last.len()).min(rest.len());
+            last.extend_from_slice(&rest[..n]);
+            self.len += n;
+            rest = &rest[n..];
+        }
+        while self.len > self.budget.next_multiple_of(CHUNK_BYTES) {
+            let Some(oldest) = self.chunks.pop_front() else {
+                break;
+            };
+            self.base += oldest.len() as u64;
+            self.len -= oldest.len();
+        }
+    }
+
+    /// Overwrites mirrored bytes from index `at` (relative to `base`) on.
+    fn copy_in(&mut self, mut at: usize, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let Some(chunk) = self.chunks.get_mut(at / CHUNK_BYTES) else {
+                return;
+            };
+            let from = at % CHUNK_BYTES;
+            let n = (chunk.len() - from).min(bytes.len());
+            chunk[from..from + n].copy_from_slice(&bytes[..n]);
+            at += n;
+            bytes = &bytes[n..];
+        }
     }
 
     fn read(&self, buf: &mut [u8], offset: u64) -> bool {
@@ -61,34 +112,53 @@ impl Mirror {
         if offset < self.base || end > self.end() {
             return false;
         }
-        let at = (offset - self.base) as usize;
-        buf.copy_from_slice(&self.bytes[at..at + buf.len()]);
+        let mut at = (offset - self.base) as usize;
+        let mut out = &mut buf[..];
+        while !out.is_empty() {
+            let Some(chunk) = self.chunks.get(at / CHUNK_BYTES) else {
+                return false;
+            };
+            let from = at % CHUNK_BYTES;
+            let n = (chunk.len() - from).min(out.len());
+            out[..n].copy_from_slice(&chunk[from..from + n]);
+            at += n;
+            out = &mut out[n..];
+        }
         true
+    }
+
+    /// Drops every byte and keeps none from now on.
+    fn clear(&mut self) {
+        self.chunks = std::collections::VecDeque::new();
+        self.base = self.end();
+        self.len = 0;
+        self.budget = 0;
+    }
+
+    /// Forgets the bytes from file offset `len` on (the file was cut there).
+    fn truncate(&mut self, len: u64) {
+        if len >= self.end() {
+            return;
+        }
+        let keep = len.saturating_sub(self.base) as usize;
+        self.chunks.truncate(keep.div_ceil(CHUNK_BYTES));
+        if let Some(last) = self.chunks.back_mut() {
+            last.truncate(keep - (keep.div_ceil(CHUNK_BYTES).max(1) - 1) * CHUNK_BYTES);
+        }
+        self.len = keep;
+        if keep == 0 {
+            self.base = len.max(self.base);
+        }
     }
 }
 
-/// Most bytes a mirror holds, whatever the segment size: 64 MiB.
-const MAX_BUDGET: u64 = 64 << 20;
-
 impl CachedTail {
-    /// What a mirror may hold for segments of `segment_bytes`: one segment and the zeros
-    /// preallocated past its end.
-    pub(crate) fn budget_for(segment_bytes: u64) -> usize {
-        (segment_bytes + crate::commit::PREALLOCATE_BYTES).min(MAX_BUDGET) as usize
-    }
-
     /// Wraps `inner`, whose bytes before `base` are not mirrored (already written before).
-    /// The mirror holds at most `budget` bytes.
+    /// The mirror keeps about the newest `budget` bytes (0: none).
     pub(crate) fn wrap(inner: Arc<dyn FileIo>, base: u64, budget: usize) -> Arc<dyn FileIo> {
         Arc::new(CachedTail {
             inner,
-            mirror: RwLock::new(Mirror {
-                base,
-                // Reserved up front (address space only, until written): growing by doubling
-                // would copy up to a whole segment under the lock, several times over.
-                bytes: Vec::with_capacity(budget),
-                budget,
-            }),
+            mirror: RwLock::new(Mirror::new(base, budget)),
         })
     }
 }
@@ -110,6 +180,12 @@ impl FileIo for CachedTail {
         Ok(())
     }
 
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        // Zeros ahead of the log's end are not worth memory, and would push the newest
+        // records out of the window.
+        self.inner.preallocate(offset, len)
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.inner.sync_data()
     }
@@ -120,20 +196,14 @@ impl FileIo for CachedTail {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)?;
-        let mut mirror = self.mirror.write();
-        if len < mirror.end() {
-            let keep = len.saturating_sub(mirror.base) as usize;
-            mirror.bytes.truncate(keep);
-        }
+        self.mirror.write().truncate(len);
         Ok(())
     }
 
     fn seal(&self) -> io::Result<()> {
         self.inner.seal()?;
         // Mapped now: reads take the mapping, so the copy is only memory.
-        let mut mirror = self.mirror.write();
-        mirror.bytes = Vec::new();
-        mirror.budget = 0;
+        self.mirror.write().clear();
         Ok(())
     }
 
@@ -146,17 +216,9 @@ impl FileIo for CachedTail {
 mod tests {
     use super::*;
 
-    fn mirror(base: u64, budget: usize) -> Mirror {
-        Mirror {
-            base,
-            bytes: Vec::new(),
-            budget,
-        }
-    }
-
     #[test]
     fn mirrors_appends_and_overwrites_in_place() {
-        let mut m = mirror(10, 100);
+        let mut m = Mirror::new(10, 100);
         m.note_write(&[0; 8], 10); // preallocated zeros
         m.note_write(b"abc", 10); // a record over them
         m.note_write(b"defgh", 13);
@@ -171,17 +233,72 @@ mod tests {
 
     #[test]
     fn never_serves_bytes_it_does_not_have() {
-        let mut m = mirror(10, 6);
-        m.note_write(b"abc", 9); // starts before the base: not mirrored
+        let mut m = Mirror::new(10, 100);
+        m.note_write(b"xyz", 9); // starts before the base: only "yz" is inside
+        assert_eq!(m.len, 2);
         m.note_write(b"abc", 14); // would leave a gap: not mirrored
-        assert!(m.bytes.is_empty());
-        m.note_write(b"abcdefgh", 10); // over budget: only a prefix is kept
-        assert_eq!(m.bytes, b"abcdef");
+        assert_eq!(m.len, 2);
+        m.note_write(b"abcdef", 10);
+        assert_eq!(m.len, 6);
         let mut out = [0u8; 2];
         assert!(!m.read(&mut out, 9));
         assert!(!m.read(&mut out, 15));
         assert!(!m.read(&mut out, u64::MAX));
         assert!(m.read(&mut out, 14));
         assert_eq!(&out, b"ef");
+        m.truncate(13);
+        assert!(!m.read(&mut out, 12));
+        let mut none = Mirror::new(0, 0);
+        none.note_write(b"abc", 0);
+        assert!(!none.read(&mut out, 0));
+    }
+
+    #[test]
+    fn keeps_the_newest_bytes_across_chunks() {
+        // A model: the file's bytes, written in odd-sized pieces that straddle chunk edges.
+        let mut file = Vec::new();
+        let mut m = Mirror::new(0, 2 * CHUNK_BYTES);
+        let mut byte = 0u8;
+        while file.len() < 5 * CHUNK_BYTES + 123 {
+            let piece: Vec<u8> = (0..70_001)
+                .map(|_| {
+                    byte = byte.wrapping_add(7);
+                    byte
+                })
+                .collect();
+            m.note_write(&piece, file.len() as u64);
+            file.extend_from_slice(&piece);
+        }
+        // Rewrite a stretch that straddles a chunk edge, as a record over preallocated zeros.
+        let edge = m.base as usize + CHUNK_BYTES - 10;
+        m.note_write(&[1; 20], edge as u64);
+        file[edge..edge + 20].fill(1);
+        assert!(m.len <= 2 * CHUNK_BYTES && m.len > CHUNK_BYTES);
+        assert_eq!(m.end(), file.len() as u64);
+        let mut out = vec![0u8; 3000];
+        for start in (m.base..m.end() - 3000).step_by(9_999) {
+            assert!(m.read(&mut out, start));
+            assert_eq!(out, file[start as usize..start as usize + 3000]);
+        }
+        assert!(
+            !m.read(&mut out, m.base - 1),
+            "dropped bytes are not served"
+        );
+        // A write that starts before the window and runs into it updates the part inside.
+        let before = m.base as usize - 4;
+        m.note_write(&[9; 8], before as u64);
+        file[before..before + 8].fill(9);
+        let mut four = [0u8; 4];
+        assert!(m.read(&mut four, m.base));
+        assert_eq!(four, [9; 4]);
+        let cut = m.base + CHUNK_BYTES as u64 + 5;
+        m.truncate(cut);
+        assert_eq!(m.end(), cut);
+        let mut last = [0u8; 5];
+        assert!(m.read(&mut last, cut - 5));
+        assert_eq!(last[..], file[cut as usize - 5..cut as usize]);
+        m.note_write(b"xyz", cut);
+        assert!(m.read(&mut last[..3], cut));
+        assert_eq!(&last[..3], b"xyz");
     }
 }

@@ -131,3 +131,39 @@ fn a_torn_write_never_changes_what_reads_return() -> TestResult {
     check(&store, &model)?;
     Ok(())
 }
+
+/// With a tail cache smaller than a segment (or none), reads of values the cache dropped, of
+/// values larger than the whole cache, and of the newest values all return what was written.
+#[test]
+fn a_small_or_disabled_tail_cache_still_reads_everything() -> TestResult {
+    for budget in [0, 256 << 10, 300 << 10] {
+        let dir = tempfile::tempdir()?;
+        let opts = || {
+            Options::new()
+                .sync_policy(SyncPolicy::Never)
+                .segment_bytes(4 << 20)
+                .tail_cache_bytes(budget)
+                .auto_compaction(false)
+        };
+        let mut model = BTreeMap::new();
+        let store = opts().open(dir.path())?;
+        for i in 0..200u32 {
+            let len = match i % 10 {
+                0 => 600 << 10, // larger than the whole cache
+                1..=3 => 40 << 10,
+                _ => 300,
+            };
+            let key = format!("key{:03}", i % 150).into_bytes();
+            let value = vec![(i % 251) as u8; len];
+            store.put(&key, &value)?;
+            model.insert(key, value);
+            if i % 37 == 0 {
+                check(&store, &model)?;
+            }
+        }
+        check(&store, &model)?;
+        drop(store);
+        check(&opts().open(dir.path())?, &model)?;
+    }
+    Ok(())
+}

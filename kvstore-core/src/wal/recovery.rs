@@ -562,7 +562,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     }
     let mut next_segment_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
 
-    let budget = CachedTail::budget_for(opts.segment_bytes);
+    let budget = opts.tail_cache_budget();
     let active = match active_id {
         Some(id) => match state.segments.get_mut(&id) {
             Some(seg) => {
