@@ -55,13 +55,20 @@ impl Mailbox {
     }
 
     /// Appends `record` unless the queue is full or closed; wakes the worker if it waits for
-    /// as many records as there now are.
+    /// as many records as there now are, or if the record was refused as full.
     pub fn post(&self, record: &SharedRecord) -> Post {
         let mut slots = self.slots.lock();
         if slots.closed {
             return Post::Closed;
         }
         if slots.records.len() + slots.held >= self.capacity {
+            // The queue cannot grow, so a worker waiting for more records would wait out its
+            // whole timeout; it has to read this record from the WAL instead: wake it now.
+            if slots.wake_at != 0 {
+                slots.wake_at = 0;
+                drop(slots);
+                self.ready.notify_one();
+            }
             return Post::Full;
         }
         slots.records.push(record.clone());
@@ -92,14 +99,17 @@ impl Mailbox {
         self.slots.lock().held = held;
     }
 
-    /// Waits until at least `want` records are queued, the mailbox closes or `deadline`
-    /// passes. Returns whether it is closed.
+    /// Waits until at least `want` records are queued, a record is refused for lack of room,
+    /// the mailbox closes or `deadline` passes. Returns whether it is closed.
     pub fn wait(&self, want: usize, deadline: Instant) -> bool {
         let want = want.max(1);
         let mut slots = self.slots.lock();
         while !slots.closed && slots.records.len() < want {
             slots.wake_at = want;
-            if self.ready.wait_until(&mut slots, deadline).timed_out() {
+            let timed_out = self.ready.wait_until(&mut slots, deadline).timed_out();
+            // A poster that woke us cleared `wake_at`: enough records, or one refused (the
+            // worker must go to the WAL). Anything else was spurious: wait on.
+            if timed_out || slots.wake_at == 0 {
                 break;
             }
         }
@@ -211,6 +221,34 @@ mod tests {
         assert!(!closed);
         assert_eq!(mailbox.len(), 4);
         poster.join().unwrap();
+    }
+
+    #[test]
+    fn a_record_refused_as_full_wakes_a_waiting_worker() {
+        let mailbox = std::sync::Arc::new(Mailbox::new(2));
+        let mut held = VecDeque::new();
+        for lsn in 1..=2 {
+            mailbox.post(&record(lsn));
+        }
+        mailbox.drain_into(&mut held);
+        let poster = {
+            let mailbox = mailbox.clone();
+            std::thread::spawn(move || {
+                // Until the worker waits, a post could not wake it: retry until one does.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while mailbox.slots.lock().wake_at == 0 && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                mailbox.post(&record(3))
+            })
+        };
+        let started = Instant::now();
+        assert!(!mailbox.wait(1, started + Duration::from_secs(10)));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slept to the deadline"
+        );
+        assert_eq!(poster.join().unwrap(), Post::Full);
     }
 
     #[test]

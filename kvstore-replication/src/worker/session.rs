@@ -102,7 +102,13 @@ impl Worker {
             return true;
         };
         self.pull_queue();
-        discard_stale(&mut self.queue, session.sent, |r| r.lsn());
+        if discard_stale(&mut self.queue, session.sent, |r| r.lsn()) > 0 {
+            // The mailbox counts what this buffer holds against its capacity: records the
+            // replica already has must give their room back now, or an idle worker would
+            // leave the queue full (refusing, and not waking on, every new commit) until its
+            // next heartbeat.
+            self.report_held();
+        }
         let master_last = self.store.last_lsn();
         let input = PlanInput {
             acked: session.acked,
