@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     /// WAL consumers (replicas) and the LSN each has consumed up to.
     pub wal_consumers: Mutex<HashMap<String, Lsn>>,
     pub compaction_lock: Mutex<()>,
+    /// Held by the commit leader (only ever one): its reusable buffers.
+    pub leader_scratch: Mutex<crate::commit::LeaderScratch>,
     pub maintenance: Maintenance,
     _lock_file: File,
 }
@@ -194,8 +196,8 @@ impl Inner {
         self.check_ops(ops)?;
         let record = EncodedRecord::encode(ops);
         self.commits
-            .commit(record, rule, self.gather_window(), |group| {
-                self.lead_group(group)
+            .commit(record, rule, self.gather_window(), |group, results| {
+                self.lead_group(group, results)
             })
     }
 
@@ -262,6 +264,7 @@ impl KvStore {
             hook: RwLock::new(None),
             wal_consumers: Mutex::new(HashMap::new()),
             compaction_lock: Mutex::new(()),
+            leader_scratch: Mutex::default(),
             maintenance: Maintenance::default(),
             opts,
             _lock_file: lock_file,
@@ -360,8 +363,8 @@ impl KvStore {
         }
         let mut committed = inner
             .commits
-            .commit_many(encoded, inner.gather_window(), |group| {
-                inner.lead_group(group)
+            .commit_many(encoded, inner.gather_window(), |group, results| {
+                inner.lead_group(group, results)
             })
             .into_iter();
         let mut newest = None;
@@ -496,11 +499,12 @@ impl KvStore {
             return Ok(applied);
         }
         let inner = &self.inner;
-        let results = inner
-            .commits
-            .commit_many(encoded, inner.gather_window(), |group| {
-                inner.lead_group(group)
-            });
+        let results =
+            inner
+                .commits
+                .commit_many(encoded, inner.gather_window(), |group, results| {
+                    inner.lead_group(group, results)
+                });
         for result in results {
             result?;
         }

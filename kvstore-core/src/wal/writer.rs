@@ -69,8 +69,11 @@ struct Queue {
     /// How many callers that leader waits for.
     gather_target: usize,
     next_ticket: u64,
-    /// An empty group buffer, kept so that queueing a record does not allocate one anew.
+    /// Empty buffers kept for the next leader, so that a commit allocates none of them anew:
+    /// the group, its results and the writers to wake.
     spare: Vec<Pending>,
+    spare_results: Vec<(u64, Result<Outcome>)>,
+    spare_finished: Vec<Thread>,
     /// Results not yet collected by their writers. Short (the writers of the last group or
     /// two) and scanned, not hashed: a caller's records always share one group, so it takes
     /// all of its results at once.
@@ -98,14 +101,15 @@ pub(crate) struct CommitQueue {
 impl CommitQueue {
     /// Commits `record`, leading a group with `lead` when no other writer is leading.
     ///
-    /// `lead` receives the group in arrival order, drains it, and returns one result per
-    /// record.
+    /// `lead` receives the group in arrival order, drains it, and pushes one result per record
+    /// into the (empty) results buffer it is given.
     ///
     /// With a `gather` window (durable commits), a new leader that expects several writers
     /// (those of the previous group and those who queued while it synced) waits up to that
     /// long for as many to queue before it takes the group; the writer that completes the
     /// group leads it at once, so the gathering leader is not woken just to do so. Counting
-    /// only the previous group would let one late writer shrink every later group's target. Without it, writers that were synced together come back a few microseconds
+    /// only the previous group would let one late writer shrink every later group's target.
+    /// Without a window, writers that were synced together come back a few microseconds
     /// apart, the first one leads alone, and groups split into ever smaller halves; with it,
     /// N concurrent writers share one fsync (PostgreSQL's `commit_delay` / `commit_siblings`).
     /// A lone writer never waits.
@@ -114,9 +118,9 @@ impl CommitQueue {
         record: EncodedRecord,
         rule: LsnRule,
         gather: Option<Duration>,
-        lead: impl Fn(&mut Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+        lead: impl Fn(&mut Vec<Pending>, &mut Vec<(u64, Result<Outcome>)>),
     ) -> Result<Outcome> {
-        let mut results = self.commit_many(vec![(record, rule)], gather, lead);
+        let mut results = self.commit_many(std::iter::once((record, rule)), gather, lead);
         results.pop().unwrap_or_else(|| Err(no_answer()))
     }
 
@@ -124,15 +128,16 @@ impl CommitQueue {
     /// sync for all of them); returns a result per record.
     pub fn commit_many(
         &self,
-        records: Vec<(EncodedRecord, LsnRule)>,
+        records: impl IntoIterator<Item = (EncodedRecord, LsnRule), IntoIter: ExactSizeIterator>,
         gather: Option<Duration>,
-        lead: impl Fn(&mut Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+        lead: impl Fn(&mut Vec<Pending>, &mut Vec<(u64, Result<Outcome>)>),
     ) -> Vec<Result<Outcome>> {
         let mut q = self.queue.lock();
         let first = q.next_ticket;
+        let records = records.into_iter();
         let count = records.len() as u64;
         q.next_ticket += count;
-        for (i, (record, rule)) in records.into_iter().enumerate() {
+        for (i, (record, rule)) in records.enumerate() {
             q.waiting.push(Pending {
                 ticket: first + i as u64,
                 record,
@@ -202,8 +207,12 @@ impl CommitQueue {
             let spare = std::mem::take(&mut q.spare);
             let group = std::mem::replace(&mut q.waiting, spare);
             let group_callers = std::mem::take(&mut q.waiting_callers);
+            let buffers = (
+                std::mem::take(&mut q.spare_results),
+                std::mem::take(&mut q.spare_finished),
+            );
             drop(q);
-            q = self.lead_and_post(group, group_callers, &lead);
+            q = self.lead_and_post(group, group_callers, buffers, &lead);
         }
     }
 
@@ -214,14 +223,14 @@ impl CommitQueue {
         &self,
         mut group: Vec<Pending>,
         group_callers: usize,
-        lead: &impl Fn(&mut Vec<Pending>) -> Vec<(u64, Result<Outcome>)>,
+        (mut results, mut finished): (Vec<(u64, Result<Outcome>)>, Vec<Thread>),
+        lead: &impl Fn(&mut Vec<Pending>, &mut Vec<(u64, Result<Outcome>)>),
     ) -> MutexGuard<'_, Queue> {
         let tickets = match (group.first(), group.last()) {
             (Some(a), Some(b)) => a.ticket..b.ticket + 1,
             _ => 0..0,
         };
         // One wake-up per writer, not per record (a writer may have queued many).
-        let mut finished: Vec<Thread> = Vec::with_capacity(group_callers);
         for p in &group {
             if finished.last().is_none_or(|t| t.id() != p.waiter.id()) {
                 finished.push(p.waiter.clone());
@@ -234,13 +243,15 @@ impl CommitQueue {
             finished: &finished,
             armed: true,
         };
-        let results = lead(&mut group);
+        lead(&mut group, &mut results);
         guard.armed = false;
+        drop(guard);
         let mut q = self.queue.lock();
-        q.results.extend(results);
+        q.results.append(&mut results);
         group.clear();
         if group.capacity() <= MAX_SPARE_RECORDS {
             q.spare = group;
+            q.spare_results = results;
         }
         q.leader_active = false;
         q.expected_callers = group_callers + q.waiting_callers;
@@ -255,6 +266,10 @@ impl CommitQueue {
                 }
             }
         });
+        finished.clear();
+        if finished.capacity() <= MAX_SPARE_RECORDS {
+            q.spare_finished = finished;
+        }
         q
     }
 }
