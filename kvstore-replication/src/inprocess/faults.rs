@@ -145,13 +145,13 @@ impl Faults {
     /// [`check_call`](Self::check_call) and [`generation`](Self::generation) under one lock,
     /// for the calls a session makes per record.
     pub(crate) fn check_session_call(&self) -> Result<u64, &'static str> {
-        self.check_window_call().map(|(generation, _)| generation)
+        self.check_window_call().map(|verdict| verdict.generation)
     }
 
     /// [`check_session_call`](Self::check_session_call) for a window of records, also telling
-    /// whether any record could be dropped, duplicated or reordered (else the window needs no
-    /// dice).
-    pub(crate) fn check_window_call(&self) -> Result<(u64, bool), &'static str> {
+    /// which faults act on the records themselves (else the window needs no dice and no
+    /// delivery thread).
+    pub(crate) fn check_window_call(&self) -> Result<WindowVerdict, &'static str> {
         let mut state = self.state.lock();
         if state.partitioned {
             return Err("network partition");
@@ -160,10 +160,13 @@ impl Faults {
             state.fail_next -= 1;
             return Err("injected failure");
         }
-        let mangles = state.drop_probability > 0.0
-            || state.duplicate_probability > 0.0
-            || state.reorder_probability > 0.0;
-        Ok((state.generation, mangles))
+        Ok(WindowVerdict {
+            generation: state.generation,
+            mangles: state.drop_probability > 0.0
+                || state.duplicate_probability > 0.0
+                || state.reorder_probability > 0.0,
+            delays: state.delay != Delay::None,
+        })
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -211,6 +214,17 @@ impl Faults {
             reorder,
         }
     }
+}
+
+/// A window's call let through by [`Faults::check_window_call`], and the faults then active.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowVerdict {
+    /// The link's generation (a session opened at another one is broken).
+    pub generation: u64,
+    /// Records may be dropped, duplicated or reordered.
+    pub mangles: bool,
+    /// Records take time to arrive.
+    pub delays: bool,
 }
 
 /// What happens to one message.

@@ -91,11 +91,11 @@ impl InProcessReplica {
 struct Link {
     epoch: u64,
     generation: u64,
-    /// Acks of records applied on the caller's thread (no delay configured at HELLO).
+    /// Acks of records applied on the caller's thread (before any delay was configured).
     inline_acks: VecDeque<Ack>,
     /// The error that ends the session, returned once the acks before it were taken.
     deferred: Option<Error>,
-    /// Delivery thread when a delay was configured at HELLO.
+    /// Delivery thread, started by the first HELLO or window that saw a delay configured.
     courier: Option<Courier>,
 }
 
@@ -152,7 +152,10 @@ impl InProcessTransport {
         let Some(link) = self.link.as_mut() else {
             return Err(Error::NoSession);
         };
-        let failed = match link.courier.as_ref() {
+        // Acks of windows applied inline come before any the courier delivers: the courier
+        // starts only once a delay is set, after those windows were sent.
+        let inline = !link.inline_acks.is_empty() || link.courier.is_none();
+        let failed = match link.courier.as_ref().filter(|_| !inline) {
             None => {
                 let n = link.inline_acks.len().min(max);
                 acks.extend(link.inline_acks.drain(..n));
@@ -242,8 +245,8 @@ impl Transport for InProcessTransport {
             return Ok(());
         }
         let verdict = self.replica.faults.check_window_call();
-        let mangles = verdict.is_ok_and(|(_, mangles)| mangles);
-        let epoch = self.session_epoch(verdict.map(|(generation, _)| generation))?;
+        let (mangles, delays) = verdict.map_or((false, false), |v| (v.mangles, v.delays));
+        let epoch = self.session_epoch(verdict.map(|v| v.generation))?;
         let endpoint = self.replica.endpoint();
         let Some(link) = self.link.as_mut() else {
             return Err(Error::NoSession);
@@ -251,6 +254,20 @@ impl Transport for InProcessTransport {
         if link.deferred.is_some() {
             // The session already failed; its error is on its way to the worker.
             return Ok(());
+        }
+        if delays && link.courier.is_none() {
+            // A delay set while the session is open applies from this window on, as it would
+            // on a network (acks of the windows applied inline are returned first).
+            match Courier::start(self.replica.slot.clone(), epoch) {
+                Ok(courier) => link.courier = Some(courier),
+                Err(e) => {
+                    self.link = None;
+                    return Err(Error::transport(
+                        self.replica.name.clone(),
+                        format!("starting the courier thread: {e}"),
+                    ));
+                }
+            }
         }
         if link.courier.is_none() && !mangles {
             // Nothing happens to the records on the way: the replica applies the window as sent.
