@@ -27,6 +27,25 @@ fn blob(lsns: impl IntoIterator<Item = Lsn>) -> Vec<u8> {
         .collect()
 }
 
+/// The blob of `lsns` with one bit of the last record's value flipped: only that operation's
+/// CRC covers it, so the blob splits fine and fails verification.
+fn damaged_blob(lsns: impl IntoIterator<Item = Lsn>) -> Vec<u8> {
+    let mut damaged = blob(lsns);
+    if let Some(last) = damaged.last_mut() {
+        *last ^= 0x20;
+    }
+    damaged
+}
+
+/// The error reply to a blob whose record at `lsn` fails verification.
+fn damaged_reply(lsn: Lsn) -> Vec<u8> {
+    format!(
+        "-ERR corruption in (replicated record) at offset 0: record at LSN {lsn} failed \
+         verification: op checksum mismatch; nothing was applied\r\n"
+    )
+    .into_bytes()
+}
+
 fn log(blob: &[u8]) -> Vec<u8> {
     resp(&[b"REPLICATE", b"LOG", blob])
 }
@@ -69,15 +88,7 @@ fn a_blob_of_records_is_applied_and_answered_with_the_applied_lsn() -> TestResul
 #[test]
 fn a_damaged_blob_is_refused_whole() -> TestResult {
     let (server, mut c) = session(Limits::default())?;
-    let mut damaged = blob(1..=3);
-    // The last byte of the last record: its value, covered only by that operation's CRC.
-    let last = damaged.len() - 1;
-    damaged[last] ^= 0x20;
-    c.check(
-        &log(&damaged),
-        b"-ERR corruption in (replicated record) at offset 0: record at LSN 3 failed \
-          verification: op checksum mismatch; nothing was applied\r\n",
-    )?;
+    c.check(&log(&damaged_blob(1..=3)), &damaged_reply(3))?;
     assert_eq!((store_len(&server), applied_lsn(&server)), (0, 0));
     // The session lives on: the same records, undamaged, apply.
     c.check(&log(&blob(1..=3)), b":3\r\n")?;
@@ -189,21 +200,15 @@ fn oversize_blobs_are_refused_before_anything_is_applied() -> TestResult {
 #[test]
 fn pipelined_blobs_keep_their_own_replies() -> TestResult {
     let (server, mut c) = session(Limits::default())?;
-    let mut damaged = blob(3..=4);
-    let last = damaged.len() - 1;
-    damaged[last] ^= 0x20;
     // One write: a window of blobs and a text record, one of them damaged, one cut short.
     let mut requests = log(&blob(1..=2));
-    requests.extend(log(&damaged));
+    requests.extend(log(&damaged_blob(3..=4)));
     requests.extend(log(&blob(3..=4)[..10]));
     requests.extend(resp(&[b"REPLICATE", b"PUT", b"3", b"k", b"v"]));
     requests.extend(log(&blob(4..=5)));
     c.send(&requests)?;
     c.expect(b":2\r\n")?;
-    c.expect(
-        b"-ERR corruption in (replicated record) at offset 0: record at LSN 4 failed \
-          verification: op checksum mismatch; nothing was applied\r\n",
-    )?;
+    c.expect(&damaged_reply(4))?;
     c.expect(b"-ERR REPLICATE LOG record at byte 0 is truncated (10 bytes left)\r\n")?;
     c.expect(b":3\r\n:5\r\n")?;
     assert_eq!((store_len(&server), applied_lsn(&server)), (5, 5));
