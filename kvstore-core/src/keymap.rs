@@ -66,8 +66,18 @@ struct Leaf {
     keys: Vec<u8>,
     /// End offset in `keys` of each key.
     ends: Vec<u32>,
+    /// Bytes every key of the leaf starts with (at least: it may share more). Keys such as
+    /// `user:0000123` share their first 8 bytes, which would make every prefix equal and every
+    /// comparison a byte comparison; a leaf's prefixes start after what its keys share.
+    skip: usize,
+    /// `prefix(&key[skip..])` of each key.
     prefixes: Vec<u64>,
     locs: Vec<PackedLoc>,
+}
+
+/// How many leading bytes `a` and `b` share.
+fn shared_len(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 impl Leaf {
@@ -88,7 +98,18 @@ impl Leaf {
     }
 
     fn search(&self, key: &[u8]) -> Result<usize, usize> {
-        let probe = prefix(key);
+        if self.skip > 0 && !self.ends.is_empty() {
+            // Every key here starts with `common`: a probe that does not sorts before or
+            // after all of them.
+            let common = &self.key(0)[..self.skip];
+            let head = &key[..key.len().min(self.skip)];
+            match head.cmp(common) {
+                Ordering::Less => return Err(0),
+                Ordering::Greater => return Err(self.len()),
+                Ordering::Equal => {}
+            }
+        }
+        let probe = prefix(&key[self.skip.min(key.len())..]);
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -101,14 +122,34 @@ impl Leaf {
         Err(lo)
     }
 
+    /// Appends `key`, which must follow every key here and start with the leaf's `skip`
+    /// shared bytes.
     fn push(&mut self, key: &[u8], loc: PackedLoc) {
         self.keys.extend_from_slice(key);
         self.ends.push(self.keys.len() as u32);
-        self.prefixes.push(prefix(key));
+        self.prefixes.push(prefix(&key[self.skip..]));
         self.locs.push(loc);
     }
 
+    /// Makes room for `key`: if it does not start with the bytes all keys here share, the
+    /// shared part shrinks to what it does share and every prefix is taken again.
+    fn admit(&mut self, key: &[u8]) {
+        if self.ends.is_empty() {
+            self.skip = key.len();
+            return;
+        }
+        let shared = shared_len(key, &self.key(0)[..self.skip]);
+        if shared < self.skip {
+            self.skip = shared;
+            let prefixes: Vec<u64> = (0..self.len())
+                .map(|i| prefix(&self.key(i)[shared..]))
+                .collect();
+            self.prefixes = prefixes;
+        }
+    }
+
     fn insert_at(&mut self, i: usize, key: &[u8], loc: PackedLoc) {
+        self.admit(key);
         if self.ends.len() == self.ends.capacity() {
             self.ends.reserve_exact(GROW_STEP);
             self.prefixes.reserve_exact(GROW_STEP);
@@ -126,7 +167,7 @@ impl Leaf {
         for end in &mut self.ends[i + 1..] {
             *end += key.len() as u32;
         }
-        self.prefixes.insert(i, prefix(key));
+        self.prefixes.insert(i, prefix(&key[self.skip..]));
         self.locs.insert(i, loc);
     }
 
@@ -145,7 +186,9 @@ impl Leaf {
     fn split(&mut self) -> Leaf {
         let mid = self.len() / 2;
         let cut = self.start(mid);
+        // Both halves still share what the whole leaf shared.
         let mut right = Leaf {
+            skip: self.skip,
             keys: self.keys[cut..].to_vec(),
             ends: self.ends[mid..].iter().map(|e| e - cut as u32).collect(),
             prefixes: self.prefixes[mid..].to_vec(),
@@ -232,7 +275,12 @@ impl KeyMap {
     /// would leave the allocator's heap full of holes).
     fn push_bulk_leaf(&mut self, entries: &[(&[u8], Location)]) {
         let key_bytes = entries.iter().map(|(k, _)| k.len()).sum();
+        let skip = match (entries.first(), entries.last()) {
+            (Some((first, _)), Some((last, _))) => shared_len(first, last),
+            _ => 0,
+        };
         let mut leaf = Leaf {
+            skip,
             keys: Vec::with_capacity(key_bytes),
             ends: Vec::with_capacity(entries.len()),
             prefixes: Vec::with_capacity(entries.len()),
@@ -492,8 +540,19 @@ mod tests {
         Chunk(Vec<u8>, Vec<u8>, bool, bool, usize),
     }
 
+    /// Short keys, and keys behind shared heads longer than 8 bytes that diverge inside,
+    /// after and at the end of the head (so leaves share, and lose, long common prefixes).
     fn key() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(0u8..6, 0..4)
+        let heads: [&[u8]; 5] = [b"", b"user:0000", b"user:00001", b"user:0", b"usa"];
+        (
+            prop::sample::select(heads.to_vec()),
+            prop::collection::vec(0u8..6, 0..4),
+        )
+            .prop_map(|(head, tail)| {
+                let mut key = head.to_vec();
+                key.extend(tail);
+                key
+            })
     }
 
     fn step() -> impl Strategy<Value = Step> {
