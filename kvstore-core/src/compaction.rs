@@ -238,6 +238,7 @@ impl Inner {
         writer: &mut CompactedWriter,
     ) -> Result<()> {
         let entries = self.candidate_entries(candidate)?;
+        let mut buf = Vec::new();
         for chunk in entries.chunks(LIVENESS_CHUNK) {
             let keep: Vec<&HintEntry> = {
                 let state = self.state.read();
@@ -266,12 +267,10 @@ impl Inner {
                     value_len: e.value_len,
                     lsn: e.lsn,
                 };
-                let value = old.read_value(&*candidate.file, &e.key, &self.dir)?;
-                let op = Op::Put {
-                    key: e.key.clone(),
-                    value,
-                };
-                writer.append(op, Some(old))?;
+                // The op is copied as it is, once its checksum is verified, so damage is
+                // reported here rather than laundered into a copy with a valid checksum.
+                let op = old.op_in(&*candidate.file, &e.key, &self.dir, &mut buf)?;
+                writer.append_encoded(op, e.key.len(), old)?;
             }
         }
         Ok(())

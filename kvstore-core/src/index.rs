@@ -58,6 +58,19 @@ impl Location {
         dir: &std::path::Path,
         buf: &'a mut Vec<u8>,
     ) -> crate::Result<&'a [u8]> {
+        let (op, value_at) = self.verified_op(file, key, dir, buf)?;
+        Ok(&op[value_at..])
+    }
+
+    /// The op holding this value (from the mapped file, or read into `buf`) and where in it the
+    /// value starts, once its checksum and key are verified.
+    fn verified_op<'a>(
+        &self,
+        file: &'a dyn FileIo,
+        key: &[u8],
+        dir: &std::path::Path,
+        buf: &'a mut Vec<u8>,
+    ) -> crate::Result<(&'a [u8], usize)> {
         let header_and_key = (op_header_len(key.len(), self.value_len as usize) + key.len()) as u64;
         let corrupt = |reason: &str| crate::Error::Corrupt {
             path: crate::wal::segment::segment_path(dir, self.segment),
@@ -83,7 +96,19 @@ impl Location {
             }
         };
         let at = verify_op(op, key).ok_or_else(|| corrupt("value fails its checksum"))?;
-        Ok(&op[at..])
+        Ok((op, at))
+    }
+
+    /// The whole op (header, key and value) holding this value, checksum verified, borrowed
+    /// like [`value_in`](Self::value_in)'s value.
+    pub fn op_in<'a>(
+        &self,
+        file: &'a dyn FileIo,
+        key: &[u8],
+        dir: &std::path::Path,
+        buf: &'a mut Vec<u8>,
+    ) -> crate::Result<&'a [u8]> {
+        Ok(self.verified_op(file, key, dir, buf)?.0)
     }
 }
 

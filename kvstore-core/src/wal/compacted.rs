@@ -10,7 +10,9 @@ use crate::index::{Location, Segment};
 use crate::io::FileIo;
 use crate::store::Inner;
 use crate::wal::hint::{self, Hint, HintEntry};
-use crate::wal::record::{op_disk_bytes, EncodedRecord};
+use crate::wal::record::{
+    append_encoded_op, append_op, op_disk_bytes, seal_record, OpSpan, RECORD_HEADER_BYTES,
+};
 use crate::wal::segment::{SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::swap::pending_path;
 use crate::Lsn;
@@ -34,9 +36,10 @@ pub(crate) struct CompactedWriter {
     inner: Arc<Inner>,
     lsn_mark: Lsn,
     pub outputs: Vec<Pending>,
-    /// Operations of the record being assembled, with the location each replaces.
-    batch: Vec<(Op, Option<Location>)>,
-    batch_bytes: usize,
+    /// The record being assembled: its header (filled in when written), then its ops.
+    record: Vec<u8>,
+    /// Per op of that record: where it sits in `record` and the location it replaces.
+    record_ops: Vec<(OpSpan, Option<Location>)>,
     placements: Vec<Placement>,
 }
 
@@ -58,8 +61,8 @@ impl CompactedWriter {
             inner: inner.clone(),
             lsn_mark,
             outputs: Vec::new(),
-            batch: Vec::new(),
-            batch_bytes: 0,
+            record: vec![0; RECORD_HEADER_BYTES],
+            record_ops: Vec::new(),
             placements: Vec::new(),
         }
     }
@@ -92,28 +95,38 @@ impl CompactedWriter {
     /// Adds `op`, which replaces the value at `old` (if any); tombstones count as dead bytes
     /// right away. Placements are known once the writer is finished.
     pub fn append(&mut self, op: Op, old: Option<Location>) -> Result<()> {
-        self.batch_bytes += op.key().len()
-            + match &op {
-                Op::Put { value, .. } => value.len(),
-                Op::Delete { .. } => 0,
-            };
-        self.batch.push((op, old));
-        if self.batch_bytes >= RECORD_TARGET_BYTES {
+        let value = match &op {
+            Op::Put { value, .. } => Some(value.as_slice()),
+            Op::Delete { .. } => None,
+        };
+        let span = append_op(&mut self.record, op.key(), value);
+        self.appended(span, old)
+    }
+
+    /// Adds an operation as it was read from a segment (`op`: one whole encoded op, its
+    /// checksum verified by the caller against the key `key_len` long), copying its bytes as
+    /// they are: no decoding, no new checksum.
+    pub fn append_encoded(&mut self, op: &[u8], key_len: usize, old: Location) -> Result<()> {
+        let span = append_encoded_op(&mut self.record, op, key_len).ok_or_else(|| {
+            crate::Error::InvalidOptions("internal: a verified op did not parse".into())
+        })?;
+        self.appended(span, Some(old))
+    }
+
+    fn appended(&mut self, span: OpSpan, old: Option<Location>) -> Result<()> {
+        self.record_ops.push((span, old));
+        if self.record.len() - RECORD_HEADER_BYTES >= RECORD_TARGET_BYTES {
             self.write_record()?;
         }
         Ok(())
     }
 
     fn write_record(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
+        if self.record_ops.is_empty() {
             return Ok(());
         }
-        let (ops, olds): (Vec<Op>, Vec<Option<Location>>) =
-            std::mem::take(&mut self.batch).into_iter().unzip();
-        self.batch_bytes = 0;
-        let mut record = EncodedRecord::encode(&ops);
-        record.stamp(self.lsn_mark);
-        let len = record.bytes.len() as u64;
+        seal_record(&mut self.record, self.record_ops.len(), self.lsn_mark);
+        let len = self.record.len() as u64;
         let full = self.outputs.last().is_none_or(|o| {
             o.segment.len > SEGMENT_HEADER_BYTES
                 && o.segment.len + len > self.inner.opts.segment_bytes
@@ -128,14 +141,16 @@ impl CompactedWriter {
         };
         let offset = out.segment.len;
         out.file
-            .write_all_at(&record.bytes, offset)
+            .write_all_at(&self.record, offset)
             .ctx(|| format!("writing compacted segment {}", out.id))?;
         out.segment.len += len;
         out.segment.note_lsn(self.lsn_mark);
-        for ((op, old), span) in ops.into_iter().zip(olds).zip(&record.spans) {
+        for (span, old) in self.record_ops.drain(..) {
+            let key =
+                &self.record[span.key_start as usize..(span.key_start + span.key_len) as usize];
             let value_offset = (offset + u64::from(span.value_start)) as u32;
             out.entries.push(HintEntry {
-                key: op.key().to_vec(),
+                key: key.to_vec(),
                 lsn: self.lsn_mark,
                 value_offset,
                 value_len: span.value_len,
@@ -146,7 +161,7 @@ impl CompactedWriter {
                 continue;
             }
             self.placements.push(Placement {
-                key: op.key().into(),
+                key: key.into(),
                 old,
                 new: Location {
                     segment: out.id,
@@ -156,6 +171,7 @@ impl CompactedWriter {
                 },
             });
         }
+        self.record.truncate(RECORD_HEADER_BYTES);
         Ok(())
     }
 

@@ -171,28 +171,7 @@ impl EncodedRecord {
         bytes.extend_from_slice(&(ops.len() as u32).to_le_bytes());
         let mut spans = Spans::with_capacity(ops.len());
         for op in ops {
-            let (tag, key, value): (u8, &[u8], &[u8]) = match op.value() {
-                Some(value) => (TAG_PUT, op.key(), value),
-                None => (TAG_DELETE, op.key(), &[]),
-            };
-            let op_start = bytes.len();
-            bytes.extend_from_slice(&[0u8; 4]);
-            bytes.push(tag);
-            put_varint(&mut bytes, key.len() as u64);
-            put_varint(&mut bytes, value.len() as u64);
-            let key_start = bytes.len() as u32;
-            bytes.extend_from_slice(key);
-            let value_start = bytes.len() as u32;
-            bytes.extend_from_slice(value);
-            let crc = crc32fast::hash(&bytes[op_start + 4..]);
-            bytes[op_start..op_start + 4].copy_from_slice(&crc.to_le_bytes());
-            spans.push(OpSpan {
-                key_start,
-                key_len: key.len() as u32,
-                value_start,
-                value_len: value.len() as u32,
-                is_delete: tag == TAG_DELETE,
-            });
+            spans.push(append_op(&mut bytes, op.key(), op.value()));
         }
         EncodedRecord {
             bytes: RecordBytes::Owned(bytes),
@@ -446,6 +425,63 @@ pub(crate) fn body_len(header: &[u8; RECORD_HEADER_BYTES]) -> Result<usize, Stri
         return Err(format!("record length {len} exceeds the maximum"));
     }
     Ok(len)
+}
+
+/// Appends one encoded operation (a put if `value` is given, else a delete) to `bytes`, and
+/// returns where its key and value sit in `bytes`.
+pub(crate) fn append_op(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> OpSpan {
+    let (tag, value) = match value {
+        Some(value) => (TAG_PUT, value),
+        None => (TAG_DELETE, &[][..]),
+    };
+    let op_start = bytes.len();
+    bytes.extend_from_slice(&[0u8; 4]);
+    bytes.push(tag);
+    put_varint(bytes, key.len() as u64);
+    put_varint(bytes, value.len() as u64);
+    let key_start = bytes.len() as u32;
+    bytes.extend_from_slice(key);
+    let value_start = bytes.len() as u32;
+    bytes.extend_from_slice(value);
+    let crc = crc32fast::hash(&bytes[op_start + 4..]);
+    bytes[op_start..op_start + 4].copy_from_slice(&crc.to_le_bytes());
+    OpSpan {
+        key_start,
+        key_len: key.len() as u32,
+        value_start,
+        value_len: value.len() as u32,
+        is_delete: tag == TAG_DELETE,
+    }
+}
+
+/// Appends an operation already encoded (and verified) elsewhere, as it is, with its own CRC;
+/// returns where its key and value sit in `bytes`. `op` holds one whole op whose key is
+/// `key_len` bytes long.
+pub(crate) fn append_encoded_op(bytes: &mut Vec<u8>, op: &[u8], key_len: usize) -> Option<OpSpan> {
+    let (_crc, tag, op_key_len, value_len, key_start) = op_header(op, 0)?;
+    if op_key_len != key_len || key_start + key_len + value_len != op.len() {
+        return None;
+    }
+    let base = bytes.len();
+    bytes.extend_from_slice(op);
+    Some(OpSpan {
+        key_start: (base + key_start) as u32,
+        key_len: key_len as u32,
+        value_start: (base + key_start + key_len) as u32,
+        value_len: value_len as u32,
+        is_delete: tag == TAG_DELETE,
+    })
+}
+
+/// Fills in the header of a record assembled in `bytes` (its first [`RECORD_HEADER_BYTES`]
+/// reserved, then `count` ops): body length, LSN, op count and the header CRC.
+pub(crate) fn seal_record(bytes: &mut [u8], count: usize, lsn: Lsn) {
+    let body = (bytes.len() - RECORD_HEADER_BYTES) as u32;
+    bytes[4..8].copy_from_slice(&body.to_le_bytes());
+    bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
+    bytes[16..20].copy_from_slice(&(count as u32).to_le_bytes());
+    let crc = crc32fast::hash(&bytes[4..RECORD_HEADER_BYTES]);
+    bytes[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Validates a whole record (header + body) and returns its LSN and operation spans
