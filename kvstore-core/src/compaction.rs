@@ -10,13 +10,12 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::batch::Op;
 use crate::error::{Error, IoContext, Result};
 use crate::index::Location;
 use crate::io::FileIo;
 use crate::store::Inner;
 use crate::wal::compacted::CompactedWriter;
-use crate::wal::hint::{self, HintEntry};
+use crate::wal::hint;
 use crate::wal::record::op_disk_bytes;
 use crate::wal::recovery::scan_segment;
 use crate::wal::segment::{segment_path, SegmentId, SEGMENT_HEADER_BYTES};
@@ -42,6 +41,41 @@ struct Candidate {
     file: Arc<dyn FileIo>,
     len: u64,
     has_hint: bool,
+}
+
+/// The operations of a compaction candidate, as its hint (or a scan) lists them, with their
+/// keys back to back in one buffer rather than one allocation each.
+#[derive(Default)]
+struct CandidateEntries {
+    keys: Vec<u8>,
+    entries: Vec<CandidateEntry>,
+}
+
+struct CandidateEntry {
+    key_start: usize,
+    key_len: usize,
+    lsn: Lsn,
+    value_offset: u32,
+    value_len: u32,
+    is_delete: bool,
+}
+
+impl CandidateEntries {
+    fn push(&mut self, e: &hint::EntryRef<'_>) {
+        self.entries.push(CandidateEntry {
+            key_start: self.keys.len(),
+            key_len: e.key.len(),
+            lsn: e.lsn,
+            value_offset: e.value_offset,
+            value_len: e.value_len,
+            is_delete: e.is_delete,
+        });
+        self.keys.extend_from_slice(e.key);
+    }
+
+    fn key(&self, e: &CandidateEntry) -> &[u8] {
+        &self.keys[e.key_start..e.key_start + e.key_len]
+    }
 }
 
 /// Index entries checked per read-lock acquisition, so writers are never held up for long.
@@ -211,10 +245,14 @@ impl Inner {
         Ok(report)
     }
 
-    fn candidate_entries(&self, candidate: &Candidate) -> Result<Vec<HintEntry>> {
+    fn candidate_entries(&self, candidate: &Candidate) -> Result<CandidateEntries> {
         if candidate.has_hint {
-            if let Some(h) = hint::read(&self.dir, candidate.id)? {
-                return Ok(h.entries);
+            if let Some(bytes) = hint::read_bytes(&self.dir, candidate.id)? {
+                let mut found = CandidateEntries::default();
+                match hint::visit(candidate.id, &bytes, |e| found.push(&e)) {
+                    Ok(_) => return Ok(found),
+                    Err(reason) => hint::warn_damaged(&self.dir, candidate.id, &reason),
+                }
             }
         }
         let path = segment_path(&self.dir, candidate.id);
@@ -227,7 +265,17 @@ impl Inner {
                 reason,
             });
         }
-        Ok(content.entries)
+        let mut found = CandidateEntries::default();
+        for e in &content.entries {
+            found.push(&hint::EntryRef {
+                key: &e.key,
+                lsn: e.lsn,
+                value_offset: e.value_offset,
+                value_len: e.value_len,
+                is_delete: e.is_delete,
+            });
+        }
+        Ok(found)
     }
 
     /// Copies the live puts and the still-needed tombstones of one candidate.
@@ -237,15 +285,15 @@ impl Inner {
         outside_min_lsn: Lsn,
         writer: &mut CompactedWriter,
     ) -> Result<()> {
-        let entries = self.candidate_entries(candidate)?;
+        let found = self.candidate_entries(candidate)?;
         let mut buf = Vec::new();
-        for chunk in entries.chunks(LIVENESS_CHUNK) {
-            let keep: Vec<&HintEntry> = {
+        for chunk in found.entries.chunks(LIVENESS_CHUNK) {
+            let keep: Vec<&CandidateEntry> = {
                 let state = self.state.read();
                 chunk
                     .iter()
                     .filter(|e| {
-                        let current = state.index.get(e.key.as_slice());
+                        let current = state.index.get(found.key(e));
                         if e.is_delete {
                             current.is_none() && outside_min_lsn < e.lsn
                         } else {
@@ -257,8 +305,9 @@ impl Inner {
                     .collect()
             };
             for e in keep {
+                let key = found.key(e);
                 if e.is_delete {
-                    writer.append(Op::Delete { key: e.key.clone() }, None)?;
+                    writer.append_delete(key)?;
                     continue;
                 }
                 let old = Location {
@@ -269,8 +318,8 @@ impl Inner {
                 };
                 // The op is copied as it is, once its checksum is verified, so damage is
                 // reported here rather than laundered into a copy with a valid checksum.
-                let op = old.op_in(&*candidate.file, &e.key, &self.dir, &mut buf)?;
-                writer.append_encoded(op, e.key.len(), old)?;
+                let op = old.op_in(&*candidate.file, key, &self.dir, &mut buf)?;
+                writer.append_encoded(op, key.len(), old)?;
             }
         }
         Ok(())

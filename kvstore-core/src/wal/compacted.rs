@@ -21,8 +21,37 @@ use crate::Lsn;
 pub(crate) struct Pending {
     pub id: SegmentId,
     file: Arc<dyn FileIo>,
-    entries: Vec<HintEntry>,
+    /// What its hint would hold: each op's key (a range of `keys`) and value location.
+    entries: Vec<(std::ops::Range<usize>, u32, u32, bool)>,
+    keys: Vec<u8>,
     pub segment: Segment,
+}
+
+impl Pending {
+    /// The hint of this segment, if one is worth writing: compacted segments of small values
+    /// are read at open about as fast as a hint repeating their keys, so the hint is only
+    /// built when it would be small next to the segment.
+    fn hint(&self, lsn: Lsn) -> Option<Hint> {
+        let least_bytes = 36 + self.entries.len() * 5 + self.keys.len();
+        if least_bytes as u64 * 8 >= self.segment.len {
+            return None;
+        }
+        let content = Hint {
+            segment_len: self.segment.len,
+            entries: self
+                .entries
+                .iter()
+                .map(|(key, value_offset, value_len, is_delete)| HintEntry {
+                    key: self.keys[key.clone()].to_vec(),
+                    lsn,
+                    value_offset: *value_offset,
+                    value_len: *value_len,
+                    is_delete: *is_delete,
+                })
+                .collect(),
+        };
+        hint::worth_writing(&content, true).then_some(content)
+    }
 }
 
 /// Appends operations to a series of pending compacted segments, packed many to a record.
@@ -88,6 +117,7 @@ impl CompactedWriter {
             segment: Segment::new(file.clone(), SEGMENT_HEADER_BYTES, self.lsn_mark, true),
             file,
             entries: Vec::new(),
+            keys: Vec::new(),
         });
         Ok(())
     }
@@ -101,6 +131,12 @@ impl CompactedWriter {
         };
         let span = append_op(&mut self.record, op.key(), value);
         self.appended(span, old)
+    }
+
+    /// Adds a tombstone for `key`.
+    pub fn append_delete(&mut self, key: &[u8]) -> Result<()> {
+        let span = append_op(&mut self.record, key, None);
+        self.appended(span, None)
     }
 
     /// Adds an operation as it was read from a segment (`op`: one whole encoded op, its
@@ -149,13 +185,13 @@ impl CompactedWriter {
             let key =
                 &self.record[span.key_start as usize..(span.key_start + span.key_len) as usize];
             let value_offset = (offset + u64::from(span.value_start)) as u32;
-            out.entries.push(HintEntry {
-                key: key.to_vec(),
-                lsn: self.lsn_mark,
+            out.entries.push((
+                out.keys.len()..out.keys.len() + key.len(),
                 value_offset,
-                value_len: span.value_len,
-                is_delete: span.is_delete,
-            });
+                span.value_len,
+                span.is_delete,
+            ));
+            out.keys.extend_from_slice(key);
             if span.is_delete {
                 out.segment.dead_bytes += op_disk_bytes(span.key_len as usize, 0);
                 continue;
@@ -189,14 +225,12 @@ impl CompactedWriter {
                 .sync_data()
                 .ctx(|| format!("syncing compacted segment {}", out.id))?;
             crate::io::seal_for_reads(&*out.file);
-            let content = Hint {
-                segment_len: out.segment.len,
-                entries: std::mem::take(&mut out.entries),
-            };
-            if hint::worth_writing(&content, true) {
+            if let Some(content) = out.hint(self.lsn_mark) {
                 hint::write(&self.inner.dir, out.id, &content)?;
                 out.segment.has_hint = true;
             }
+            out.entries = Vec::new();
+            out.keys = Vec::new();
         }
         let placements = std::mem::take(&mut self.placements);
         Ok((std::mem::take(&mut self.outputs), placements))

@@ -121,6 +121,7 @@ pub(crate) struct EntryRef<'a> {
 }
 
 /// Decodes a hint file, or says why it cannot be trusted.
+#[cfg(test)]
 pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, String> {
     let mut entries = Vec::new();
     let segment_len = visit(id, buf, |e| {
@@ -267,20 +268,6 @@ pub(crate) fn read_bytes(dir: &Path, id: SegmentId) -> Result<Option<Vec<u8>>> {
 pub(crate) fn warn_damaged(dir: &Path, id: SegmentId, reason: &str) {
     let path = crate::wal::segment::hint_path(dir, id);
     tracing::warn!(path = %path.display(), %reason, "ignoring damaged hint file; scanning its segment instead");
-}
-
-/// Reads the hint for segment `id`: `Ok(None)` if it is missing or damaged (logged).
-pub(crate) fn read(dir: &Path, id: SegmentId) -> Result<Option<Hint>> {
-    let Some(bytes) = read_bytes(dir, id)? else {
-        return Ok(None);
-    };
-    match decode(id, &bytes) {
-        Ok(hint) => Ok(Some(hint)),
-        Err(reason) => {
-            warn_damaged(dir, id, &reason);
-            Ok(None)
-        }
-    }
 }
 
 #[cfg(test)]
