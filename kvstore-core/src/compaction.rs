@@ -153,10 +153,18 @@ impl Inner {
             let mut outside_min = Lsn::MAX;
             let mut horizon = 0;
             for (id, s) in &state.segments {
+                // An automatic compaction takes the segments that are themselves at least as
+                // dead as its threshold (one always is when the whole is): after a burst of
+                // overwrites the old segments are nearly all dead and go for almost nothing,
+                // while the new, nearly all live ones are not copied again for a few dead bytes.
+                let worth = if full {
+                    s.dead_bytes > 0 || !s.compacted
+                } else {
+                    s.dead_bytes > 0
+                        && s.dead_bytes as f64 >= self.opts.compaction_dead_ratio * s.len as f64
+                };
                 let wanted = s.sealed
-                    && (s.dead_bytes > 0
-                        || (s.compacted && s.is_empty())
-                        || (full && !s.compacted))
+                    && (worth || (s.compacted && s.is_empty()))
                     && (s.compacted || s.max_lsn <= floor);
                 if wanted {
                     horizon = horizon.max(s.max_lsn);
