@@ -27,14 +27,16 @@
 //! - `commit`: the group-commit leader (write, sync, publish, notify the hook)
 //! - `wal`: `record` (encoding), `segment` (files and headers), `writer` (commit queue),
 //!   `reader` (sequential scan), `hint` (hint files), `recovery` (open), `iter` (`wal_since`),
-//!   `compacted` (writing compacted segments), `swap` (crash-atomic segment replacement)
+//!   `compacted` (writing compacted segments), `swap` (crash-atomic segment replacement),
+//!   `varint` (the lengths and deltas of records and hints)
 //! - `index`: the segment table with dead-byte accounting, and `keymap`, the compact ordered
 //!   map from key to value location
 //! - `compaction`: online rewriting of sealed segments
 //! - `snapshot`: fuzzy snapshots and their atomic installation (replica full resync)
 //! - `iter`: ordered range iteration in chunks
 //! - `maintenance`: the background thread (hints, periodic sync, automatic compaction)
-//! - [`io`]: the file seam and its fault-injecting double
+//! - `tail_cache`: the active segment's newest writes, kept in memory until it is sealed
+//! - [`io`]: the file seam and its fault-injecting double, and the prefetch hint
 //! - [`hook`](CommitHook): how replication hears of commits
 
 // Two audited exceptions, both in `io`: `OsFile::seal` maps a sealed segment and `prefetch`
