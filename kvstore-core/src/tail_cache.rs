@@ -10,7 +10,8 @@
 //! The mirror is exact: it holds the file's bytes over `[base, end)` as this process wrote
 //! them, in place for writes inside that range and appended for writes that continue it. A
 //! write that would leave a gap is not mirrored. It keeps the newest bytes: past its byte
-//! budget (`Options::tail_cache_bytes`, by default a segment and its preallocation) it drops
+//! budget (`Options::tail_cache_bytes`, by default one segment; preallocated zeros are not
+//! mirrored, see [`FileIo::preallocate`]) it drops
 //! its oldest chunk, so memory stays bounded and the most recent writes stay cached; reads
 //! outside the window go to the file.
 
