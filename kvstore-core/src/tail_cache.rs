@@ -9,11 +9,10 @@
 //!
 //! The mirror is exact: it holds the file's bytes over `[base, end)` as this process wrote
 //! them, in place for writes inside that range and appended for writes that continue it. A
-//! write that would leave a gap is not mirrored. It keeps the newest bytes: past its byte
-//! budget (`Options::tail_cache_bytes`, by default one segment; preallocated zeros are not
-//! mirrored, see [`FileIo::preallocate`]) it drops
-//! its oldest chunk, so memory stays bounded and the most recent writes stay cached; reads
-//! outside the window go to the file.
+//! write that would leave a gap is not mirrored, nor are preallocated zeros
+//! ([`FileIo::preallocate`]). It keeps the newest bytes: past its budget
+//! (`Options::tail_cache_bytes`, one segment by default) it drops its oldest chunk, so memory
+//! stays bounded and the most recent writes stay cached; reads outside it go to the file.
 
 use std::io;
 use std::sync::Arc;
