@@ -49,6 +49,18 @@ fn wait_for_compaction(store: &KvStore, after: u64) -> TestResult {
     }
 }
 
+/// Waits for automatic compaction, then checks every value, before and after a reopen.
+fn compacted_and_unchanged(
+    store: KvStore,
+    dir: &std::path::Path,
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> TestResult {
+    wait_for_compaction(&store, 0)?;
+    check(&store, model)?;
+    drop(store);
+    check(&options().open(dir)?, model)
+}
+
 #[test]
 fn overwriting_every_key_drops_the_old_segments() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -62,11 +74,7 @@ fn overwriting_every_key_drops_the_old_segments() -> TestResult {
             model.insert(key, value);
         }
     }
-    wait_for_compaction(&store, 0)?;
-    check(&store, &model)?;
-    drop(store);
-    check(&options().open(dir.path())?, &model)?;
-    Ok(())
+    compacted_and_unchanged(store, dir.path(), &model)
 }
 
 #[test]
@@ -89,9 +97,5 @@ fn random_overwrites_and_deletes_converge() -> TestResult {
             model.insert(key, value);
         }
     }
-    wait_for_compaction(&store, 0)?;
-    check(&store, &model)?;
-    drop(store);
-    check(&options().open(dir.path())?, &model)?;
-    Ok(())
+    compacted_and_unchanged(store, dir.path(), &model)
 }
