@@ -88,7 +88,7 @@ fn random_overwrites_and_deletes_converge() -> TestResult {
         x ^= x >> 7;
         x ^= x << 17;
         let key = format!("key{:04}", x % 3000).into_bytes();
-        if x % 10 == 0 {
+        if x.is_multiple_of(10) {
             store.delete(&key)?;
             model.remove(&key);
         } else {
