@@ -111,3 +111,38 @@ fn write_batches_share_one_fsync_and_fail_alone() -> TestResult {
     }
     Ok(())
 }
+
+/// `write_batches` with nothing to write (only empty batches, or only batches that break a
+/// limit) answers at once: there is no group to join.
+#[test]
+fn write_batches_with_nothing_to_write_returns_at_once() -> TestResult {
+    use kvstore_core::{Error, WriteBatch};
+    let dir = tempfile::tempdir()?;
+    let store = Options::new().max_value_bytes(8).open(dir.path())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = store.clone();
+    thread::spawn(move || {
+        let mut too_big = WriteBatch::new();
+        too_big.put("k", [0u8; 9]);
+        let answers = (
+            writer.write_batches(vec![WriteBatch::new(), WriteBatch::new()]),
+            writer.write_batches(vec![too_big]),
+            writer.write_batches(Vec::new()),
+        );
+        let _ = tx.send(answers);
+    });
+    let (empty, refused, none) = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .map_err(|_| "write_batches with nothing to write did not return")?;
+    let empty = empty?;
+    assert_eq!(empty.len(), 2);
+    assert!(empty.iter().all(|r| matches!(r, Ok(0))), "{empty:?}");
+    let refused = refused?;
+    assert!(
+        matches!(refused[..], [Err(Error::ValueTooLarge { .. })]),
+        "{refused:?}"
+    );
+    assert!(none?.is_empty());
+    assert_eq!(store.last_lsn(), 0);
+    Ok(())
+}

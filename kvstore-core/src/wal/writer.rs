@@ -125,16 +125,20 @@ impl CommitQueue {
     }
 
     /// Commits several records from one caller, in order, in one group (so one write and one
-    /// sync for all of them); returns a result per record.
+    /// sync for all of them); returns a result per record (none, at once, for no records).
     pub fn commit_many(
         &self,
         records: impl IntoIterator<Item = (EncodedRecord, LsnRule), IntoIter: ExactSizeIterator>,
         gather: Option<Duration>,
         lead: impl Fn(&mut Vec<Pending>, &mut Vec<(u64, Result<Outcome>)>),
     ) -> Vec<Result<Outcome>> {
+        let records = records.into_iter();
+        if records.len() == 0 {
+            // Nothing to commit: no group will ever answer a caller without records.
+            return Vec::new();
+        }
         let mut q = self.queue.lock();
         let first = q.next_ticket;
-        let records = records.into_iter();
         let count = records.len() as u64;
         q.next_ticket += count;
         for (i, (record, rule)) in records.enumerate() {
