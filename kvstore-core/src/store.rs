@@ -20,7 +20,7 @@ use crate::stats::Stats;
 use crate::wal::iter::WalIter;
 use crate::wal::record::{EncodedRecord, WalRecord, RECORD_HEADER_BYTES};
 use crate::wal::recovery;
-use crate::wal::writer::{ActiveSegment, CommitQueue, LsnRule, Outcome};
+use crate::wal::writer::{no_answer, ActiveSegment, CommitQueue, LsnRule, Outcome};
 use crate::{Lsn, LOCK_FILE_NAME, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 
 /// An open store. Cheap to clone: clones share one engine; the last one to drop syncs the
@@ -207,17 +207,11 @@ impl Inner {
         if let Some(hook) = &hook {
             hook.admit()?;
         }
-        match self.commit(ops, LsnRule::Next)? {
-            Outcome::Committed(lsn) => {
-                if let Some(hook) = &hook {
-                    hook.wait_replicated(lsn)?;
-                }
-                Ok(lsn)
-            }
-            Outcome::Duplicate => Err(Error::InvalidOptions(
-                "internal: a local write was treated as a duplicate".into(),
-            )),
+        let lsn = self.commit(ops, LsnRule::Next)?.local_lsn()?;
+        if let Some(hook) = &hook {
+            hook.wait_replicated(lsn)?;
         }
+        Ok(lsn)
     }
 }
 
@@ -371,18 +365,13 @@ impl KvStore {
         let answers: Vec<Result<Lsn>> = answers
             .into_iter()
             .map(|answer| {
-                answer.unwrap_or_else(|| match committed.next() {
-                    Some(Ok(Outcome::Committed(lsn))) => {
-                        newest = Some(lsn);
-                        Ok(lsn)
-                    }
-                    Some(Ok(Outcome::Duplicate)) => Err(Error::InvalidOptions(
-                        "internal: a local write was treated as a duplicate".into(),
-                    )),
-                    Some(Err(e)) => Err(e),
-                    None => Err(Error::Poisoned {
-                        reason: "internal: the commit leader returned no result for a write".into(),
-                    }),
+                answer.unwrap_or_else(|| {
+                    let lsn = committed
+                        .next()
+                        .unwrap_or_else(|| Err(no_answer()))
+                        .and_then(Outcome::local_lsn)?;
+                    newest = Some(lsn);
+                    Ok(lsn)
                 })
             })
             .collect();

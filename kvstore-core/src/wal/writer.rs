@@ -50,6 +50,18 @@ pub(crate) enum Outcome {
     Duplicate,
 }
 
+impl Outcome {
+    /// The LSN of a local write (which takes the next LSN, so is never a duplicate).
+    pub fn local_lsn(self) -> Result<Lsn> {
+        match self {
+            Outcome::Committed(lsn) => Ok(lsn),
+            Outcome::Duplicate => Err(crate::Error::InvalidOptions(
+                "internal: a local write was treated as a duplicate".into(),
+            )),
+        }
+    }
+}
+
 /// A record waiting to be committed.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -310,7 +322,8 @@ impl Drop for LeaderGuard<'_> {
     }
 }
 
-fn no_answer() -> crate::Error {
+/// The error of a record the commit leader gave no result for (a bug).
+pub(crate) fn no_answer() -> crate::Error {
     crate::Error::Poisoned {
         reason: "internal: the commit leader returned no result for a write".into(),
     }
