@@ -294,20 +294,7 @@ impl Harness {
                 } else {
                     Vec::new()
                 };
-                let range = store.range((lo, hi));
-                let actual: Vec<_> = if *rev {
-                    expected.reverse();
-                    range.rev().collect::<Result<_, _>>()?
-                } else {
-                    range.collect::<Result<_, _>>()?
-                };
-                prop_assert!(
-                    actual == expected,
-                    "{:?}: store yields {:?}, model {:?}",
-                    action,
-                    summary(&actual),
-                    summary(&expected)
-                );
+                same_items(action, store.range((lo, hi)), &mut expected, *rev)?;
             }
             Action::Prefix(p, rev) => {
                 let prefix = PREFIXES[*p].as_bytes();
@@ -317,20 +304,12 @@ impl Harness {
                     .filter(|(k, _)| k.starts_with(prefix))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                let scan = self.store()?.scan_prefix(prefix);
-                let actual: Vec<_> = if *rev {
-                    expected.reverse();
-                    scan.rev().collect::<Result<_, _>>()?
-                } else {
-                    scan.collect::<Result<_, _>>()?
-                };
-                prop_assert!(
-                    actual == expected,
-                    "{:?}: store yields {:?}, model {:?}",
+                same_items(
                     action,
-                    summary(&actual),
-                    summary(&expected)
-                );
+                    self.store()?.scan_prefix(prefix),
+                    &mut expected,
+                    *rev,
+                )?;
             }
             Action::Flush => {
                 self.store()?.flush()?;
@@ -357,6 +336,30 @@ impl Harness {
 }
 
 /// Keys and value lengths, for readable failure messages.
+/// Checks that `items`, read forwards or (`rev`) backwards, yields `expected` (given in key
+/// order).
+fn same_items(
+    action: &Action,
+    items: kvstore_core::Range,
+    expected: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    rev: bool,
+) -> Result<(), TestCaseError> {
+    let actual: Vec<_> = if rev {
+        expected.reverse();
+        items.rev().collect::<Result<_, _>>()
+    } else {
+        items.collect::<Result<_, _>>()
+    }?;
+    prop_assert!(
+        actual == *expected,
+        "{:?}: store yields {:?}, model {:?}",
+        action,
+        summary(&actual),
+        summary(expected)
+    );
+    Ok(())
+}
+
 fn summary(items: &[(Vec<u8>, Vec<u8>)]) -> Vec<(String, usize)> {
     items
         .iter()
