@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{eventually, info_field, resp, TestResult, TestServer};
+use common::{resp, settled_command_count, TestResult, TestServer};
 
 #[test]
 fn a_client_reading_late_gets_every_queued_reply_whole() -> TestResult {
@@ -33,18 +33,8 @@ fn a_client_reading_late_gets_every_queued_reply_whole() -> TestResult {
         .collect();
     slow.write_all(&pipeline)?;
     // Wait until the server stops running them (back-pressure); then it has run `gets`.
-    let (mut last, mut infos) = (0u64, 0u64);
-    let settled = eventually(Duration::from_secs(10), || {
-        infos += 1;
-        let now: u64 = info_field(&mut client, "stats", "total_commands_processed")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let steady = now == last + 1;
-        last = now;
-        steady && now > 3
-    });
-    assert!(settled, "the command count never settled");
+    let (last, infos) =
+        settled_command_count(&mut client, 3).ok_or("the command count never settled")?;
     // Less the SET and every INFO asked (each counts itself).
     let gets = (last - 1 - infos) as usize;
 

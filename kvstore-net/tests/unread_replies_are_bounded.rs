@@ -6,9 +6,8 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
-use common::{eventually, info_field, resp, ServerProcess, TestResult};
+use common::{resp, settled_command_count, ServerProcess, TestResult};
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> TestResult<u64> {
@@ -43,17 +42,8 @@ fn a_client_that_does_not_read_cannot_grow_the_servers_memory() -> TestResult {
     // The server runs requests until the replies fill the socket and its own bounded
     // buffer, then stops: the command count settles well below 2,000 (each INFO asked
     // here counts one).
-    let mut last = 0;
-    let settled = eventually(Duration::from_secs(10), || {
-        let now: u64 = info_field(&mut client, "stats", "total_commands_processed")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let steady = now == last + 1;
-        last = now;
-        steady && now > 2
-    });
-    assert!(settled, "the command count never settled");
+    let (last, _) =
+        settled_command_count(&mut client, 2).ok_or("the command count never settled")?;
     assert!(
         last < 500,
         "{last} commands ran for a client that reads nothing"

@@ -249,6 +249,25 @@ pub fn info_field(client: &mut Client, section: &str, field: &str) -> TestResult
         .ok_or_else(|| format!("INFO {section} has no {field}").into())
 }
 
+/// Asks `INFO stats` until `total_commands_processed` has grown by exactly one since the
+/// previous ask (only that INFO ran: the server runs nothing else) and is above `floor`.
+/// Returns the settled count and how many INFOs were asked (each counts itself), or `None`
+/// if it does not settle within 10 s.
+pub fn settled_command_count(client: &mut Client, floor: u64) -> Option<(u64, u64)> {
+    let (mut last, mut infos) = (0u64, 0u64);
+    let settled = eventually(Duration::from_secs(10), || {
+        infos += 1;
+        let now: u64 = info_field(client, "stats", "total_commands_processed")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let steady = now == last + 1;
+        last = now;
+        steady && now > floor
+    });
+    settled.then_some((last, infos))
+}
+
 impl ServerProcess {
     /// Starts the same server again (same directory, port and flags), e.g. after `kill`.
     pub fn restart(&mut self) -> TestResult {
