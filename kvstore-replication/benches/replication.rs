@@ -111,17 +111,23 @@ fn puts(c: &mut Criterion) {
     wait_caught_up(&repl, &s.master);
 }
 
+/// A master with 2 replicas in sync mode with `quorum`.
+fn sync_setup(quorum: usize) -> (Setup, Replicator) {
+    let s = setup(2);
+    let repl = attach(
+        &s,
+        ReplicationMode::Sync {
+            quorum,
+            timeout: Duration::from_secs(5),
+        },
+    );
+    (s, repl)
+}
+
 fn sync_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync_put");
     for quorum in [1, 2] {
-        let s = setup(2);
-        let repl = attach(
-            &s,
-            ReplicationMode::Sync {
-                quorum,
-                timeout: Duration::from_secs(5),
-            },
-        );
+        let (s, repl) = sync_setup(quorum);
         let mut i = 0u64;
         group.bench_function(format!("quorum_{quorum}"), |b| {
             b.iter(|| {
@@ -233,14 +239,7 @@ fn summary(_c: &mut Criterion) {
     }
 
     for quorum in [1, 2] {
-        let s = setup(2);
-        let repl = attach(
-            &s,
-            ReplicationMode::Sync {
-                quorum,
-                timeout: Duration::from_secs(5),
-            },
-        );
+        let (s, repl) = sync_setup(quorum);
         let mut lat: Vec<Duration> = (0..20_000u64)
             .map(|i| {
                 let t = Instant::now();
