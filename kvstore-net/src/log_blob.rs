@@ -25,10 +25,6 @@ pub const MAX_LOG_BLOB_BYTES: usize = MAX_BULK_BYTES;
 /// record handle and a copy of its bytes each); a window with more is sent as several blobs.
 pub const MAX_LOG_BLOB_RECORDS: usize = 1 << 16;
 
-/// Bytes of a record's header, and where in it the body length sits (little endian u32).
-const HEADER_BYTES: usize = 20;
-const BODY_LEN_AT: usize = 4;
-
 /// Splits a blob into its records, checking each header (length and header checksum) as it
 /// goes; the operations' checksums are checked when the records are applied. The reason, for
 /// an error reply, when the blob is empty, a record is cut short, a header is damaged, or the
@@ -46,7 +42,7 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
             ));
         }
         let offset = blob.len() - rest.len();
-        let len = record_len(rest).ok_or_else(|| {
+        let len = EncodedWalRecord::framed_len(rest).ok_or_else(|| {
             format!(
                 "REPLICATE LOG record at byte {offset} is truncated ({} bytes left)",
                 rest.len()
@@ -59,15 +55,6 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
         rest = tail;
     }
     Ok(records)
-}
-
-/// The length of the record at the start of `bytes` as its header announces it, when the
-/// header and the whole record are there.
-fn record_len(bytes: &[u8]) -> Option<usize> {
-    let field = bytes.get(BODY_LEN_AT..BODY_LEN_AT + 4)?;
-    let body = u32::from_le_bytes(field.try_into().ok()?);
-    let len = usize::try_from(body).ok()?.checked_add(HEADER_BYTES)?;
-    (len <= bytes.len()).then_some(len)
 }
 
 /// How a master sends part of a window.
@@ -177,7 +164,7 @@ mod tests {
         assert!(split(&damaged).is_err());
         // A body length near u32::MAX is checked against what arrived, never allocated.
         let mut huge = whole;
-        huge[BODY_LEN_AT..BODY_LEN_AT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes()); // the header's body length
         assert!(split(&huge).is_err());
     }
 

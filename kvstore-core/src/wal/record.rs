@@ -267,6 +267,16 @@ impl EncodedWalRecord {
         Ok(EncodedWalRecord { lsn, bytes })
     }
 
+    /// The length of the encoded record at the start of `bytes`, as its header announces it,
+    /// when the header and that many bytes are there (records delimit themselves, so several
+    /// can travel back to back). Checks no checksum: [`from_bytes`](Self::from_bytes) does.
+    pub fn framed_len(bytes: &[u8]) -> Option<usize> {
+        let header: &[u8; RECORD_HEADER_BYTES] =
+            bytes.get(..RECORD_HEADER_BYTES)?.try_into().ok()?;
+        let len = body_len(header).ok()? + RECORD_HEADER_BYTES;
+        (len <= bytes.len()).then_some(len)
+    }
+
     /// The record's log sequence number.
     pub fn lsn(&self) -> Lsn {
         self.lsn
