@@ -6,6 +6,7 @@
 //! and hands each waiter its result. Writers that arrived meanwhile form the next group.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,14 @@ struct Queue {
     expected_callers: usize,
 }
 
+/// How many gather windows (each half a typical fsync) a waiting durable writer watches for
+/// its result before it parks: enough to cover a gathering group and its fsync.
+const SPIN_WINDOWS: u32 = 3;
+
+/// At most this many writers watch at once; the rest park. Watching pays when a few writers
+/// share each fsync; with dozens, the extra ones would only make the processors busy.
+const MAX_SPINNERS: usize = 4;
+
 /// Largest group buffer kept for reuse; a rare huge group's is freed.
 const MAX_SPARE_RECORDS: usize = 1024;
 
@@ -105,6 +114,11 @@ const MAX_SPARE_RECORDS: usize = 1024;
 #[derive(Default)]
 pub(crate) struct CommitQueue {
     queue: Mutex<Queue>,
+    /// Bumped each time a leader posts results or hands leadership on, so that a waiting
+    /// writer can watch for its turn without the lock.
+    posted: AtomicU64,
+    /// Writers now spinning in [`await_post`](Self::await_post).
+    spinners: AtomicUsize,
     /// Where a gathering leader sleeps until its window ends. Nobody notifies it: the writer
     /// that completes its group takes the group over instead.
     gather_timer: Condvar,
@@ -197,7 +211,11 @@ impl CommitQueue {
                     // Another writer leads, or our records are in a group being synced: woken
                     // when our results are in, or to lead the next group. A spurious wake-up
                     // just goes round the loop.
-                    MutexGuard::unlocked(&mut q, thread::park);
+                    let seen = self.posted.load(Ordering::Acquire);
+                    MutexGuard::unlocked(&mut q, || match gather {
+                        Some(window) => self.await_post(seen, window * SPIN_WINDOWS),
+                        None => thread::park(),
+                    });
                     continue;
                 }
                 q.leader_active = true;
@@ -229,6 +247,34 @@ impl CommitQueue {
             );
             drop(q);
             q = self.lead_and_post(group, group_callers, buffers, &lead);
+        }
+    }
+
+    /// Waits until a leader posts after `seen`: for up to `budget` by yielding the processor
+    /// in a loop (when fewer than [`MAX_SPINNERS`] writers already do), then by parking.
+    ///
+    /// A durable writer waits about one fsync, and a parked thread takes 15-45 µs to run
+    /// again once woken on a virtual machine whose idle vCPUs halt: with 4 writers that
+    /// wake-up alone made each group commit 30% slower than its fsync (measured: 215 µs
+    /// a group against a 130 µs fdatasync), since the next group forms only when its writers
+    /// are back. A writer that watches instead is back within microseconds, as RocksDB's
+    /// write thread does with its adaptive yield. Yielding, not pausing, leaves the
+    /// processor to any thread with work to do, the syncing leader included.
+    fn await_post(&self, seen: u64, budget: Duration) {
+        if self.spinners.fetch_add(1, Ordering::AcqRel) >= MAX_SPINNERS {
+            self.spinners.fetch_sub(1, Ordering::AcqRel);
+            thread::park();
+            return;
+        }
+        let deadline = Instant::now() + budget;
+        let mut posted = false;
+        while !posted && Instant::now() < deadline {
+            thread::yield_now();
+            posted = self.posted.load(Ordering::Acquire) != seen;
+        }
+        self.spinners.fetch_sub(1, Ordering::AcqRel);
+        if !posted {
+            thread::park();
         }
     }
 
@@ -264,6 +310,7 @@ impl CommitQueue {
         drop(guard);
         let mut q = self.queue.lock();
         q.results.append(&mut results);
+        self.posted.fetch_add(1, Ordering::Release);
         group.clear();
         if group.capacity() <= MAX_SPARE_RECORDS {
             q.spare = group;
@@ -315,6 +362,7 @@ impl Drop for LeaderGuard<'_> {
             ));
         }
         let next_leader = q.waiting.first().map(|p| p.waiter.clone());
+        self.queue.posted.fetch_add(1, Ordering::Release);
         drop(q);
         for t in self.finished.iter().chain(&next_leader) {
             t.unpark();
