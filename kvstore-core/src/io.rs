@@ -9,6 +9,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// The source of [`FileIo::preallocate`]'s zeros. A static, not a fresh buffer per call: a
+/// newly allocated megabyte is fresh pages, and the kernel faulted each one in as it copied
+/// from it (seen in a profile of a replica applying a write burst).
+static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
+
 /// A random-access file as the engine uses it.
 pub trait FileIo: Send + Sync + fmt::Debug {
     /// Fills `buf` from `offset`; fails with `UnexpectedEof` past the end.
@@ -16,14 +21,13 @@ pub trait FileIo: Send + Sync + fmt::Debug {
     /// Writes all of `buf` at `offset`.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Writes `len` zeros at `offset`: space allocated ahead of the log's end, so that a later
-    /// `fdatasync` need not commit a size change. The default writes them in 1 MiB pieces.
+    /// `fdatasync` need not commit a size change. The default writes them in 256 KiB pieces.
     fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        let zeros = vec![0u8; len.min(1 << 20) as usize];
         let mut at = offset;
         let end = offset.saturating_add(len);
         while at < end {
-            let n = zeros.len().min((end - at) as usize);
-            self.write_all_at(&zeros[..n], at)?;
+            let n = ZEROS.len().min((end - at) as usize);
+            self.write_all_at(&ZEROS[..n], at)?;
             at += n as u64;
         }
         Ok(())
