@@ -217,6 +217,9 @@ impl Inner {
             .ctx(|| format!("appending to segment {}", active.id))?;
         active.len += buf.len() as u64;
         active.unsynced = true;
+        self.counters
+            .appended_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
         Ok(())
     }

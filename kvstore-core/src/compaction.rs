@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::index::Location;
 use crate::io::FileIo;
+use crate::options::Options;
 use crate::store::Inner;
 use crate::wal::compacted::CompactedWriter;
 use crate::wal::hint;
@@ -83,12 +84,40 @@ const LIVENESS_CHUNK: usize = 1024;
 /// Index entries moved to their copies per write-lock acquisition.
 const INSTALL_CHUNK: usize = 1024;
 
+/// Writes stream in when a maintenance check finds the log grew by at least this fraction of
+/// a segment since the one before (with the defaults, 512 KiB in 100 ms).
+const BUSY_SEGMENT_FRACTION: u64 = 16;
+
+/// Whether automatic compaction should start, given the sealed segments' `dead` and `total`
+/// bytes and whether writes are streaming in (`busy`).
+///
+/// Idle, it starts once dead bytes pass `compaction_min_dead_bytes` and the dead ratio. While
+/// writes stream in it waits until the dead share is halfway from the ratio to all (0.7 for
+/// 0.4: the log stays under about 3.3 times the live data): a compaction in the middle of a
+/// burst takes CPU and disk from the writers, and copies values the rest of the burst would
+/// have made dead anyway. Measured with `redis-benchmark` (200,000 SETs, random keys) against
+/// a master and two replicas on 2 cores: the background thread took half of each replica's
+/// CPU and a quarter of the master's, mostly compacting. The idle store compacts right after.
+pub(crate) fn compaction_wanted(dead: u64, total: u64, busy: bool, opts: &Options) -> bool {
+    if dead < opts.compaction_min_dead_bytes || total == 0 {
+        return false;
+    }
+    let ratio = opts.compaction_dead_ratio;
+    let threshold = if busy { (1.0 + ratio) / 2.0 } else { ratio };
+    dead as f64 >= threshold * total as f64
+}
+
 impl Inner {
-    /// Whether the sealed segments' dead bytes passed the automatic threshold.
-    pub(crate) fn compaction_due(&self) -> bool {
+    /// Whether automatic compaction should start now (see [`compaction_wanted`]); `appended`
+    /// is how many bytes commits appended to the log since the last check.
+    pub(crate) fn compaction_due(&self, appended: u64) -> bool {
         let (dead, total) = self.state.read().sealed_dead_and_total();
-        dead >= self.opts.compaction_min_dead_bytes
-            && dead as f64 >= self.opts.compaction_dead_ratio * total as f64
+        compaction_wanted(
+            dead,
+            total,
+            appended >= self.opts.segment_bytes / BUSY_SEGMENT_FRACTION,
+            &self.opts,
+        )
     }
 
     /// The LSN below which no registered WAL consumer needs the log, ignoring consumers that
@@ -331,5 +360,28 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compaction_wanted;
+    use crate::Options;
+
+    #[test]
+    fn automatic_compaction_waits_for_a_burst_unless_dead_bytes_pile_up() {
+        let opts = Options::new()
+            .compaction_dead_ratio(0.4)
+            .compaction_min_dead_bytes(1000);
+        // Idle: the ratio and the minimum decide.
+        assert!(!compaction_wanted(999, 1000, false, &opts));
+        assert!(!compaction_wanted(3_999, 10_000, false, &opts));
+        assert!(compaction_wanted(4_000, 10_000, false, &opts));
+        // While writes stream in: not at the ratio, only halfway from it to all dead (0.7).
+        assert!(!compaction_wanted(4_000, 10_000, true, &opts));
+        assert!(!compaction_wanted(6_999, 10_000, true, &opts));
+        assert!(compaction_wanted(7_000, 10_000, true, &opts));
+        // Nothing sealed, nothing to do.
+        assert!(!compaction_wanted(0, 0, false, &opts));
     }
 }

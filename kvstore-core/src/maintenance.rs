@@ -1,6 +1,7 @@
 //! The background thread: writes hint files for sealed segments, syncs under
 //! `SyncPolicy::EveryMillis`, and starts compaction when dead bytes pass the threshold.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -74,6 +75,7 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
     drop(inner);
     let mut last_sync = Instant::now();
     let mut last_compaction_check = Instant::now();
+    let mut appended_at_last_check = 0;
     loop {
         let job = match jobs.recv_timeout(tick) {
             Ok(job) => Some(job),
@@ -98,7 +100,10 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
             && last_compaction_check.elapsed() >= inner.opts.maintenance_interval
         {
             last_compaction_check = Instant::now();
-            if inner.compaction_due() {
+            let appended = inner.counters.appended_bytes.load(Ordering::Relaxed);
+            let since_last_check = appended.saturating_sub(appended_at_last_check);
+            appended_at_last_check = appended;
+            if inner.compaction_due(since_last_check) {
                 if let Err(e) = inner.compact_all(false) {
                     tracing::warn!(error = %e, "automatic compaction failed");
                 }

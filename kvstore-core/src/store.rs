@@ -77,6 +77,8 @@ pub(crate) struct Counters {
     /// Moving average of `fdatasync` time on the log.
     pub sync_ewma_ns: AtomicU64,
     pub compactions: AtomicU64,
+    /// Bytes appended to the log by commits, ever (how fast writes stream in).
+    pub appended_bytes: AtomicU64,
 }
 
 pub(crate) struct Inner {
