@@ -4,10 +4,11 @@ use std::cmp::Ordering;
 
 use super::leaf::{compare, order_by_common, prefix, shared_len};
 
-/// `key(i)` ≤ every key of leaf `i` < every key of leaf `i + 1`.
+/// `keys[i]` ≤ every key of leaf `i` < every key of leaf `i + 1`.
 ///
 /// Routing is a binary search over 8-byte prefixes in one dense array; a fence's own bytes
-/// (a heap allocation each, so a likely cache miss) are read only on a prefix tie. Like a
+/// (a heap allocation each, so a likely cache miss) are read only on a prefix tie, apart
+/// from the first fence's shared bytes, which every lookup reads and so stay cached. Like a
 /// leaf, the fences skip the bytes they all share before taking prefixes: keys such as
 /// Redis's `key:000000123456` share their first 8 bytes, so prefixes taken from the start
 /// would all tie and every step would compare whole keys (measured: half a replica's time

@@ -9,8 +9,9 @@
 //!
 //! A lookup is a few cache misses, not instructions, so both levels search dense arrays of
 //! 8-byte order-preserving prefixes taken past the bytes their keys share, and read a key's
-//! bytes only when a prefix cannot decide (measured on Redis-style keys, 200,000 of them:
-//! 290 ns a lookup before, 160 ns after).
+//! bytes only when a prefix cannot decide (and the first fence's shared bytes, which every
+//! lookup reads, so they stay cached). Measured on Redis-style keys, 200,000 of them: 290 ns
+//! a lookup before, 160 ns after.
 
 mod fences;
 mod leaf;
@@ -320,7 +321,16 @@ mod tests {
     /// Short keys, and keys behind shared heads longer than 8 bytes that diverge inside,
     /// after and at the end of the head (so leaves share, and lose, long common prefixes).
     fn key() -> impl Strategy<Value = Vec<u8>> {
-        let heads: [&[u8]; 5] = [b"", b"user:0000", b"user:00001", b"user:0", b"usa"];
+        let heads: [&[u8]; 7] = [
+            b"",
+            b"user:0000",
+            b"user:00001",
+            b"user:0",
+            b"usa",
+            // Past a leaf's 16 inline head bytes.
+            b"tenant:0042/user:000",
+            b"tenant:0042/user:0001",
+        ];
         (
             prop::sample::select(heads.to_vec()),
             prop::collection::vec(0u8..6, 0..4),
