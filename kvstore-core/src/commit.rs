@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment};
 use crate::store::Inner;
+use crate::wal::hint::HintBuilder;
 use crate::wal::record::EncodedRecord;
 use crate::wal::segment::{segment_path, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
@@ -184,12 +185,24 @@ impl Inner {
                 self.write_buf(active, buf)?;
                 sealed.push(self.roll(active, lsn)?);
             }
+            // Into the hint before the write: if the write fails, the store is poisoned and
+            // no roll ever finishes this hint, so it never lists a record the log lacks.
+            let offset = active.len + buf.len() as u64;
+            for span in &pending.record.spans {
+                active.hint.push(
+                    pending.record.key(span),
+                    next,
+                    (offset + u64::from(span.value_start)) as u32,
+                    span.value_len,
+                    span.is_delete,
+                );
+            }
             placed.push(Placed {
                 ticket: pending.ticket,
                 replicated: matches!(pending.rule, LsnRule::Exactly(_)),
                 lsn: next,
                 segment: active.id,
-                offset: active.len + buf.len() as u64,
+                offset,
                 record: pending.record,
             });
             if let Some(p) = placed.last() {
@@ -282,10 +295,13 @@ impl Inner {
         };
         let file = self.create_active_segment_file(id, &header)?;
         let sealed = active.id;
+        let built_hint =
+            std::mem::replace(&mut active.hint, HintBuilder::unknown()).finish(active.len);
         {
             let mut state = self.state.write();
             if let Some(seg) = state.segments.get_mut(&sealed) {
                 seg.len = active.len;
+                seg.built_hint = built_hint;
             }
             state.segments.insert(
                 id,
@@ -299,6 +315,7 @@ impl Inner {
             allocated: SEGMENT_HEADER_BYTES,
             unsynced: false,
             written_lsn: last_lsn,
+            hint: HintBuilder::new(id),
         };
         self.active_segment.store(id, Ordering::Release);
         Ok(sealed)

@@ -129,6 +129,9 @@ pub(crate) struct Segment {
     pub compacted: bool,
     /// Whether a valid hint file exists for it.
     pub has_hint: bool,
+    /// Its hint file's bytes, built while it was written, until the background thread
+    /// writes them.
+    pub built_hint: Option<Vec<u8>>,
     /// No longer appended to, and every record in it published to the index: only such
     /// segments may be compacted (before publication, the index does not yet point at the
     /// newest records, and compaction would take them for dead).
@@ -146,6 +149,7 @@ impl Segment {
             lsn_mark,
             compacted,
             has_hint: false,
+            built_hint: None,
             sealed: compacted,
         }
     }

@@ -211,6 +211,7 @@ impl SnapshotInstall {
             allocated: SEGMENT_HEADER_BYTES,
             unsynced: false,
             written_lsn: lsn,
+            hint: crate::wal::hint::HintBuilder::new(id),
         };
         inner.active_segment.store(id, Ordering::Release);
         tracing::info!(lsn, keys = store.len(), "snapshot installed");

@@ -12,7 +12,7 @@ use crate::io::FileIo;
 use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
 use crate::tail_cache::CachedTail;
-use crate::wal::hint::{self, EntryRef, Hint, HintEntry};
+use crate::wal::hint::{self, EntryRef, Hint, HintBuilder, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
@@ -577,6 +577,11 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                         .ctx(|| format!("reading size of segment {id}"))?,
                     unsynced: false,
                     written_lsn: last_lsn,
+                    hint: if active_len > SEGMENT_HEADER_BYTES {
+                        HintBuilder::unknown()
+                    } else {
+                        HintBuilder::new(id)
+                    },
                 }
             }
             None => return Err(crate::store::missing_segment(dir, id)),
@@ -613,6 +618,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 allocated: SEGMENT_HEADER_BYTES,
                 unsynced: false,
                 written_lsn: last_lsn,
+                hint: HintBuilder::new(id),
             }
         }
     };

@@ -15,6 +15,7 @@ use std::thread::{self, Thread};
 
 use crate::error::Result;
 use crate::io::FileIo;
+use crate::wal::hint::HintBuilder;
 use crate::wal::record::EncodedRecord;
 use crate::wal::segment::SegmentId;
 use crate::Lsn;
@@ -32,6 +33,8 @@ pub(crate) struct ActiveSegment {
     pub unsynced: bool,
     /// LSN of the newest record written to the log (maybe not yet published).
     pub written_lsn: Lsn,
+    /// The segment's hint file, built as records are written.
+    pub hint: HintBuilder,
 }
 
 /// Which LSN a queued record takes.
