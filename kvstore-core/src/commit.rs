@@ -8,7 +8,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment};
 use crate::store::Inner;
 use crate::wal::hint::HintBuilder;
-use crate::wal::record::EncodedRecord;
+use crate::wal::record::{EncodedRecord, EncodedWalRecord};
 use crate::wal::segment::{segment_path, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
 use crate::{Lsn, SyncPolicy};
@@ -109,7 +109,7 @@ impl Inner {
         });
         match outcome {
             Ok(()) => {
-                self.publish(placed);
+                self.publish(placed, buf);
                 self.finish_seal(&sealed);
                 self.sequencer.done(turn);
                 results.extend(
@@ -392,7 +392,8 @@ impl Inner {
     }
 
     /// Makes the group visible: index, segment table, last LSN, then the commit hook.
-    fn publish(&self, placed: &[Placed]) {
+    /// `scratch` is a buffer to reuse.
+    fn publish(&self, placed: &[Placed], scratch: &mut Vec<u8>) {
         let Some(last) = placed.last() else {
             return;
         };
@@ -421,15 +422,26 @@ impl Inner {
             self.last_lsn.store(last.lsn, Ordering::Release);
         }
         if let Some(hook) = self.hook() {
-            for p in placed.iter().filter(|p| !p.replicated) {
-                let record = p.record.to_shared(p.lsn);
+            // One buffer for the group's records: one allocation, and one free on whichever
+            // thread lets go last, instead of one of each per record.
+            let local = || placed.iter().filter(|p| !p.replicated);
+            scratch.clear();
+            for p in local() {
+                scratch.extend_from_slice(&p.record.bytes);
+            }
+            if scratch.is_empty() {
+                return;
+            }
+            let shared: Arc<[u8]> = Arc::from(&scratch[..]);
+            let records = local().map(|p| (p.lsn, p.record.bytes.len()));
+            for record in EncodedWalRecord::stamped_in(shared, records) {
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     hook.committed_encoded(&record);
                 }));
                 if call.is_err() {
                     // The write is committed and published; a hook that panics must not take
                     // the commit path down with it (replicas catch up from the log).
-                    tracing::error!(lsn = p.lsn, "the commit hook panicked");
+                    tracing::error!(lsn = record.lsn(), "the commit hook panicked");
                 }
             }
         }

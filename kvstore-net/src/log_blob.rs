@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
 
 use kvstore_core::{EncodedWalRecord, Lsn, ReplicatedRecord, WalRecord};
 
@@ -33,6 +34,8 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
     if blob.is_empty() {
         return Err("REPLICATE LOG carries no record".into());
     }
+    // One copy of the blob that all its records share: one allocation, not one per record.
+    let shared: Arc<[u8]> = Arc::from(blob);
     let mut records = Vec::new();
     let mut rest = blob;
     while !rest.is_empty() {
@@ -48,11 +51,10 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
                 rest.len()
             )
         })?;
-        let (bytes, tail) = rest.split_at(len);
-        let record = EncodedWalRecord::from_bytes(bytes)
+        let record = EncodedWalRecord::from_shared(shared.clone(), offset..offset + len)
             .map_err(|e| format!("REPLICATE LOG record at byte {offset}: {e}"))?;
         records.push(record);
-        rest = tail;
+        rest = &rest[len..];
     }
     Ok(records)
 }

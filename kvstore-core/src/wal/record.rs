@@ -12,6 +12,7 @@
 //! A write batch is one record, which is what makes it atomic on disk.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::batch::{Op, OpView};
@@ -143,7 +144,7 @@ pub(crate) enum RecordBytes {
     Owned(Vec<u8>),
     /// A master's stamped and verified record, shared with whoever else holds it (the in-process
     /// transport, other replicas), so applying it copies nothing until it joins the write.
-    Shared(Arc<[u8]>),
+    Shared(EncodedWalRecord),
 }
 
 impl std::ops::Deref for RecordBytes {
@@ -152,7 +153,7 @@ impl std::ops::Deref for RecordBytes {
     fn deref(&self) -> &[u8] {
         match self {
             RecordBytes::Owned(bytes) => bytes,
-            RecordBytes::Shared(bytes) => bytes,
+            RecordBytes::Shared(record) => record.as_bytes(),
         }
     }
 }
@@ -184,7 +185,7 @@ impl EncodedRecord {
     pub fn verified(record: &EncodedWalRecord) -> Result<Self> {
         Ok(EncodedRecord {
             spans: record.verified_spans()?,
-            bytes: RecordBytes::Shared(record.bytes.clone()),
+            bytes: RecordBytes::Shared(record.clone()),
         })
     }
 
@@ -193,10 +194,10 @@ impl EncodedRecord {
     /// the case, which the commit leader never asks for, of another LSN).
     pub fn stamp(&mut self, lsn: Lsn) {
         if let RecordBytes::Shared(shared) = &self.bytes {
-            if read_u64(shared, 8) == lsn {
+            if shared.lsn() == lsn {
                 return;
             }
-            self.bytes = RecordBytes::Owned(shared.to_vec());
+            self.bytes = RecordBytes::Owned(shared.as_bytes().to_vec());
         }
         if let RecordBytes::Owned(bytes) = &mut self.bytes {
             bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
@@ -211,11 +212,9 @@ impl EncodedRecord {
 
     /// The stamped record as the commit hook receives it: its bytes, shared. One copy of the
     /// bytes, where owned operations would cost a decode and an allocation per key and value.
+    #[cfg(test)]
     pub fn to_shared(&self, lsn: Lsn) -> EncodedWalRecord {
-        EncodedWalRecord {
-            lsn,
-            bytes: Arc::from(&self.bytes[..]),
-        }
+        EncodedWalRecord::whole(lsn, Arc::from(&self.bytes[..]))
     }
 }
 
@@ -240,18 +239,32 @@ impl EncodedRecord {
 /// assert_eq!(received, encoded);
 /// # Ok::<(), kvstore_core::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct EncodedWalRecord {
     lsn: Lsn,
-    /// A whole stamped record (header and operations), as in a log segment.
-    bytes: Arc<[u8]>,
+    /// Holds the record: on its own, or with the records committed or received with it, so
+    /// that a group of records costs one allocation (and one free, maybe on another thread:
+    /// with one per record, a master's writer waited on the allocator's lock for the
+    /// replication threads freeing its records).
+    buf: Arc<[u8]>,
+    /// Where in `buf` the whole stamped record (header and operations) lies, as in a log
+    /// segment.
+    range: Range<usize>,
 }
+
+impl PartialEq for EncodedWalRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.lsn == other.lsn && self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EncodedWalRecord {}
 
 impl std::fmt::Debug for EncodedWalRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncodedWalRecord")
             .field("lsn", &self.lsn)
-            .field("encoded_len", &self.bytes.len())
+            .field("encoded_len", &self.range.len())
             .finish()
     }
 }
@@ -262,9 +275,44 @@ impl EncodedWalRecord {
     /// verified when the record is decoded or applied. Fails with [`Error::Corrupt`] when the
     /// header is damaged or the length does not match.
     pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Result<Self> {
-        let bytes = bytes.into();
-        let lsn = header_lsn(&bytes).map_err(|reason| invalid_record(None, &reason))?;
-        Ok(EncodedWalRecord { lsn, bytes })
+        let buf = bytes.into();
+        let len = buf.len();
+        Self::from_shared(buf, 0..len)
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), for a record that lies at `range` in a buffer
+    /// shared with others (several records received together, say): no copy, and one
+    /// allocation for all of them. Fails with [`Error::Corrupt`] as `from_bytes` does, and
+    /// when `range` is not inside `buf`.
+    pub fn from_shared(buf: Arc<[u8]>, range: Range<usize>) -> Result<Self> {
+        let record = buf
+            .get(range.clone())
+            .ok_or_else(|| invalid_record(None, "the record lies outside its buffer"))?;
+        let lsn = header_lsn(record).map_err(|reason| invalid_record(None, &reason))?;
+        Ok(EncodedWalRecord { lsn, buf, range })
+    }
+
+    /// A record this node stamped itself, alone in `buf`.
+    fn whole(lsn: Lsn, buf: Arc<[u8]>) -> Self {
+        let range = 0..buf.len();
+        EncodedWalRecord { lsn, buf, range }
+    }
+
+    /// Records this node stamped itself, `(lsn, len)` each, lying back to back in `buf`.
+    pub(crate) fn stamped_in<I: IntoIterator<Item = (Lsn, usize)>>(
+        buf: Arc<[u8]>,
+        records: I,
+    ) -> impl Iterator<Item = EncodedWalRecord> {
+        let mut start = 0;
+        records.into_iter().map(move |(lsn, len)| {
+            let range = start..start + len;
+            start += len;
+            EncodedWalRecord {
+                lsn,
+                buf: buf.clone(),
+                range,
+            }
+        })
     }
 
     /// The length of the encoded record at the start of `bytes`, as its header announces it,
@@ -284,18 +332,18 @@ impl EncodedWalRecord {
 
     /// The whole encoded record (what [`from_bytes`](Self::from_bytes) takes back).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.buf[self.range.clone()]
     }
 
     /// Bytes this record takes in the log (equal to [`WalRecord::encoded_len`]).
     pub fn encoded_len(&self) -> usize {
-        self.bytes.len()
+        self.range.len()
     }
 
     /// Checks every checksum and bound and returns where each operation lies; what a replica
     /// needs before it writes the bytes into its own log.
     pub(crate) fn verified_spans(&self) -> Result<Spans> {
-        match decode(&self.bytes) {
+        match decode(self.as_bytes()) {
             Ok((lsn, spans)) if lsn == self.lsn => Ok(spans),
             Ok((lsn, _)) => Err(invalid_record(
                 Some(self.lsn),
@@ -312,7 +360,7 @@ impl EncodedWalRecord {
         let spans = self.verified_spans()?;
         Ok(WalRecord {
             lsn: self.lsn,
-            ops: ops_of(&self.bytes, &spans),
+            ops: ops_of(self.as_bytes(), &spans),
         })
     }
 }
@@ -322,10 +370,7 @@ impl From<&WalRecord> for EncodedWalRecord {
     fn from(record: &WalRecord) -> Self {
         let mut encoded = EncodedRecord::encode(&record.ops);
         encoded.stamp(record.lsn);
-        EncodedWalRecord {
-            lsn: record.lsn,
-            bytes: Arc::from(&encoded.bytes[..]),
-        }
+        EncodedWalRecord::whole(record.lsn, Arc::from(&encoded.bytes[..]))
     }
 }
 
@@ -725,6 +770,28 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn records_sharing_one_buffer_are_each_whole_and_checked() {
+        let (a, b) = (sample(3), sample(4));
+        let (ea, eb) = (EncodedWalRecord::from(&a), EncodedWalRecord::from(&b));
+        let mut both = ea.as_bytes().to_vec();
+        both.extend_from_slice(eb.as_bytes());
+        let shared: Arc<[u8]> = Arc::from(both);
+        let split = ea.encoded_len();
+        let first = EncodedWalRecord::from_shared(shared.clone(), 0..split).unwrap();
+        let second = EncodedWalRecord::from_shared(shared.clone(), split..shared.len()).unwrap();
+        assert_eq!((first.clone(), second.clone()), (ea, eb));
+        assert_eq!(second.to_wal_record().unwrap(), b);
+        let stamped: Vec<_> =
+            EncodedWalRecord::stamped_in(shared.clone(), [(3, split), (4, shared.len() - split)])
+                .collect();
+        assert_eq!(stamped, vec![first, second]);
+        // A range that is not one whole record, or not inside the buffer, is refused.
+        assert!(EncodedWalRecord::from_shared(shared.clone(), 0..split + 1).is_err());
+        assert!(EncodedWalRecord::from_shared(shared.clone(), 1..split).is_err());
+        assert!(EncodedWalRecord::from_shared(shared.clone(), split..shared.len() + 1).is_err());
     }
 
     #[test]
