@@ -4,6 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment};
 use crate::store::Inner;
@@ -39,7 +41,13 @@ impl Drop for TurnGuard<'_> {
 pub(crate) struct LeaderScratch {
     placed: Vec<Placed>,
     buf: Vec<u8>,
+    /// Where the commit hook's records are copied: chunks of many groups' records, each
+    /// record a slice (see [`EncodedWalRecord`]).
+    hook_arena: BytesMut,
 }
+
+/// Bytes the hook's record arena allocates at a time (more for a larger group).
+const HOOK_ARENA_CHUNK: usize = 64 << 10;
 
 /// Largest write buffer kept for the next group; a rare huge group's is freed.
 const MAX_SCRATCH_BYTES: usize = 4 << 20;
@@ -76,7 +84,11 @@ impl Inner {
             _ => 0..0,
         };
         let mut scratch = self.leader_scratch.lock();
-        let LeaderScratch { placed, buf } = &mut *scratch;
+        let LeaderScratch {
+            placed,
+            buf,
+            hook_arena,
+        } = &mut *scratch;
         placed.clear(); // empty unless an earlier leader unwound (a bug)
         let mut sealed = Vec::new();
         let (turn, written) = {
@@ -109,7 +121,7 @@ impl Inner {
         });
         match outcome {
             Ok(()) => {
-                self.publish(placed, buf);
+                self.publish(placed, hook_arena);
                 self.finish_seal(&sealed);
                 self.sequencer.done(turn);
                 results.extend(
@@ -391,9 +403,9 @@ impl Inner {
         ))
     }
 
-    /// Makes the group visible: index, segment table, last LSN, then the commit hook.
-    /// `scratch` is a buffer to reuse.
-    fn publish(&self, placed: &[Placed], scratch: &mut Vec<u8>) {
+    /// Makes the group visible: index, segment table, last LSN, then the commit hook, whose
+    /// records are copied into `hook_arena`.
+    fn publish(&self, placed: &[Placed], hook_arena: &mut BytesMut) {
         let Some(last) = placed.last() else {
             return;
         };
@@ -422,17 +434,20 @@ impl Inner {
             self.last_lsn.store(last.lsn, Ordering::Release);
         }
         if let Some(hook) = self.hook() {
-            // One buffer for the group's records: one allocation, and one free on whichever
-            // thread lets go last, instead of one of each per record.
+            // Copied into a chunk shared by many groups' records: an allocation per chunk,
+            // and one free on whichever thread lets go of it last, not one of each per record.
             let local = || placed.iter().filter(|p| !p.replicated);
-            scratch.clear();
-            for p in local() {
-                scratch.extend_from_slice(&p.record.bytes);
-            }
-            if scratch.is_empty() {
+            let bytes: usize = local().map(|p| p.record.bytes.len()).sum();
+            if bytes == 0 {
                 return;
             }
-            let shared: Arc<[u8]> = Arc::from(&scratch[..]);
+            if hook_arena.capacity() < bytes {
+                hook_arena.reserve(bytes.max(HOOK_ARENA_CHUNK));
+            }
+            for p in local() {
+                hook_arena.extend_from_slice(&p.record.bytes);
+            }
+            let shared = hook_arena.split().freeze();
             let records = local().map(|p| (p.lsn, p.record.bytes.len()));
             for record in EncodedWalRecord::stamped_in(shared, records) {
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -12,7 +12,8 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use kvstore_core::{EncodedWalRecord, Lsn, ReplicatedRecord, WalRecord};
 
@@ -35,7 +36,7 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
         return Err("REPLICATE LOG carries no record".into());
     }
     // One copy of the blob that all its records share: one allocation, not one per record.
-    let shared: Arc<[u8]> = Arc::from(blob);
+    let shared = Bytes::copy_from_slice(blob);
     let mut records = Vec::new();
     let mut rest = blob;
     while !rest.is_empty() {
@@ -51,7 +52,7 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
                 rest.len()
             )
         })?;
-        let record = EncodedWalRecord::from_shared(shared.clone(), offset..offset + len)
+        let record = EncodedWalRecord::from_bytes(shared.slice(offset..offset + len))
             .map_err(|e| format!("REPLICATE LOG record at byte {offset}: {e}"))?;
         records.push(record);
         rest = &rest[len..];

@@ -12,8 +12,8 @@
 //! A write batch is one record, which is what makes it atomic on disk.
 
 use std::borrow::Cow;
-use std::ops::Range;
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::batch::{Op, OpView};
 use crate::error::{Error, Result};
@@ -214,7 +214,10 @@ impl EncodedRecord {
     /// bytes, where owned operations would cost a decode and an allocation per key and value.
     #[cfg(test)]
     pub fn to_shared(&self, lsn: Lsn) -> EncodedWalRecord {
-        EncodedWalRecord::whole(lsn, Arc::from(&self.bytes[..]))
+        EncodedWalRecord {
+            lsn,
+            bytes: Bytes::copy_from_slice(&self.bytes),
+        }
     }
 }
 
@@ -239,80 +242,36 @@ impl EncodedRecord {
 /// assert_eq!(received, encoded);
 /// # Ok::<(), kvstore_core::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EncodedWalRecord {
     lsn: Lsn,
-    /// Holds the record: on its own, or with the records committed or received with it, so
-    /// that a group of records costs one allocation (and one free, maybe on another thread:
-    /// with one per record, a master's writer waited on the allocator's lock for the
-    /// replication threads freeing its records).
-    buf: Arc<[u8]>,
-    /// Where in `buf` the whole stamped record (header and operations) lies, as in a log
-    /// segment.
-    range: Range<usize>,
+    /// A whole stamped record (header and operations), as in a log segment. Often a slice of
+    /// a buffer shared with the records committed or received with it, so that records cost
+    /// an allocation (and a free, maybe on another thread) per chunk of many rather than
+    /// each: with one per record, a master's writer waited on the allocator's lock for the
+    /// replication threads freeing its records.
+    bytes: Bytes,
 }
-
-impl PartialEq for EncodedWalRecord {
-    fn eq(&self, other: &Self) -> bool {
-        self.lsn == other.lsn && self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for EncodedWalRecord {}
 
 impl std::fmt::Debug for EncodedWalRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncodedWalRecord")
             .field("lsn", &self.lsn)
-            .field("encoded_len", &self.range.len())
+            .field("encoded_len", &self.bytes.len())
             .finish()
     }
 }
 
 impl EncodedWalRecord {
-    /// Takes a record's bytes as another node sent them. Checks the header (length and header
-    /// checksum), which is all that reading the LSN needs; the operations' checksums are
-    /// verified when the record is decoded or applied. Fails with [`Error::Corrupt`] when the
-    /// header is damaged or the length does not match.
-    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Result<Self> {
-        let buf = bytes.into();
-        let len = buf.len();
-        Self::from_shared(buf, 0..len)
-    }
-
-    /// Like [`from_bytes`](Self::from_bytes), for a record that lies at `range` in a buffer
-    /// shared with others (several records received together, say): no copy, and one
-    /// allocation for all of them. Fails with [`Error::Corrupt`] as `from_bytes` does, and
-    /// when `range` is not inside `buf`.
-    pub fn from_shared(buf: Arc<[u8]>, range: Range<usize>) -> Result<Self> {
-        let record = buf
-            .get(range.clone())
-            .ok_or_else(|| invalid_record(None, "the record lies outside its buffer"))?;
-        let lsn = header_lsn(record).map_err(|reason| invalid_record(None, &reason))?;
-        Ok(EncodedWalRecord { lsn, buf, range })
-    }
-
-    /// A record this node stamped itself, alone in `buf`.
-    fn whole(lsn: Lsn, buf: Arc<[u8]>) -> Self {
-        let range = 0..buf.len();
-        EncodedWalRecord { lsn, buf, range }
-    }
-
-    /// Records this node stamped itself, `(lsn, len)` each, lying back to back in `buf`.
-    pub(crate) fn stamped_in<I: IntoIterator<Item = (Lsn, usize)>>(
-        buf: Arc<[u8]>,
-        records: I,
-    ) -> impl Iterator<Item = EncodedWalRecord> {
-        let mut start = 0;
-        records.into_iter().map(move |(lsn, len)| {
-            let range = start..start + len;
-            start += len;
-            EncodedWalRecord {
-                lsn,
-                buf: buf.clone(),
-                range,
-            }
-        })
+    /// Takes a record's bytes as another node sent them: a `Vec`, or a slice of a
+    /// [`Bytes`] buffer holding several records (no copy then). Checks the header (length
+    /// and header checksum), which is all that reading the LSN needs; the operations'
+    /// checksums are verified when the record is decoded or applied. Fails with
+    /// [`Error::Corrupt`] when the header is damaged or the length does not match.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Result<Self> {
+        let bytes = bytes.into();
+        let lsn = header_lsn(&bytes).map_err(|reason| invalid_record(None, &reason))?;
+        Ok(EncodedWalRecord { lsn, bytes })
     }
 
     /// The length of the encoded record at the start of `bytes`, as its header announces it,
@@ -325,6 +284,19 @@ impl EncodedWalRecord {
         (len <= bytes.len()).then_some(len)
     }
 
+    /// Records this node stamped itself, `(lsn, len)` each, lying back to back in `buf`.
+    pub(crate) fn stamped_in<I: IntoIterator<Item = (Lsn, usize)>>(
+        buf: Bytes,
+        records: I,
+    ) -> impl Iterator<Item = EncodedWalRecord> {
+        let mut start = 0;
+        records.into_iter().map(move |(lsn, len)| {
+            let bytes = buf.slice(start..start + len);
+            start += len;
+            EncodedWalRecord { lsn, bytes }
+        })
+    }
+
     /// The record's log sequence number.
     pub fn lsn(&self) -> Lsn {
         self.lsn
@@ -332,12 +304,12 @@ impl EncodedWalRecord {
 
     /// The whole encoded record (what [`from_bytes`](Self::from_bytes) takes back).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.range.clone()]
+        &self.bytes
     }
 
     /// Bytes this record takes in the log (equal to [`WalRecord::encoded_len`]).
     pub fn encoded_len(&self) -> usize {
-        self.range.len()
+        self.bytes.len()
     }
 
     /// Checks every checksum and bound and returns where each operation lies; what a replica
@@ -370,7 +342,10 @@ impl From<&WalRecord> for EncodedWalRecord {
     fn from(record: &WalRecord) -> Self {
         let mut encoded = EncodedRecord::encode(&record.ops);
         encoded.stamp(record.lsn);
-        EncodedWalRecord::whole(record.lsn, Arc::from(&encoded.bytes[..]))
+        EncodedWalRecord {
+            lsn: record.lsn,
+            bytes: Bytes::copy_from_slice(&encoded.bytes),
+        }
     }
 }
 
@@ -778,20 +753,19 @@ mod tests {
         let (ea, eb) = (EncodedWalRecord::from(&a), EncodedWalRecord::from(&b));
         let mut both = ea.as_bytes().to_vec();
         both.extend_from_slice(eb.as_bytes());
-        let shared: Arc<[u8]> = Arc::from(both);
+        let shared = Bytes::from(both);
         let split = ea.encoded_len();
-        let first = EncodedWalRecord::from_shared(shared.clone(), 0..split).unwrap();
-        let second = EncodedWalRecord::from_shared(shared.clone(), split..shared.len()).unwrap();
+        let first = EncodedWalRecord::from_bytes(shared.slice(..split)).unwrap();
+        let second = EncodedWalRecord::from_bytes(shared.slice(split..)).unwrap();
         assert_eq!((first.clone(), second.clone()), (ea, eb));
         assert_eq!(second.to_wal_record().unwrap(), b);
         let stamped: Vec<_> =
             EncodedWalRecord::stamped_in(shared.clone(), [(3, split), (4, shared.len() - split)])
                 .collect();
         assert_eq!(stamped, vec![first, second]);
-        // A range that is not one whole record, or not inside the buffer, is refused.
-        assert!(EncodedWalRecord::from_shared(shared.clone(), 0..split + 1).is_err());
-        assert!(EncodedWalRecord::from_shared(shared.clone(), 1..split).is_err());
-        assert!(EncodedWalRecord::from_shared(shared.clone(), split..shared.len() + 1).is_err());
+        // A slice that is not one whole record is refused.
+        assert!(EncodedWalRecord::from_bytes(shared.slice(..split + 1)).is_err());
+        assert!(EncodedWalRecord::from_bytes(shared.slice(1..split)).is_err());
     }
 
     #[test]
