@@ -281,7 +281,7 @@ impl Inner {
     }
 
     /// `fdatasync`s a segment file, counting it and tracking how long syncs take.
-    fn timed_sync(&self, file: &dyn crate::io::FileIo, id: SegmentId) -> Result<()> {
+    pub(crate) fn timed_sync(&self, file: &dyn crate::io::FileIo, id: SegmentId) -> Result<()> {
         let started = std::time::Instant::now();
         file.sync_data().ctx(|| format!("syncing segment {id}"))?;
         let took = started.elapsed().as_nanos() as u64;

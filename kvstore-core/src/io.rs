@@ -181,7 +181,8 @@ impl Vfs for OsVfs {
 /// Counters are shared by every file it opened. After `fail_syncs_after(n)`, the (n+1)-th
 /// and later `sync_data` calls fail; after `fail_writes_after(n)` the later writes fail;
 /// after `tear_writes_after(n)` the later writes store only half their bytes and then fail,
-/// as a crash in the middle of a write would leave them.
+/// as a crash in the middle of a write would leave them; after `delay_syncs(d)` every sync
+/// takes `d` longer.
 #[derive(Debug, Clone, Default)]
 pub struct FaultyVfs {
     faults: Arc<Faults>,
@@ -196,6 +197,8 @@ struct Faults {
     sync_limit_on: AtomicBool,
     write_limit_on: AtomicBool,
     tear: AtomicBool,
+    sync_delay_ms: AtomicU64,
+    syncs_finished: AtomicU64,
 }
 
 impl FaultyVfs {
@@ -224,6 +227,19 @@ impl FaultyVfs {
     pub fn tear_writes_after(&self, n: u64) {
         self.fail_writes_after(n);
         self.faults.tear.store(true, Ordering::SeqCst);
+    }
+    /// Makes every later sync take `delay` longer, as a slow disk would.
+    pub fn delay_syncs(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.faults.sync_delay_ms.store(ms, Ordering::SeqCst);
+    }
+    /// How many syncs were started so far (finished or not).
+    pub fn syncs_started(&self) -> u64 {
+        self.faults.syncs.load(Ordering::SeqCst)
+    }
+    /// How many syncs returned so far (successfully or not).
+    pub fn syncs_finished(&self) -> u64 {
+        self.faults.syncs_finished.load(Ordering::SeqCst)
     }
     /// Stops injecting faults.
     pub fn heal(&self) {
@@ -260,10 +276,19 @@ impl FileIo for FaultyFile {
     fn sync_data(&self) -> io::Result<()> {
         let f = &self.faults;
         let n = f.syncs.fetch_add(1, Ordering::SeqCst);
-        if f.sync_limit_on.load(Ordering::SeqCst) && n >= f.syncs_allowed.load(Ordering::SeqCst) {
-            return Err(injected("fsync"));
-        }
-        self.inner.sync_data()
+        let result = if f.sync_limit_on.load(Ordering::SeqCst)
+            && n >= f.syncs_allowed.load(Ordering::SeqCst)
+        {
+            Err(injected("fsync"))
+        } else {
+            let delay = f.sync_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+            }
+            self.inner.sync_data()
+        };
+        f.syncs_finished.fetch_add(1, Ordering::SeqCst);
+        result
     }
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
