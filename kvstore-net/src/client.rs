@@ -157,7 +157,7 @@ impl Client {
     pub fn text<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<String> {
         match self.call(args)? {
             Frame::Bulk(text) => Ok(String::from_utf8_lossy(&text).into_owned()),
-            Frame::Simple(text) => Ok(text),
+            Frame::Simple(text) => Ok(text.into_owned()),
             other => Err(unexpected("a text command", other)),
         }
     }

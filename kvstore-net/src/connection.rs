@@ -88,6 +88,15 @@ impl Connection {
         self.wire.decode_request()
     }
 
+    /// Like [`Connection::buffered_request`], into `request`'s buffers (see
+    /// [`crate::RequestDecoder::decode_into`]): whether there was a whole request.
+    pub(crate) fn buffered_request_into(
+        &mut self,
+        request: &mut Request,
+    ) -> Result<bool, ProtocolError> {
+        self.wire.decode_request_into(request)
+    }
+
     /// The next request: from the buffer if one is there, else reading (and first flushing
     /// queued replies). `Ok(None)` when the peer closed the connection between requests.
     pub fn read_request(&mut self) -> Result<Option<Request>, ReadError> {

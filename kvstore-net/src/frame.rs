@@ -5,6 +5,7 @@
 //! with the specialised, resumable [`crate::parse::RequestDecoder`]; this module's
 //! [`Frame::decode`] handles the general, nested reply grammar a client reads.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::parse::{
@@ -24,7 +25,8 @@ pub const MAX_REPLY_ARRAY_LEN: usize = 16 << 20;
 #[derive(Clone, PartialEq, Eq)]
 pub enum Frame {
     /// `+text\r\n`: a status reply such as `OK` or `PONG`. Must not contain CR or LF.
-    Simple(String),
+    /// Borrowed when constant, so the commonest replies cost no allocation.
+    Simple(Cow<'static, str>),
     /// `-CODE message\r\n`: an error reply. Must not contain CR or LF.
     Error(String),
     /// `:n\r\n`.
@@ -42,7 +44,7 @@ pub enum Frame {
 impl Frame {
     /// `+OK`.
     pub fn ok() -> Frame {
-        Frame::Simple("OK".into())
+        Frame::Simple(Cow::Borrowed("OK"))
     }
 
     /// An error reply; `text` starts with the code, e.g. `ERR syntax error`. CR and LF are
@@ -161,7 +163,7 @@ fn decode_at(
     };
     let text = || String::from_utf8_lossy(line).into_owned();
     match tag {
-        b'+' => Ok(Some((Frame::Simple(text()), next))),
+        b'+' => Ok(Some((Frame::Simple(text().into()), next))),
         b'-' => Ok(Some((Frame::Error(text()), next))),
         b':' => {
             let n = parse_int(line).ok_or(ProtocolError::InvalidInteger)?;

@@ -44,18 +44,19 @@ pub(crate) fn serve(
             },
         };
         if pipeline::coalescible(&request, &session, &node) {
-            let run = pipeline::collect(&mut conn, request, ReadAhead::BufferOnly, |next| {
-                pipeline::coalescible(next, &session, &node)
-            });
+            let mut batch = Vec::new();
+            let run = pipeline::collect(
+                &mut conn,
+                request,
+                ReadAhead::BufferOnly,
+                |next| pipeline::coalescible(next, &session, &node),
+                |taken| batch.push(std::mem::take(taken)),
+            );
             (pending, broken) = (run.next, run.broken);
-            let mut batch = run.requests;
-            let count = batch.len();
-            let reply = if count == 1 {
-                batch
-                    .pop()
-                    .map_or_else(Frame::ok, |r| run_one(r, &node, &mut session))
-            } else {
-                pipeline::commit(batch, &node)
+            let count = run.count;
+            let reply = match batch.as_slice() {
+                [one] => run_one(one, &node, &mut session),
+                _ => pipeline::commit(batch.iter().map(pipeline::put_of).collect(), &node),
             };
             if count > 1 && matches!(reply, Frame::Error(_)) {
                 ServerStats::add(&node.stats.error_replies, count as u64);
@@ -64,22 +65,24 @@ pub(crate) fn serve(
                 conn.queue(&reply);
             }
         } else if replica_pipeline::coalescible(&request, &session, &node) {
-            let run = pipeline::collect(&mut conn, request, ReadAhead::Arrived, |next| {
-                replica_pipeline::coalescible(next, &session, &node)
-            });
+            let mut window = Vec::new();
+            let run = pipeline::collect(
+                &mut conn,
+                request,
+                ReadAhead::Arrived,
+                |next| replica_pipeline::coalescible(next, &session, &node),
+                |taken| window.push(std::mem::take(taken)),
+            );
             (pending, broken) = (run.next, run.broken);
-            let mut window = run.requests;
-            if window.len() == 1 {
-                if let Some(request) = window.pop() {
-                    conn.queue(&run_one(request, &node, &mut session));
-                }
+            if let [one] = window.as_slice() {
+                conn.queue(&run_one(one, &node, &mut session));
             } else {
                 for reply in replica_pipeline::apply(window, &node, &session) {
                     conn.queue(&reply);
                 }
             }
         } else {
-            let reply = run_one(request, &node, &mut session);
+            let reply = run_one(&request, &node, &mut session);
             conn.queue(&reply);
         }
         if session.quit {
@@ -110,6 +113,6 @@ pub(crate) fn serve(
     conn.shutdown();
 }
 
-fn run_one(request: Request, node: &Arc<Node>, session: &mut Session) -> Frame {
+fn run_one(request: &Request, node: &Arc<Node>, session: &mut Session) -> Frame {
     cmd::execute(request, &mut Ctx { node, session })
 }

@@ -19,7 +19,8 @@
 //! Bytes flow `connection` → `parse` → `cmd` → the store, and replies flow back as [`Frame`]s.
 //! - [`frame`](Frame): RESP2 values, their encoding, and decoding of replies (client side)
 //! - [`parse`]: the incremental request decoder (multibulk and inline) and its [`Limits`];
-//!   `inline`: quoting rules of inline lines
+//!   `inline`: quoting rules of inline lines; `request`: a decoded request, its arguments in
+//!   one buffer
 //! - `wire`: a connection's read and write buffers, socket-agnostic; `connection`: a
 //!   blocking socket with its buffers (client side, and connections on their own thread)
 //! - `server` ([`Server`]): binds and starts the [`event_loop`]s: a few I/O threads serving
@@ -54,6 +55,7 @@ mod node;
 pub mod parse;
 mod pipeline;
 mod replica_pipeline;
+mod request;
 mod role;
 mod scan_cursors;
 mod server;

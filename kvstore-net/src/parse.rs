@@ -172,21 +172,16 @@ pub(crate) fn parse_int(bytes: &[u8]) -> Option<i64> {
     Some(value)
 }
 
-/// One decoded request: the command name and its arguments, binary-safe.
-pub type Request = Vec<Vec<u8>>;
+pub use crate::request::Request;
 
 /// A resumable request decoder for one connection.
 #[derive(Debug, Default)]
 pub struct RequestDecoder {
     limits: Limits,
-    partial: Option<Partial>,
-}
-
-#[derive(Debug)]
-struct Partial {
+    /// The arguments of the request being decoded, as they arrive.
+    current: Request,
+    /// Arguments of `current` still to come; 0 between requests.
     remaining: usize,
-    args: Vec<Vec<u8>>,
-    bytes: usize,
 }
 
 impl RequestDecoder {
@@ -194,7 +189,8 @@ impl RequestDecoder {
     pub fn new(limits: Limits) -> Self {
         RequestDecoder {
             limits,
-            partial: None,
+            current: Request::default(),
+            remaining: 0,
         }
     }
 
@@ -207,41 +203,62 @@ impl RequestDecoder {
         buf: &[u8],
         consumed: &mut usize,
     ) -> Result<Option<Request>, ProtocolError> {
+        let mut request = Request::default();
+        let whole = self.decode_into(buf, consumed, &mut request)?;
+        Ok(whole.then_some(request))
+    }
+
+    /// Like [`RequestDecoder::decode`], but a whole request replaces `request`'s contents
+    /// (`Ok(true)`) and the decoder keeps `request`'s old buffers for the next one, so a
+    /// caller that passes the same request each time allocates nothing once they are large
+    /// enough. `request` is left as it was when no whole request is there.
+    pub fn decode_into(
+        &mut self,
+        buf: &[u8],
+        consumed: &mut usize,
+        request: &mut Request,
+    ) -> Result<bool, ProtocolError> {
         let mut pos = 0;
         let result = self.decode_inner(buf, &mut pos);
         *consumed += pos;
-        result
+        let whole = result?;
+        if whole {
+            std::mem::swap(request, &mut self.current);
+            self.current.clear();
+        }
+        Ok(whole)
     }
 
     /// Whether a request has been started but not finished.
     pub fn is_mid_request(&self) -> bool {
-        self.partial.is_some()
+        self.remaining > 0
     }
 
-    fn decode_inner(
-        &mut self,
-        buf: &[u8],
-        pos: &mut usize,
-    ) -> Result<Option<Request>, ProtocolError> {
+    /// Decodes into `self.current`: whether it now holds a whole request.
+    fn decode_inner(&mut self, buf: &[u8], pos: &mut usize) -> Result<bool, ProtocolError> {
         loop {
-            if self.partial.is_none() {
+            if self.remaining == 0 {
                 let Some(&first) = buf.get(*pos) else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 if first != b'*' {
                     match self.decode_inline(&buf[*pos..])? {
-                        None => return Ok(None),
+                        None => return Ok(false),
                         Some((args, used)) => {
                             *pos += used;
                             if args.is_empty() {
                                 continue;
                             }
-                            return Ok(Some(args));
+                            self.current.reserve_args(args.len());
+                            for arg in &args {
+                                self.current.push(arg);
+                            }
+                            return Ok(true);
                         }
                     }
                 }
                 let Some((line, next)) = find_line(buf, *pos + 1)? else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 let count = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
                 *pos = next;
@@ -255,18 +272,12 @@ impl RequestDecoder {
                         max: self.limits.max_args,
                     });
                 }
-                self.partial = Some(Partial {
-                    remaining: count,
-                    args: Vec::with_capacity(count.min(16)),
-                    bytes: 0,
-                });
+                self.remaining = count;
+                self.current.reserve_args(count.min(16));
             }
-            let Some(partial) = self.partial.as_mut() else {
-                continue;
-            };
-            while partial.remaining > 0 {
+            while self.remaining > 0 {
                 let Some(&first) = buf.get(*pos) else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 if first != b'$' {
                     return Err(ProtocolError::ExpectedBulk(first));
@@ -274,7 +285,7 @@ impl RequestDecoder {
                 let Some((line, next)) =
                     find_line(buf, *pos + 1).map_err(|_| ProtocolError::InvalidBulkLength)?
                 else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 let len = parse_int(line)
                     .and_then(|n| usize::try_from(n).ok())
@@ -285,29 +296,28 @@ impl RequestDecoder {
                         max: self.limits.max_bulk_bytes,
                     });
                 }
-                if partial.bytes + len > self.limits.max_request_bytes {
+                if self.current.arg_bytes() + len > self.limits.max_request_bytes {
                     return Err(ProtocolError::RequestTooLarge {
                         max: self.limits.max_request_bytes,
                     });
                 }
                 let end = next + len;
                 if buf.len() < end + 2 {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 if &buf[end..end + 2] != b"\r\n" {
                     return Err(ProtocolError::MissingCrlf);
                 }
-                partial.args.push(buf[next..end].to_vec());
-                partial.bytes += len;
-                partial.remaining -= 1;
+                self.current.push(&buf[next..end]);
+                self.remaining -= 1;
                 *pos = end + 2;
             }
-            return Ok(self.partial.take().map(|p| p.args));
+            return Ok(true);
         }
     }
 
     /// An inline line: `Ok(Some((args, used)))`, `Ok(None)` without its newline yet.
-    fn decode_inline(&self, buf: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
+    fn decode_inline(&self, buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
         // A line of `max` bytes plus CRLF fits in `max + 2`; only those bytes decide, so the
         // outcome never depends on how the bytes were split across reads.
         let max = self.limits.max_inline_bytes;
@@ -359,12 +369,12 @@ impl fmt::Display for Quoted<'_> {
 mod tests {
     use super::*;
 
-    fn decode_all(bytes: &[u8]) -> Result<Vec<Request>, ProtocolError> {
+    fn decode_all(bytes: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
         let mut decoder = RequestDecoder::default();
         let mut used = 0;
         let mut out = Vec::new();
         while let Some(req) = decoder.decode(&bytes[used..], &mut used)? {
-            out.push(req);
+            out.push(req.to_vecs());
         }
         Ok(out)
     }
@@ -393,7 +403,7 @@ mod tests {
             buf.push(b);
             let mut used = 0;
             while let Some(req) = decoder.decode(&buf[used..], &mut used).unwrap() {
-                out.push(req);
+                out.push(req.to_vecs());
             }
             buf.drain(..used);
         }
@@ -455,7 +465,7 @@ mod tests {
                 buf.extend_from_slice(chunk);
                 let mut used = 0;
                 match decoder.decode(&buf, &mut used) {
-                    Ok(Some(req)) => split.as_mut().map(|v| v.push(req)).unwrap_or(()),
+                    Ok(Some(req)) => split.as_mut().map(|v| v.push(req.to_vecs())).unwrap_or(()),
                     Ok(None) => {}
                     Err(e) => {
                         split = Err(e);

@@ -27,8 +27,13 @@ pub(crate) const MAX_COALESCED_BYTES: usize = 4 << 20;
 
 /// Whether `request` is a `SET k v` / `PUT k v` that may join a batch on this session.
 pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> bool {
-    match request.as_slice() {
-        [name, key, value] => {
+    match (
+        request.len(),
+        request.get(0),
+        request.get(1),
+        request.get(2),
+    ) {
+        (3, Some(name), Some(key), Some(value)) => {
             (name.eq_ignore_ascii_case(b"SET") || name.eq_ignore_ascii_case(b"PUT"))
                 && session.authenticated
                 && key.len() <= MAX_KEY_BYTES
@@ -41,21 +46,22 @@ pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> 
 
 /// Bytes a request adds to a batch.
 pub(crate) fn payload_bytes(request: &Request) -> usize {
-    request.iter().skip(1).map(Vec::len).sum()
+    request.arg_bytes() - request.get(0).map_or(0, <[u8]>::len)
 }
 
 /// Where [`collect`] takes requests from: a connection's buffer, and the socket behind it.
 pub(crate) trait RequestSource {
-    /// Decodes a request already in the buffer.
-    fn buffered_request(&mut self) -> Result<Option<Request>, ProtocolError>;
+    /// Decodes a request already in the buffer into `request`, replacing what it held:
+    /// whether there was a whole one.
+    fn buffered_request(&mut self, request: &mut Request) -> Result<bool, ProtocolError>;
     /// Reads what has already arrived on the socket without waiting, while fewer than
     /// `max_buffered` bytes are buffered; the bytes read (0: nothing was waiting).
     fn read_available(&mut self, max_buffered: usize) -> io::Result<usize>;
 }
 
 impl RequestSource for Connection {
-    fn buffered_request(&mut self) -> Result<Option<Request>, ProtocolError> {
-        Connection::buffered_request(self)
+    fn buffered_request(&mut self, request: &mut Request) -> Result<bool, ProtocolError> {
+        Connection::buffered_request_into(self, request)
     }
 
     fn read_available(&mut self, max_buffered: usize) -> io::Result<usize> {
@@ -65,8 +71,9 @@ impl RequestSource for Connection {
 
 /// A run of requests that may be committed together, and what ended it.
 pub(crate) struct Run {
-    /// `first` and the buffered requests after it that `admits` took, in order.
-    pub requests: Vec<Request>,
+    /// How many requests were taken: `first` and the buffered ones after it that `admits`
+    /// took.
+    pub count: usize,
     /// The buffered request that ended the run, to be run next on its own.
     pub next: Option<Request>,
     /// A protocol error met after the run (reply with it once the run's replies are queued).
@@ -84,40 +91,46 @@ pub(crate) enum ReadAhead {
     Arrived,
 }
 
-/// Takes `first` and every following request that `admits`, up to
+/// Passes `first` and every following request that `admits` to `take`, in order, up to
 /// [`MAX_COALESCED_REQUESTS`] requests and [`MAX_COALESCED_BYTES`]: those in `source`'s buffer
 /// and, with [`ReadAhead::Arrived`], those that have already arrived. Never waits for a
-/// request the client has not sent.
+/// request the client has not sent. `take` may move a request out (`std::mem::take`) or
+/// only copy what it needs: the next request is decoded into whatever buffers it leaves, so
+/// a run that copies allocates nothing per request.
 pub(crate) fn collect(
     source: &mut impl RequestSource,
     first: Request,
     read_ahead: ReadAhead,
     admits: impl Fn(&Request) -> bool,
+    mut take: impl FnMut(&mut Request),
 ) -> Run {
-    let mut bytes = payload_bytes(&first);
+    let mut request = first;
+    let mut bytes = payload_bytes(&request);
+    take(&mut request);
     let mut run = Run {
-        requests: vec![first],
+        count: 1,
         next: None,
         broken: None,
     };
-    while run.requests.len() < MAX_COALESCED_REQUESTS && bytes < MAX_COALESCED_BYTES {
-        match source.buffered_request() {
-            Ok(Some(request)) if admits(&request) => {
+    while run.count < MAX_COALESCED_REQUESTS && bytes < MAX_COALESCED_BYTES {
+        match source.buffered_request(&mut request) {
+            Ok(true) if admits(&request) => {
                 bytes += payload_bytes(&request);
-                run.requests.push(request);
+                take(&mut request);
+                run.count += 1;
             }
-            Ok(Some(request)) => {
+            Ok(true) => {
                 run.next = Some(request);
                 break;
             }
-            Ok(None) if read_ahead == ReadAhead::Arrived => {
+            Ok(false) if read_ahead == ReadAhead::Arrived => {
                 // A read error is not lost: the connection's next blocking read meets it.
                 match source.read_available(MAX_COALESCED_BYTES) {
                     Ok(n) if n > 0 => continue,
                     _ => break,
                 }
             }
-            Ok(None) => break,
+            Ok(false) => break,
             Err(err) => {
                 run.broken = Some(err);
                 break;
@@ -127,25 +140,19 @@ pub(crate) fn collect(
     run
 }
 
-/// The write batch of `requests` (all [`coalescible`]): one put per request, in order.
-pub(crate) fn batch_of(requests: Vec<Request>) -> WriteBatch {
-    let ops: Vec<Op> = requests
-        .into_iter()
-        .filter_map(|request| {
-            let mut args = request.into_iter().skip(1);
-            Some(Op::Put {
-                key: args.next()?,
-                value: args.next()?,
-            })
-        })
-        .collect();
-    WriteBatch::from(ops)
+/// The put of a [`coalescible`] request.
+pub(crate) fn put_of(request: &Request) -> Op {
+    Op::Put {
+        key: request.get(1).unwrap_or_default().to_vec(),
+        value: request.get(2).unwrap_or_default().to_vec(),
+    }
 }
 
-/// Commits `requests` (all [`coalescible`]) as one batch; returns the reply shared by all.
-pub(crate) fn commit(requests: Vec<Request>, node: &Node) -> Frame {
-    ServerStats::add(&node.stats.commands_processed, requests.len() as u64);
-    match commit_batches(node, vec![batch_of(requests)]).pop() {
+/// Commits `ops` (the puts of [`coalescible`] requests, one each) as one batch; returns the
+/// reply shared by all.
+pub(crate) fn commit(ops: Vec<Op>, node: &Node) -> Frame {
+    ServerStats::add(&node.stats.commands_processed, ops.len() as u64);
+    match commit_batches(node, vec![WriteBatch::from(ops)]).pop() {
         Some(Ok(())) => Frame::ok(),
         Some(Err(reply)) => reply,
         None => Frame::error("ERR internal: the commit group lost a reply"),

@@ -30,8 +30,8 @@ use crate::stats::ServerStats;
 /// Whether `request` is a `REPLICATE` record command that may join a window on this session:
 /// the session has passed `AUTH` and `REPLICATE HELLO`, and this node is a replica.
 pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> bool {
-    match request.as_slice() {
-        [name, sub, ..] => {
+    match (request.get(0), request.get(1)) {
+        (Some(name), Some(sub)) => {
             name.eq_ignore_ascii_case(b"REPLICATE")
                 && is_record_subcommand(sub)
                 && session.authenticated
@@ -62,7 +62,7 @@ pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> V
         }
         (Some(endpoint), Some(epoch)) => {
             let parsed: Vec<Result<Vec<WireRecord>, Frame>> =
-                requests.into_iter().map(parse_record_request).collect();
+                requests.iter().map(parse_record_request).collect();
             let (records, slots) = split(parsed);
             let before = node.store.applied_lsn();
             match endpoint.apply_many(epoch, &records) {

@@ -48,10 +48,21 @@ impl Wire {
 
     /// Decodes a request already in the buffer.
     pub(crate) fn decode_request(&mut self) -> Result<Option<Request>, ProtocolError> {
+        let mut request = Request::default();
+        let whole = self.decode_request_into(&mut request)?;
+        Ok(whole.then_some(request))
+    }
+
+    /// Decodes a request already in the buffer into `request`, reusing its buffers (see
+    /// [`RequestDecoder::decode_into`]): whether there was a whole one.
+    pub(crate) fn decode_request_into(
+        &mut self,
+        request: &mut Request,
+    ) -> Result<bool, ProtocolError> {
         let mut used = 0;
         let result = self
             .decoder
-            .decode(&self.buf[self.start..self.end], &mut used);
+            .decode_into(&self.buf[self.start..self.end], &mut used, request);
         self.start += used;
         result
     }
@@ -234,9 +245,12 @@ mod tests {
         wire.fill_from(&mut rest).unwrap();
         assert_eq!(
             wire.decode_request().unwrap(),
-            Some(vec![b"GET".to_vec(), b"k".to_vec()])
+            Some(Request::from_args(["GET", "k"]))
         );
-        assert_eq!(wire.decode_request().unwrap(), Some(vec![b"PING".to_vec()]));
+        assert_eq!(
+            wire.decode_request().unwrap(),
+            Some(Request::from_args(["PING"]))
+        );
         assert!(!wire.is_mid_message());
     }
 }

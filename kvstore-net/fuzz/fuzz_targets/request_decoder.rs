@@ -45,7 +45,7 @@ fn decode(data: &[u8], chunks: &[usize]) -> (Vec<Request>, Option<String>) {
 }
 
 fn encode(request: &Request) -> Vec<u8> {
-    Frame::Array(request.iter().cloned().map(Frame::Bulk).collect()).to_bytes()
+    Frame::Array(request.iter().map(Frame::bulk).collect()).to_bytes()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -1,14 +1,17 @@
 //! A cursor over one request's arguments (mini-redis's `Parse`): each command takes what it
-//! needs and gets Redis's error replies for missing, extra or malformed arguments.
+//! needs and gets Redis's error replies for missing, extra or malformed arguments. Arguments
+//! are borrowed from the request; a command copies only those it keeps.
 
 use crate::frame::Frame;
-use crate::parse::parse_int;
+use crate::parse::{parse_int, Request};
 
 /// The arguments after the command name.
-pub(crate) struct Args {
+pub(crate) struct Args<'a> {
     /// The command name as typed, for error messages (lowercased only when one is needed).
-    name: Vec<u8>,
-    rest: std::vec::IntoIter<Vec<u8>>,
+    name: &'a [u8],
+    request: &'a Request,
+    /// Index in `request` of the next argument.
+    next: usize,
 }
 
 /// Redis's reply to a malformed number.
@@ -21,12 +24,13 @@ pub(crate) fn syntax_error() -> Frame {
     Frame::error("ERR syntax error")
 }
 
-impl Args {
-    /// Wraps a request whose first element (the name) was already taken.
-    pub(crate) fn new(name: Vec<u8>, rest: Vec<Vec<u8>>) -> Self {
+impl<'a> Args<'a> {
+    /// The arguments of `request` after its first one, the name.
+    pub(crate) fn new(request: &'a Request) -> Self {
         Args {
-            name,
-            rest: rest.into_iter(),
+            name: request.get(0).unwrap_or_default(),
+            request,
+            next: 1,
         }
     }
 
@@ -34,18 +38,18 @@ impl Args {
     pub(crate) fn wrong_arity(&self) -> Frame {
         Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
-            String::from_utf8_lossy(&self.name).to_lowercase()
+            String::from_utf8_lossy(self.name).to_lowercase()
         ))
     }
 
     /// Arguments not taken yet.
     pub(crate) fn remaining(&self) -> usize {
-        self.rest.len()
+        self.request.len().saturating_sub(self.next)
     }
 
     /// The next argument, or the arity error.
-    pub(crate) fn next_bytes(&mut self) -> Result<Vec<u8>, Frame> {
-        match self.rest.next() {
+    pub(crate) fn next_bytes(&mut self) -> Result<&'a [u8], Frame> {
+        match self.next_opt() {
             Some(arg) => Ok(arg),
             None => Err(self.wrong_arity()),
         }
@@ -54,7 +58,7 @@ impl Args {
     /// The next argument as a signed integer.
     pub(crate) fn next_int(&mut self) -> Result<i64, Frame> {
         let arg = self.next_bytes()?;
-        parse_int(&arg).ok_or_else(not_an_integer)
+        parse_int(arg).ok_or_else(not_an_integer)
     }
 
     /// The next argument as a non-negative integer.
@@ -64,18 +68,21 @@ impl Args {
     }
 
     /// The next argument if there is one.
-    pub(crate) fn next_opt(&mut self) -> Option<Vec<u8>> {
-        self.rest.next()
+    pub(crate) fn next_opt(&mut self) -> Option<&'a [u8]> {
+        let request: &'a Request = self.request;
+        let arg = request.get(self.next)?;
+        self.next += 1;
+        Some(arg)
     }
 
     /// Everything left.
-    pub(crate) fn take_rest(&mut self) -> Vec<Vec<u8>> {
-        self.rest.by_ref().collect()
+    pub(crate) fn take_rest(&mut self) -> Vec<&'a [u8]> {
+        std::iter::from_fn(|| self.next_opt()).collect()
     }
 
     /// Succeeds when every argument was taken; extra ones are an arity error.
     pub(crate) fn finish(&self) -> Result<(), Frame> {
-        if self.rest.len() == 0 {
+        if self.remaining() == 0 {
             Ok(())
         } else {
             Err(self.wrong_arity())

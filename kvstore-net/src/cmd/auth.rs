@@ -17,7 +17,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         ));
     };
     let user_ok = user.is_none_or(|u| u == b"default");
-    if user_ok && constant_time_eq(expected.as_bytes(), &password) {
+    if user_ok && constant_time_eq(expected.as_bytes(), password) {
         ctx.session.authenticated = true;
         Ok(Frame::ok())
     } else {

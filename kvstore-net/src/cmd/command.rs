@@ -12,7 +12,7 @@ fn describe(spec: &Spec) -> Frame {
         Frame::Array(
             spec.flags
                 .iter()
-                .map(|f| Frame::Simple((*f).to_string()))
+                .map(|f| Frame::Simple((*f).into()))
                 .collect(),
         ),
         Frame::Integer(spec.first_key),

@@ -13,7 +13,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     if !sub.eq_ignore_ascii_case(b"GET") {
         return Err(Frame::error(format!(
             "ERR CONFIG {} is not supported: kvstore-server is configured by its command line",
-            String::from_utf8_lossy(&sub).to_uppercase()
+            String::from_utf8_lossy(sub).to_uppercase()
         )));
     }
     let patterns = args.take_rest();

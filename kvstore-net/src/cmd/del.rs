@@ -13,7 +13,7 @@ use super::{store_error, Args, Ctx};
 use crate::frame::Frame;
 
 /// Reads one or more keys.
-pub(crate) fn parse_keys(args: &mut Args) -> Result<Vec<Vec<u8>>, Frame> {
+pub(crate) fn parse_keys<'a>(args: &mut Args<'a>) -> Result<Vec<&'a [u8]>, Frame> {
     let keys = args.take_rest();
     if keys.is_empty() {
         return Err(args.wrong_arity());
@@ -25,7 +25,7 @@ pub(crate) fn parse_keys(args: &mut Args) -> Result<Vec<Vec<u8>>, Frame> {
 /// number of keys removed. Exact as long as no other writer changes these keys before the
 /// batch commits (the caller sees to that for its own pending writes). A single key over
 /// the engine's key limit is refused, as `KvStore::delete` refuses it.
-pub(crate) fn plan(keys: &[Vec<u8>], store: &KvStore) -> Result<(WriteBatch, Frame), Frame> {
+pub(crate) fn plan(keys: &[&[u8]], store: &KvStore) -> Result<(WriteBatch, Frame), Frame> {
     if let [key] = keys {
         if key.len() > MAX_KEY_BYTES {
             return Err(store_error(kvstore_core::Error::KeyTooLarge {
@@ -37,7 +37,7 @@ pub(crate) fn plan(keys: &[Vec<u8>], store: &KvStore) -> Result<(WriteBatch, Fra
     let mut batch = WriteBatch::new();
     let mut seen = HashSet::new();
     for key in keys {
-        if seen.insert(key.as_slice()) && store.contains_key(key).map_err(store_error)? {
+        if seen.insert(*key) && store.contains_key(key).map_err(store_error)? {
             batch.delete(key);
         }
     }

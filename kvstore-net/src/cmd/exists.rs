@@ -9,7 +9,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let keys = parse_keys(args)?;
     let mut count = 0;
     for key in keys {
-        if ctx.node.store.contains_key(&key).map_err(store_error)? {
+        if ctx.node.store.contains_key(key).map_err(store_error)? {
             count += 1;
         }
     }

@@ -8,7 +8,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
     let stats = &ctx.node.stats;
-    match ctx.node.store.get(&key).map_err(store_error)? {
+    match ctx.node.store.get(key).map_err(store_error)? {
         Some(value) => {
             ServerStats::add(&stats.keyspace_hits, 1);
             Ok(Frame::Bulk(value))

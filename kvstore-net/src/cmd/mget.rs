@@ -10,7 +10,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let mut values = Vec::with_capacity(keys.len());
     let mut bytes = 0;
     for key in keys {
-        values.push(match ctx.node.store.get(&key).map_err(store_error)? {
+        values.push(match ctx.node.store.get(key).map_err(store_error)? {
             Some(value) => {
                 reply_budget(ctx.node, &mut bytes, value.len(), "ask for fewer keys")?;
                 Frame::Bulk(value)

@@ -132,9 +132,9 @@ fn lookup(name: &[u8]) -> Option<&'static Spec> {
         .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
-fn unknown_command(name: &[u8], args: &[Vec<u8>]) -> Frame {
+fn unknown_command<'a>(name: &[u8], args: impl Iterator<Item = &'a [u8]>) -> Frame {
     let mut shown = String::new();
-    for arg in args.iter().take(8) {
+    for arg in args.take(8) {
         shown.push_str(&format!("'{}' ", Quoted(arg)));
     }
     Frame::error(format!(
@@ -144,7 +144,7 @@ fn unknown_command(name: &[u8], args: &[Vec<u8>]) -> Frame {
 }
 
 /// Runs one request and returns its reply. Never panics on any input.
-pub(crate) fn execute(request: Request, ctx: &mut Ctx<'_>) -> Frame {
+pub(crate) fn execute(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
     let stats = &ctx.node.stats;
     ServerStats::add(&stats.commands_processed, 1);
     let reply = dispatch(request, ctx);
@@ -154,7 +154,7 @@ pub(crate) fn execute(request: Request, ctx: &mut Ctx<'_>) -> Frame {
     reply
 }
 
-fn dispatch(request: Request, ctx: &mut Ctx<'_>) -> Frame {
+fn dispatch(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
     let (spec, mut args) = match resolve(request, ctx.session) {
         Ok(resolved) => resolved,
         Err(reply) => return reply,
@@ -179,22 +179,24 @@ fn dispatch(request: Request, ctx: &mut Ctx<'_>) -> Frame {
 
 /// The command a request names and its arguments, once the checks every command gets have
 /// passed (known name, `AUTH` when required, arity); else the error reply.
-fn resolve(mut request: Request, session: &Session) -> Result<(&'static Spec, Args), Frame> {
-    if request.is_empty() {
+fn resolve<'a>(
+    request: &'a Request,
+    session: &Session,
+) -> Result<(&'static Spec, Args<'a>), Frame> {
+    let Some(name) = request.get(0) else {
         return Err(Frame::error("ERR empty command"));
-    }
-    let name = request.remove(0);
-    let Some(spec) = lookup(&name) else {
+    };
+    let Some(spec) = lookup(name) else {
         if !session.authenticated {
             return Err(noauth());
         }
-        return Err(unknown_command(&name, &request));
+        return Err(unknown_command(name, request.iter().skip(1)));
     };
     if !session.authenticated && !spec.flags.contains(&"no-auth") {
         return Err(noauth());
     }
-    let argc = request.len() as i64 + 1;
-    let args = Args::new(name, request);
+    let argc = request.len() as i64;
+    let args = Args::new(request);
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         return Err(args.wrong_arity());
     }
@@ -230,7 +232,7 @@ const BLOCKING: &[&str] = &[
 
 /// How the event loop must run `request` on this session (see [`Route`]).
 pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route {
-    let Some(spec) = request.first().and_then(|name| lookup(name)) else {
+    let Some(spec) = request.get(0).and_then(lookup) else {
         return Route::Inline;
     };
     if !session.authenticated && !spec.flags.contains(&"no-auth") {
@@ -258,15 +260,12 @@ pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route 
 /// count); empty for writes whose reply does not depend on the data. The loop runs such a
 /// request only once no write of these keys waits in its group, so the count it gives is the
 /// one the group's commit order makes true.
-pub(crate) fn keys_read_by_write(request: &Request) -> &[Vec<u8>] {
-    match request.split_first() {
-        Some((name, keys))
-            if name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"DELETE") =>
-        {
-            keys
-        }
-        _ => &[],
-    }
+pub(crate) fn keys_read_by_write(request: &Request) -> impl Iterator<Item = &[u8]> {
+    let is_delete = request.get(0).is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"DELETE")
+    });
+    let keys = if is_delete { request.len() - 1 } else { 0 };
+    request.iter().skip(1).take(keys)
 }
 
 /// For a [`Route::Grouped`] request: the batch it commits and the reply each of its requests
@@ -275,7 +274,7 @@ pub(crate) fn keys_read_by_write(request: &Request) -> &[Vec<u8>] {
 /// of keys that do not exist) needs no commit: its reply can go out at once. Counted in the
 /// stats as [`execute`] counts (the commit's outcome is counted by whoever commits).
 pub(crate) fn prepare_write(
-    request: Request,
+    request: &Request,
     session: &Session,
     node: &Node,
 ) -> Result<(WriteBatch, Frame), Frame> {

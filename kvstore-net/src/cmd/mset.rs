@@ -8,7 +8,7 @@ use kvstore_core::{Op, WriteBatch};
 use super::{Args, Ctx};
 use crate::frame::Frame;
 
-/// Reads one or more `key value` pairs into puts, moving each argument (no copy).
+/// Reads one or more `key value` pairs into puts.
 pub(crate) fn parse_pairs(args: &mut Args) -> Result<Vec<Op>, Frame> {
     if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
         return Err(args.wrong_arity());
@@ -17,7 +17,10 @@ pub(crate) fn parse_pairs(args: &mut Args) -> Result<Vec<Op>, Frame> {
     while args.remaining() > 0 {
         let key = args.next_bytes()?;
         let value = args.next_bytes()?;
-        ops.push(Op::Put { key, value });
+        ops.push(Op::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        });
     }
     Ok(ops)
 }

@@ -7,7 +7,7 @@ pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let message = args.next_opt();
     args.finish()?;
     Ok(match message {
-        Some(message) => Frame::Bulk(message),
+        Some(message) => Frame::bulk(message),
         None => Frame::Simple("PONG".into()),
     })
 }

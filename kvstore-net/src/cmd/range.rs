@@ -39,7 +39,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             )));
         }
     }
-    let range = (bound(start, true), bound(end, false));
+    let range = (bound(start.to_vec(), true), bound(end.to_vec(), false));
     let mut out = Vec::new();
     if let (Bound::Included(a), Bound::Excluded(b)) = (&range.0, &range.1) {
         if a >= b {

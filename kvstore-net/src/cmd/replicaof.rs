@@ -17,11 +17,11 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         tracing::info!(epoch, peer = %ctx.session.peer, "REPLICAOF NO ONE");
         return Ok(Frame::ok());
     }
-    let port = std::str::from_utf8(&port)
+    let port = std::str::from_utf8(port)
         .ok()
         .and_then(|p| p.parse::<u16>().ok())
         .ok_or_else(|| Frame::error("ERR Invalid master port"))?;
-    let host = String::from_utf8_lossy(&host).into_owned();
+    let host = String::from_utf8_lossy(host).into_owned();
     role::become_replica(ctx.node, Some((host, port)))
         .map_err(|e| Frame::error(format!("ERR {e}")))?;
     Ok(Frame::ok())

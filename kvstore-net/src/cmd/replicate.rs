@@ -105,7 +105,7 @@ pub(crate) fn apply_window(
 fn parse_log(args: &mut Args) -> Result<Vec<WireRecord>, Frame> {
     let blob = args.next_bytes()?;
     args.finish()?;
-    let records = log_blob::split(&blob).map_err(|reason| Frame::error(format!("ERR {reason}")))?;
+    let records = log_blob::split(blob).map_err(|reason| Frame::error(format!("ERR {reason}")))?;
     Ok(records.into_iter().map(WireRecord::Log).collect())
 }
 
@@ -134,7 +134,7 @@ fn parse_record(sub: &[u8], args: &mut Args) -> Result<WalRecord, Frame> {
             vec![Op::Put { key, value }]
         }
         b"DELETE" | b"DEL" => {
-            let key = args.next_bytes()?;
+            let key = args.next_bytes()?.to_vec();
             args.finish()?;
             vec![Op::Delete { key }]
         }
@@ -148,10 +148,8 @@ fn parse_record(sub: &[u8], args: &mut Args) -> Result<WalRecord, Frame> {
 /// Parses a whole `REPLICATE <record subcommand> …` request (name included) into its
 /// records (one for a text command, the blob's for `LOG`), or the error reply [`run`] would
 /// give it once the session checks have passed.
-pub(crate) fn parse_record_request(request: Request) -> Result<Vec<WireRecord>, Frame> {
-    let mut parts = request.into_iter();
-    let name = parts.next().unwrap_or_default();
-    let mut args = Args::new(name, parts.collect());
+pub(crate) fn parse_record_request(request: &Request) -> Result<Vec<WireRecord>, Frame> {
+    let mut args = Args::new(request);
     let sub = args.next_bytes()?.to_ascii_uppercase();
     if sub == b"LOG" {
         return parse_log(&mut args);
@@ -160,7 +158,7 @@ pub(crate) fn parse_record_request(request: Request) -> Result<Vec<WireRecord>, 
 }
 
 fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Result<Frame, Frame> {
-    let master_id = String::from_utf8_lossy(&args.next_bytes()?).into_owned();
+    let master_id = String::from_utf8_lossy(args.next_bytes()?).into_owned();
     let epoch = args.next_u64()?;
     let master_last_lsn = args.next_u64()?;
     let force_resync = match args.next_opt() {
@@ -200,10 +198,13 @@ fn parse_mixed(args: &mut Args) -> Result<Vec<Op>, Frame> {
         if kind.eq_ignore_ascii_case(b"PUT") {
             let key = args.next_bytes()?;
             let value = args.next_bytes()?;
-            ops.push(Op::Put { key, value });
+            ops.push(Op::Put {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            });
         } else if kind.eq_ignore_ascii_case(b"DEL") {
             ops.push(Op::Delete {
-                key: args.next_bytes()?,
+                key: args.next_bytes()?.to_vec(),
             });
         } else {
             return Err(syntax_error());
@@ -229,10 +230,10 @@ fn parse_chunk(args: &mut Args) -> Result<SnapshotChunk, Frame> {
     let mut pieces = Vec::with_capacity(args.remaining() / 4);
     while args.remaining() > 0 {
         pieces.push(SnapshotPiece {
-            key: args.next_bytes()?,
+            key: args.next_bytes()?.to_vec(),
             value_offset: args.next_u64()?,
             value_len: args.next_u64()?,
-            data: args.next_bytes()?,
+            data: args.next_bytes()?.to_vec(),
         });
     }
     Ok(SnapshotChunk {

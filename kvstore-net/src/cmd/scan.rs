@@ -20,14 +20,14 @@ const MAX_SCAN_COUNT: u64 = 100_000;
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let cursor = args
         .next_bytes()
-        .and_then(|c| crate::parse::parse_int(&c).ok_or_else(invalid_cursor))?;
+        .and_then(|c| crate::parse::parse_int(c).ok_or_else(invalid_cursor))?;
     let cursor = u64::try_from(cursor).map_err(|_| invalid_cursor())?;
     let mut pattern = None;
     let mut count = DEFAULT_SCAN_COUNT;
     let mut only_strings = true;
     while let Some(option) = args.next_opt() {
         if option.eq_ignore_ascii_case(b"MATCH") {
-            pattern = Some(Glob::new(&args.next_bytes().map_err(|_| syntax_error())?));
+            pattern = Some(Glob::new(args.next_bytes().map_err(|_| syntax_error())?));
         } else if option.eq_ignore_ascii_case(b"COUNT") {
             count = args.next_u64().map_err(|e| match e {
                 e if e == not_an_integer() => e,

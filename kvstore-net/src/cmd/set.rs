@@ -14,7 +14,7 @@ pub(crate) fn parse_put(args: &mut Args) -> Result<(Vec<u8>, Vec<u8>), Frame> {
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
     args.finish()?;
-    Ok((key, value))
+    Ok((key.to_vec(), value.to_vec()))
 }
 
 /// `SET`'s batch: Redis's options (EX, NX, GET, …) are not supported and get

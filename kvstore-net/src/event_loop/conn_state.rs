@@ -65,6 +65,8 @@ pub(super) struct LoopConn {
     /// A request taken from the buffer that has not run yet: the one that ended a coalesced
     /// run of `SET`s, or the blocking one the connection is handed off with.
     pub pending: Option<Request>,
+    /// The buffers of a request that has run, to decode the next one into.
+    spare: Request,
     /// The stream was found broken after the requests before it: they run, then the peer
     /// gets the error and the connection is closed.
     pub broken: Option<ProtocolError>,
@@ -103,6 +105,7 @@ impl LoopConn {
                 replication_epoch: None,
             },
             pending: None,
+            spare: Request::default(),
             broken: None,
             can_read: true,
             read_closed: false,
@@ -113,12 +116,24 @@ impl LoopConn {
         }
     }
 
-    /// The next request to run: the pending one, else one decoded from the buffer.
+    /// The next request to run: the pending one, else one decoded from the buffer (into the
+    /// buffers of the last one [`LoopConn::recycle`] gave back).
     pub(super) fn next_request(&mut self) -> Result<Option<Request>, ProtocolError> {
-        match self.pending.take() {
-            Some(request) => Ok(Some(request)),
-            None => self.wire.decode_request(),
+        if let Some(request) = self.pending.take() {
+            return Ok(Some(request));
         }
+        let mut request = std::mem::take(&mut self.spare);
+        if self.wire.decode_request_into(&mut request)? {
+            Ok(Some(request))
+        } else {
+            self.spare = request;
+            Ok(None)
+        }
+    }
+
+    /// Takes back a request that has run, so the next one is decoded into its buffers.
+    pub(super) fn recycle(&mut self, request: Request) {
+        self.spare = request;
     }
 
     /// Reads once without waiting.

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use kvstore_core::WriteBatch;
+
 use crate::cmd::{self, Ctx, Route};
 use crate::frame::Frame;
 use crate::node::Node;
@@ -96,12 +98,13 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
             Route::Grouped => join_group(conn, request, token, node, group),
             Route::Inline => {
                 let reply = cmd::execute(
-                    request,
+                    &request,
                     &mut Ctx {
                         node,
                         session: &mut conn.session,
                     },
                 );
+                conn.recycle(request);
                 conn.wire.queue(&reply);
                 if conn.session.quit {
                     conn.closing = true;
@@ -119,12 +122,18 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
         let session_ok = |next: &Request| pipeline::coalescible(next, &conn.session, node);
         // Only what is buffered: never a read in the middle of gathering a group.
         let mut source = Buffered(&mut conn.wire);
-        let run = pipeline::collect(&mut source, request, ReadAhead::BufferOnly, session_ok);
-        let count = run.requests.len();
-        ServerStats::add(&node.stats.commands_processed, count as u64);
+        let mut puts = Vec::new();
+        let run = pipeline::collect(
+            &mut source,
+            request,
+            ReadAhead::BufferOnly,
+            session_ok,
+            |taken| puts.push(pipeline::put_of(taken)),
+        );
+        ServerStats::add(&node.stats.commands_processed, run.count as u64);
         conn.pending = run.next;
         conn.broken = run.broken;
-        group.add(token, count, pipeline::batch_of(run.requests), Frame::ok());
+        group.add(token, run.count, WriteBatch::from(puts), Frame::ok());
         conn.in_group = true;
         return;
     }
@@ -134,7 +143,9 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
         conn.in_group = true;
         return;
     }
-    match cmd::prepare_write(request, &conn.session, node) {
+    let prepared = cmd::prepare_write(&request, &conn.session, node);
+    conn.recycle(request);
+    match prepared {
         // Nothing to write (a `DEL` of keys that do not exist): answered now.
         Ok((batch, reply)) if batch.is_empty() => conn.wire.queue(&reply),
         Ok((batch, reply)) => {
@@ -149,8 +160,11 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
 struct Buffered<'a>(&'a mut crate::wire::Wire);
 
 impl pipeline::RequestSource for Buffered<'_> {
-    fn buffered_request(&mut self) -> Result<Option<Request>, crate::parse::ProtocolError> {
-        self.0.decode_request()
+    fn buffered_request(
+        &mut self,
+        request: &mut Request,
+    ) -> Result<bool, crate::parse::ProtocolError> {
+        self.0.decode_request_into(request)
     }
 
     fn read_available(&mut self, _max_buffered: usize) -> std::io::Result<usize> {

@@ -34,8 +34,9 @@ pub(super) struct Group {
 pub(super) struct Answer {
     /// The connection.
     pub token: usize,
-    /// Its replies, in order (none for a connection that only waited).
-    pub replies: Vec<Frame>,
+    /// The reply each of its requests gets, and how many requests get it (all of a batch get
+    /// the same one); `None` for a connection that only waited.
+    pub replies: Option<(Frame, usize)>,
 }
 
 impl Group {
@@ -55,8 +56,9 @@ impl Group {
     }
 
     /// Whether any batch in the group writes one of `keys`.
-    pub(super) fn touches(&mut self, keys: &[Vec<u8>]) -> bool {
-        if self.batches.is_empty() || keys.is_empty() {
+    pub(super) fn touches<'a>(&mut self, keys: impl Iterator<Item = &'a [u8]>) -> bool {
+        let mut keys = keys.peekable();
+        if self.batches.is_empty() || keys.peek().is_none() {
             return false;
         }
         let batches = &self.batches;
@@ -66,7 +68,7 @@ impl Group {
                 .flat_map(|batch| batch.ops().iter().map(|op| op.key().to_vec()))
                 .collect()
         });
-        keys.iter().any(|key| index.contains(key))
+        keys.any(|key| index.contains(key))
     }
 
     /// Whether no connection waits on the group.
@@ -77,12 +79,14 @@ impl Group {
     /// Commits every batch as one group; returns, per batch in the order added, the
     /// connection and the replies of its requests, then the connections that only waited.
     pub(super) fn commit(&mut self, node: &Node) -> Vec<Answer> {
-        let members = std::mem::take(&mut self.members);
-        let waiters = std::mem::take(&mut self.waiters);
         self.keys = None;
-        let outcomes = pipeline::commit_batches(node, std::mem::take(&mut self.batches));
-        let mut answers: Vec<Answer> = members
-            .into_iter()
+        // The engine takes the batches; the next round's list starts at this one's size.
+        let capacity = self.batches.len();
+        let batches = std::mem::replace(&mut self.batches, Vec::with_capacity(capacity));
+        let outcomes = pipeline::commit_batches(node, batches);
+        let mut answers: Vec<Answer> = self
+            .members
+            .drain(..)
             .zip(outcomes)
             .map(|((token, requests, success), outcome)| {
                 let reply = match outcome {
@@ -94,13 +98,13 @@ impl Group {
                 };
                 Answer {
                     token,
-                    replies: vec![reply; requests],
+                    replies: Some((reply, requests)),
                 }
             })
             .collect();
-        answers.extend(waiters.into_iter().map(|token| Answer {
+        answers.extend(self.waiters.drain(..).map(|token| Answer {
             token,
-            replies: Vec::new(),
+            replies: None,
         }));
         answers
     }

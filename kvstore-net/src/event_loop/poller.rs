@@ -248,14 +248,17 @@ impl Poller {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
-            for reply in &replies {
-                conn.wire.queue(reply);
-            }
             conn.in_group = false;
-            if replies.is_empty() {
-                notice(&mut waited, conn, token);
-            } else if conn.has_work() {
-                notice(&mut self.attention, conn, token);
+            match replies {
+                None => notice(&mut waited, conn, token),
+                Some((reply, count)) => {
+                    for _ in 0..count {
+                        conn.wire.queue(&reply);
+                    }
+                    if conn.has_work() {
+                        notice(&mut self.attention, conn, token);
+                    }
+                }
             }
             self.write_out(token);
         }

@@ -52,8 +52,10 @@ fn commit(group: &mut Group, node: &Node, conns: &mut [&mut LoopConn]) -> Vec<us
     let mut answered = Vec::new();
     for Answer { token, replies } in group.commit(node) {
         let conn = &mut conns[token];
-        for reply in &replies {
-            conn.wire.queue(reply);
+        if let Some((reply, count)) = replies {
+            for _ in 0..count {
+                conn.wire.queue(&reply);
+            }
         }
         conn.in_group = false;
         answered.push(token);
