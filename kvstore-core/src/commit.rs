@@ -399,7 +399,7 @@ impl Inner {
         Ok(crate::tail_cache::CachedTail::wrap(
             file,
             SEGMENT_HEADER_BYTES,
-            self.opts.tail_cache_budget(),
+            &self.tail_chunks,
         ))
     }
 

@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     /// WAL consumers (replicas) and the LSN each has consumed up to.
     pub wal_consumers: Mutex<HashMap<String, Lsn>>,
     pub compaction_lock: Mutex<()>,
+    /// Memory for the active segment's in-memory mirror, passed from segment to segment.
+    pub tail_chunks: Arc<crate::tail_cache::TailChunks>,
     /// Held by the commit leader (only ever one): its reusable buffers.
     pub leader_scratch: Mutex<crate::commit::LeaderScratch>,
     pub maintenance: Maintenance,
@@ -262,7 +264,8 @@ impl KvStore {
                 return Err(Error::io(format!("locking {}", lock_path.display()), e))
             }
         }
-        let recovered = recovery::recover(&dir, &opts)?;
+        let tail_chunks = crate::tail_cache::TailChunks::new(opts.tail_cache_budget());
+        let recovered = recovery::recover(&dir, &opts, &tail_chunks)?;
         let active_id = recovered.active.id;
         let inner = Arc::new(Inner {
             dir,
@@ -280,6 +283,7 @@ impl KvStore {
             wal_consumers: Mutex::new(HashMap::new()),
             compaction_lock: Mutex::new(()),
             leader_scratch: Mutex::default(),
+            tail_chunks,
             maintenance: Maintenance::default(),
             opts,
             _lock_file: lock_file,

@@ -11,7 +11,7 @@ use crate::index::{Location, Segment, State};
 use crate::io::FileIo;
 use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
-use crate::tail_cache::CachedTail;
+use crate::tail_cache::{CachedTail, TailChunks};
 use crate::wal::hint::{self, EntryRef, Hint, HintBuilder, HintEntry};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
@@ -375,7 +375,11 @@ fn entry_ref(e: &HintEntry) -> EntryRef<'_> {
     }
 }
 
-pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+pub(crate) fn recover(
+    dir: &Path,
+    opts: &Options,
+    tail_chunks: &Arc<TailChunks>,
+) -> Result<Recovered> {
     crate::wal::swap::recover(dir, &*opts.vfs)?;
     let mut ids = Vec::new();
     let mut hints = Vec::new();
@@ -562,11 +566,10 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     }
     let mut next_segment_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
 
-    let budget = opts.tail_cache_budget();
     let active = match active_id {
         Some(id) => match state.segments.get_mut(&id) {
             Some(seg) => {
-                seg.file = CachedTail::wrap(seg.file.clone(), active_len, budget);
+                seg.file = CachedTail::wrap(seg.file.clone(), active_len, tail_chunks);
                 ActiveSegment {
                     id,
                     file: seg.file.clone(),
@@ -606,7 +609,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             opts.vfs
                 .sync_dir(dir)
                 .ctx(|| format!("syncing directory {}", dir.display()))?;
-            let file = CachedTail::wrap(file, SEGMENT_HEADER_BYTES, budget);
+            let file = CachedTail::wrap(file, SEGMENT_HEADER_BYTES, tail_chunks);
             state.segments.insert(
                 id,
                 Segment::new(file.clone(), SEGMENT_HEADER_BYTES, last_lsn, false),
