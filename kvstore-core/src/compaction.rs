@@ -88,16 +88,21 @@ const INSTALL_CHUNK: usize = 1024;
 /// a segment since the one before (with the defaults, 512 KiB in 100 ms).
 const BUSY_SEGMENT_FRACTION: u64 = 16;
 
+/// Less idle processor time than this (in processors) leaves none to spare for compaction.
+pub(crate) const SPARE_PROCESSORS: f64 = 0.5;
+
 /// Whether automatic compaction should start, given the sealed segments' `dead` and `total`
-/// bytes and whether writes are streaming in (`busy`).
+/// bytes and whether it would compete for the processors (`busy`: writes stream in and the
+/// machine has no idle processor to spare).
 ///
-/// Idle, it starts once dead bytes pass `compaction_min_dead_bytes` and the dead ratio. While
-/// writes stream in it waits until the dead share is halfway from the ratio to all (0.7 for
-/// 0.4: the log stays under about 3.3 times the live data): a compaction in the middle of a
-/// burst takes CPU and disk from the writers, and copies values the rest of the burst would
-/// have made dead anyway. Measured with `redis-benchmark` (200,000 SETs, random keys) against
-/// a master and two replicas on 2 cores: the background thread took half of each replica's
-/// CPU and a quarter of the master's, mostly compacting. The idle store compacts right after.
+/// Otherwise it starts once dead bytes pass `compaction_min_dead_bytes` and the dead ratio.
+/// Busy, it waits until the dead share is halfway from the ratio to all (0.7 for 0.4: the log
+/// stays under about 3.3 times the live data): a compaction in the middle of a burst would
+/// take the processor from the writers, and copies values the rest of the burst makes dead
+/// anyway. Measured with `redis-benchmark` (200,000 SETs, random keys) against a master and
+/// two replicas on 2 cores: the background thread took half of each replica's CPU and a
+/// quarter of the master's, mostly compacting. A writer alone on a machine with a processor
+/// to spare keeps compaction going (and its space low) during the burst.
 pub(crate) fn compaction_wanted(dead: u64, total: u64, busy: bool, opts: &Options) -> bool {
     if dead < opts.compaction_min_dead_bytes || total == 0 {
         return false;
@@ -109,15 +114,13 @@ pub(crate) fn compaction_wanted(dead: u64, total: u64, busy: bool, opts: &Option
 
 impl Inner {
     /// Whether automatic compaction should start now (see [`compaction_wanted`]); `appended`
-    /// is how many bytes commits appended to the log since the last check.
-    pub(crate) fn compaction_due(&self, appended: u64) -> bool {
+    /// is how many bytes commits appended to the log since the last check, `idle` how many
+    /// processors the machine left idle meanwhile (`None`: unknown, taken as enough).
+    pub(crate) fn compaction_due(&self, appended: u64, idle: Option<f64>) -> bool {
         let (dead, total) = self.state.read().sealed_dead_and_total();
-        compaction_wanted(
-            dead,
-            total,
-            appended >= self.opts.segment_bytes / BUSY_SEGMENT_FRACTION,
-            &self.opts,
-        )
+        let streaming = appended >= self.opts.segment_bytes / BUSY_SEGMENT_FRACTION;
+        let no_spare = idle.is_some_and(|idle| idle < SPARE_PROCESSORS);
+        compaction_wanted(dead, total, streaming && no_spare, &self.opts)
     }
 
     /// The LSN below which no registered WAL consumer needs the log, ignoring consumers that

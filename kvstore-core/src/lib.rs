@@ -56,6 +56,7 @@ mod keymap;
 mod maintenance;
 mod options;
 mod snapshot;
+mod spare_cpu;
 mod stats;
 mod store;
 mod tail_cache;

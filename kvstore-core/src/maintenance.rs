@@ -76,6 +76,7 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
     let mut last_sync = Instant::now();
     let mut last_compaction_check = Instant::now();
     let mut appended_at_last_check = 0;
+    let mut spare_cpu = crate::spare_cpu::SpareCpu::default();
     loop {
         let job = match jobs.recv_timeout(tick) {
             Ok(job) => Some(job),
@@ -103,7 +104,7 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
             let appended = inner.counters.appended_bytes.load(Ordering::Relaxed);
             let since_last_check = appended.saturating_sub(appended_at_last_check);
             appended_at_last_check = appended;
-            if inner.compaction_due(since_last_check) {
+            if inner.compaction_due(since_last_check, spare_cpu.sample()) {
                 if let Err(e) = inner.compact_all(false) {
                     tracing::warn!(error = %e, "automatic compaction failed");
                 }

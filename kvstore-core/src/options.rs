@@ -133,9 +133,10 @@ impl Options {
     /// then takes the segments whose own dead share passes it. Default: 0.4, which keeps the
     /// log under about 1.7 times the live data (0.5: 2 times) for the price of compacting a
     /// little more often. While writes stream in (the log grew by a sixteenth of a segment
-    /// or more since the last maintenance check), it waits for a share halfway from this
-    /// ratio to 1, so that compaction does not take CPU and disk from a write burst; it
-    /// catches up once the burst is over. Must be in (0, 1].
+    /// or more since the last maintenance check) and the machine has no idle processor to
+    /// spare, it waits for a share halfway from this ratio to 1, so that compaction does not
+    /// take the processor from a write burst; it catches up once the burst is over. Must be
+    /// in (0, 1].
     pub fn compaction_dead_ratio(mut self, ratio: f64) -> Self {
         self.compaction_dead_ratio = ratio;
         self
