@@ -46,7 +46,7 @@ pub(crate) struct LeaderScratch {
     hook_arena: BytesMut,
 }
 
-/// Bytes the hook's record arena allocates at a time (more for a larger group).
+/// Bytes the hook's record arena allocates at a time (a larger group gets its own buffer).
 const HOOK_ARENA_CHUNK: usize = 64 << 10;
 
 /// Largest write buffer kept for the next group; a rare huge group's is freed.
@@ -441,13 +441,21 @@ impl Inner {
             if bytes == 0 {
                 return;
             }
-            if hook_arena.capacity() < bytes {
-                hook_arena.reserve(bytes.max(HOOK_ARENA_CHUNK));
-            }
+            // A group larger than a chunk gets a buffer of its own: in the arena, a reserve
+            // that finds its records dropped reclaims the whole buffer, so the leader would
+            // keep the largest group's size for good.
+            let arena = if bytes > HOOK_ARENA_CHUNK {
+                &mut BytesMut::with_capacity(bytes)
+            } else {
+                if hook_arena.capacity() < bytes {
+                    hook_arena.reserve(HOOK_ARENA_CHUNK);
+                }
+                hook_arena
+            };
             for p in local() {
-                hook_arena.extend_from_slice(&p.record.bytes);
+                arena.extend_from_slice(&p.record.bytes);
             }
-            let shared = hook_arena.split().freeze();
+            let shared = arena.split().freeze();
             let records = local().map(|p| (p.lsn, p.record.bytes.len()));
             for record in EncodedWalRecord::stamped_in(shared, records) {
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -474,4 +482,40 @@ fn trim_preallocation(active: &mut ActiveSegment) -> Result<()> {
         active.unsynced = true;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::HOOK_ARENA_CHUNK;
+    use crate::{CommitHook, Options, SyncPolicy, WalRecord};
+
+    /// A hook that lets go of every record at once, as one that only counts or logs does.
+    struct Forgetful;
+
+    impl CommitHook for Forgetful {
+        fn committed(&self, _record: Arc<WalRecord>) {}
+    }
+
+    /// A group larger than an arena chunk must not become the arena: once its records are
+    /// dropped, reserving reclaims the whole buffer, and the leader would keep it for good.
+    #[test]
+    fn a_large_group_does_not_stay_in_the_hook_arena() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Options::new()
+            .sync_policy(SyncPolicy::Never)
+            .auto_compaction(false)
+            .open(dir.path())
+            .unwrap();
+        store.set_commit_hook(Some(Arc::new(Forgetful)));
+        store.put(b"small", b"1").unwrap();
+        store.put(b"large", vec![7u8; 4 << 20]).unwrap();
+        store.put(b"small", b"2").unwrap();
+        let kept = store.inner.leader_scratch.lock().hook_arena.capacity();
+        assert!(
+            kept <= HOOK_ARENA_CHUNK,
+            "the hook arena kept {kept} bytes after a large group"
+        );
+    }
 }
