@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use crate::hook_arena::HookArena;
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment};
@@ -41,13 +41,9 @@ impl Drop for TurnGuard<'_> {
 pub(crate) struct LeaderScratch {
     placed: Vec<Placed>,
     buf: Vec<u8>,
-    /// Where the commit hook's records are copied: chunks of many groups' records, each
-    /// record a slice (see [`EncodedWalRecord`]).
-    hook_arena: BytesMut,
+    /// Where the commit hook's records are copied (see [`EncodedWalRecord`]).
+    hook_arena: HookArena,
 }
-
-/// Bytes the hook's record arena allocates at a time (a larger group gets its own buffer).
-const HOOK_ARENA_CHUNK: usize = 64 << 10;
 
 /// Largest write buffer kept for the next group; a rare huge group's is freed.
 const MAX_SCRATCH_BYTES: usize = 4 << 20;
@@ -405,7 +401,7 @@ impl Inner {
 
     /// Makes the group visible: index, segment table, last LSN, then the commit hook, whose
     /// records are copied into `hook_arena`.
-    fn publish(&self, placed: &[Placed], hook_arena: &mut BytesMut) {
+    fn publish(&self, placed: &[Placed], hook_arena: &mut HookArena) {
         let Some(last) = placed.last() else {
             return;
         };
@@ -435,27 +431,13 @@ impl Inner {
         }
         if let Some(hook) = self.hook() {
             // Copied into a chunk shared by many groups' records: an allocation per chunk,
-            // and one free on whichever thread lets go of it last, not one of each per record.
+            // not one per record.
             let local = || placed.iter().filter(|p| !p.replicated);
             let bytes: usize = local().map(|p| p.record.bytes.len()).sum();
             if bytes == 0 {
                 return;
             }
-            // A group larger than a chunk gets a buffer of its own: in the arena, a reserve
-            // that finds its records dropped reclaims the whole buffer, so the leader would
-            // keep the largest group's size for good.
-            let arena = if bytes > HOOK_ARENA_CHUNK {
-                &mut BytesMut::with_capacity(bytes)
-            } else {
-                if hook_arena.capacity() < bytes {
-                    hook_arena.reserve(HOOK_ARENA_CHUNK);
-                }
-                hook_arena
-            };
-            for p in local() {
-                arena.extend_from_slice(&p.record.bytes);
-            }
-            let shared = arena.split().freeze();
+            let shared = hook_arena.copy(bytes, local().map(|p| &p.record.bytes[..]));
             let records = local().map(|p| (p.lsn, p.record.bytes.len()));
             for record in EncodedWalRecord::stamped_in(shared, records) {
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -488,7 +470,7 @@ fn trim_preallocation(active: &mut ActiveSegment) -> Result<()> {
 mod tests {
     use std::sync::Arc;
 
-    use super::HOOK_ARENA_CHUNK;
+    use crate::hook_arena::CHUNK as HOOK_ARENA_CHUNK;
     use crate::{CommitHook, Options, SyncPolicy, WalRecord};
 
     /// A hook that lets go of every record at once, as one that only counts or logs does.
