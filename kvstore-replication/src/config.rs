@@ -31,8 +31,9 @@ impl ReplicationMode {
     }
 }
 
-/// Default capacity of each replica's live queue, in records. When it is full, records are
-/// not queued for that replica and its worker reads them from the master's WAL instead.
+/// Default capacity of the replicas' live queue, in records. When it is full, the oldest
+/// record makes room for the newest, and a replica that had not taken it reads it from the
+/// master's WAL instead.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16 * 1024;
 /// Default number of records a worker keeps in flight before waiting for acks.
 pub const DEFAULT_WINDOW_RECORDS: usize = 256;
@@ -142,7 +143,8 @@ impl ReplicatorBuilder {
         self
     }
 
-    /// Records each replica's live queue holds (default [`DEFAULT_QUEUE_CAPACITY`]).
+    /// Records the replicas' shared live queue holds (default [`DEFAULT_QUEUE_CAPACITY`]);
+    /// each worker holds up to two windows more.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.settings.queue_capacity = records;
         self

@@ -1,8 +1,8 @@
 //! `kvstore-replication`: streams a master's committed writes to its replicas without ever
 //! silently dropping one.
 //!
-//! A [`Replicator`] is the master's commit hook: each committed record is appended to a
-//! bounded mailbox per replica, and one worker thread per replica drains it, pipelines a
+//! A [`Replicator`] is the master's commit hook: each committed record is appended once to a
+//! bounded backlog shared by the replicas, and one worker thread per replica reads it, pipelines a
 //! window of records through a [`Transport`] and books its cumulative acks a batch at a time. When a queue overflows or
 //! a replica was away, its worker catches up from the master's WAL; when the WAL no longer
 //! holds what it needs, it streams a chunked, resumable snapshot and continues from its LSN.
@@ -37,7 +37,7 @@
 //! - [`inprocess`](InProcessTransport): an embedded replica with fault injection ([`Faults`])
 //! - [`config`](ReplicatorBuilder): the builder, validated before threads start
 //! - [`replicator`](Replicator): the handle; `shared`: the commit hook and ack board;
-//!   `queue`: each replica's bounded mailbox (appended per record, drained per window)
+//!   `queue`: the replicas' shared bounded backlog (appended per record, read per window)
 //! - `worker`: one thread per replica (`session`: HELLO, windows, acks, resync; `cursor`:
 //!   WAL and snapshot cursors)
 //! - pure decisions: [`retry`](Backoff), [`health`](ReplicaHealth), [`quorum`](acked_count),

@@ -1,148 +1,299 @@
-//! The live queue of one replica: a bounded mailbox the commit hook appends to and the
-//! replica's worker drains in one go.
+//! The live queue: one bounded backlog of committed records, shared by every replica. The
+//! commit hook appends each record once; each replica's worker reads from its own position.
 //!
-//! A channel costs a send and a receive per record (slot stamps, wakers); a mailbox costs one
-//! short lock per record on the master and one lock per drain on the worker, which takes
-//! whatever accumulated. The bound counts what the worker took and still holds, so the records
-//! queued for a replica never exceed the capacity. A record that does not fit is not queued:
-//! the hook counts an overflow and the worker, seeing the gap at the head of its queue, catches
-//! up from the master's WAL (DESIGN §4: never silently dropped).
+//! A queue per replica cost the master, per record and replica, a lock, a reference-count
+//! increment on the record's buffer (a cache line the workers' threads also write) and a wake
+//! check: with two replicas that was about a sixth of the master's time on a put. Here the
+//! master takes one lock and moves the record in; the workers take their own copies (the
+//! count traffic stays on their threads) and trim what every live reader has taken.
+//!
+//! When the backlog holds its capacity, the oldest record makes room for the newest: a replica
+//! that had not taken it finds a gap at the head of its queue and catches up from the master's
+//! WAL (DESIGN §4: never silently dropped), while the replicas keeping up go on streaming.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::protocol::SharedRecord;
 
-/// What became of a record offered to a mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Post {
-    /// Queued for the worker.
-    Queued,
-    /// Not queued: the replica's queue holds its capacity (the worker catches up from the WAL).
-    Full,
-    /// Not queued: the replicator is closing.
-    Closed,
+/// Room for records a freshly sealed backlog starts its next open vector with.
+const MIN_OPEN_RECORDS: usize = 256;
+
+/// One replica's position in the backlog. Positions count records pushed since the backlog was
+/// made (not LSNs: the hook skips records a replica wrote itself, so LSNs may have holes).
+#[derive(Debug, Default, Clone, Copy)]
+struct Reader {
+    /// Position of the next record this reader has not taken.
+    next: u64,
+    /// Records the reader took and reported still holding.
+    held: usize,
+    /// The reader waits to be woken once `pushed` reaches this (0: not waiting).
+    wake_at: u64,
 }
 
-#[derive(Debug, Default)]
-struct Slots {
-    records: Vec<SharedRecord>,
-    /// Records the worker took and reported still holding at its last drain.
-    held: usize,
-    /// A waiting worker wants to be woken once `records` holds this many (0: nobody waits).
-    wake_at: usize,
+/// Records sealed by a reader's take: immutable, so readers copy out of them without the lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    /// Position of `records[0]`.
+    start: u64,
+    records: Arc<Vec<SharedRecord>>,
+}
+
+impl Chunk {
+    fn end(&self) -> u64 {
+        self.start + self.records.len() as u64
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    /// Older records, oldest first, in chunks as readers sealed them.
+    sealed: VecDeque<Chunk>,
+    /// The newest records, appended by the hook until a reader seals them.
+    open: Vec<SharedRecord>,
+    /// Position of `open[0]`.
+    open_start: u64,
+    readers: Vec<Reader>,
     closed: bool,
 }
 
-/// One replica's bounded live queue.
+impl State {
+    /// Position of the oldest record still held.
+    fn front(&self) -> u64 {
+        self.sealed.front().map_or(self.open_start, |c| c.start)
+    }
+
+    /// Position of the first record past the newest.
+    fn pushed(&self) -> u64 {
+        self.open_start + self.open.len() as u64
+    }
+
+    /// Where reader `idx` goes on: records before `front` are gone.
+    fn start_of(&self, idx: usize) -> u64 {
+        self.readers
+            .get(idx)
+            .map_or(self.pushed(), |r| r.next.max(self.front()))
+    }
+
+    fn available(&self, idx: usize) -> usize {
+        (self.pushed() - self.start_of(idx)) as usize
+    }
+
+    /// Moves the open records into a sealed chunk, so readers can copy them unlocked.
+    fn seal(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        // The next open vector is allocated here, on the worker, with room for twice what
+        // this one held: the hook growing it would reallocate in this thread's malloc arena,
+        // taking that arena's lock while this thread allocates.
+        let capacity = (self.open.len() * 2).max(MIN_OPEN_RECORDS);
+        let records = std::mem::replace(&mut self.open, Vec::with_capacity(capacity));
+        let start = self.open_start;
+        self.open_start += records.len() as u64;
+        self.sealed.push_back(Chunk {
+            start,
+            records: Arc::new(records),
+        });
+    }
+}
+
+/// The replicas' shared, bounded live queue.
 #[derive(Debug)]
-pub(crate) struct Mailbox {
-    slots: Mutex<Slots>,
-    ready: Condvar,
+pub(crate) struct Backlog {
+    state: Mutex<State>,
+    /// One per reader, so that a record wakes only the workers waiting for it.
+    wakers: Vec<Condvar>,
     capacity: usize,
 }
 
-impl Mailbox {
-    /// An empty mailbox holding at most `capacity` records (with those its worker holds).
-    pub fn new(capacity: usize) -> Self {
-        Mailbox {
-            slots: Mutex::new(Slots::default()),
-            ready: Condvar::new(),
+impl Backlog {
+    /// An empty backlog for `readers` replicas, holding at most `capacity` records (the
+    /// workers hold at most two windows each on top).
+    pub fn new(capacity: usize, readers: usize) -> Self {
+        Backlog {
+            state: Mutex::new(State {
+                sealed: VecDeque::new(),
+                open: Vec::new(),
+                open_start: 0,
+                readers: vec![Reader::default(); readers],
+                closed: false,
+            }),
+            wakers: (0..readers).map(|_| Condvar::new()).collect(),
             capacity: capacity.max(1),
         }
     }
 
-    /// Appends `record` unless the queue is full or closed; wakes the worker if it waits for
-    /// as many records as there now are, or if the record was refused as full.
-    pub fn post(&self, record: &SharedRecord) -> Post {
-        let mut slots = self.slots.lock();
-        if slots.closed {
-            return Post::Closed;
+    /// Appends `record`. If the backlog is full, its oldest chunk makes room and
+    /// `overflowed(idx, n)` tells each reader's `n` records it had not taken. Wakes the
+    /// readers waiting for this many records. Returns false (queuing nothing) once closed.
+    pub fn push(&self, record: SharedRecord, mut overflowed: impl FnMut(usize, u64)) -> bool {
+        let mut state = self.state.lock();
+        if state.closed {
+            return false;
         }
-        if slots.records.len() + slots.held >= self.capacity {
-            // The queue cannot grow, so a worker waiting for more records would wait out its
-            // whole timeout; it has to read this record from the WAL instead: wake it now.
-            if slots.wake_at != 0 {
-                slots.wake_at = 0;
-                drop(slots);
-                self.ready.notify_one();
+        let mut dropped = None;
+        if state.pushed() - state.front() >= self.capacity as u64 {
+            if state.sealed.is_empty() {
+                state.seal();
             }
-            return Post::Full;
+            if let Some(chunk) = state.sealed.pop_front() {
+                for (idx, reader) in state.readers.iter().enumerate() {
+                    let missed = chunk.end().saturating_sub(reader.next.max(chunk.start));
+                    if missed > 0 {
+                        overflowed(idx, missed);
+                    }
+                }
+                dropped = Some(chunk);
+            }
         }
-        slots.records.push(record.clone());
-        if slots.wake_at != 0 && slots.records.len() >= slots.wake_at {
-            slots.wake_at = 0;
-            drop(slots);
-            self.ready.notify_one();
+        state.open.push(record);
+        let pushed = state.pushed();
+        // Wakes are collected and sent after unlocking, so a woken worker does not block on
+        // the lock the master still holds.
+        let mut wake = 0u64;
+        for (idx, reader) in state.readers.iter_mut().enumerate() {
+            if reader.wake_at != 0 && pushed >= reader.wake_at {
+                reader.wake_at = 0;
+                if idx < 64 {
+                    wake |= 1 << idx;
+                } else {
+                    self.wakers[idx].notify_one();
+                }
+            }
         }
-        Post::Queued
+        drop(state);
+        drop(dropped);
+        while wake != 0 {
+            let idx = wake.trailing_zeros() as usize;
+            self.wakers[idx].notify_one();
+            wake &= wake - 1;
+        }
+        true
     }
 
-    /// Moves every queued record to the back of `out`, recording that the worker now holds
-    /// `out.len()` records. Empty `out`s are swapped with the queue's buffer instead of copied.
-    pub fn drain_into(&self, out: &mut VecDeque<SharedRecord>) {
-        let mut slots = self.slots.lock();
-        if out.is_empty() {
-            let mut spare = Vec::from(std::mem::take(out));
-            spare.clear();
-            *out = VecDeque::from(std::mem::replace(&mut slots.records, spare));
-        } else {
-            out.extend(slots.records.drain(..));
+    /// Appends up to `max` of reader `idx`'s next records to `out` and records that the reader
+    /// holds `out.len()`; moves the chunks every reader that `is_live` has passed into
+    /// `spent`, to be dropped outside the lock. Records dropped before the reader took them
+    /// are skipped (it sees the gap). The lock is held only to pick chunks, not to copy.
+    pub fn take(
+        &self,
+        idx: usize,
+        out: &mut VecDeque<SharedRecord>,
+        max: usize,
+        is_live: impl Fn(usize) -> bool,
+        spent: &mut Vec<Chunk>,
+    ) {
+        let mut pieces: Vec<(Chunk, usize, usize)> = Vec::new();
+        let mut state = self.state.lock();
+        let start = state.start_of(idx);
+        let end = state.pushed().min(start.saturating_add(max as u64));
+        if end > state.open_start {
+            state.seal();
         }
-        slots.held = out.len();
+        let first = state.sealed.partition_point(|c| c.end() <= start);
+        for chunk in state.sealed.range(first..) {
+            if chunk.start >= end {
+                break;
+            }
+            let from = (start.max(chunk.start) - chunk.start) as usize;
+            let to = (end.min(chunk.end()) - chunk.start) as usize;
+            pieces.push((chunk.clone(), from, to));
+        }
+        let taking = (end - start) as usize;
+        if let Some(reader) = state.readers.get_mut(idx) {
+            reader.next = end;
+            reader.held = out.len() + taking;
+        }
+        let pushed = state.pushed();
+        let keep_from = state
+            .readers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| is_live(*i))
+            .map(|(_, r)| r.next)
+            .min()
+            .unwrap_or(pushed);
+        while state.sealed.front().is_some_and(|c| c.end() <= keep_from) {
+            spent.extend(state.sealed.pop_front());
+        }
+        drop(state);
+        out.reserve(taking);
+        for (chunk, from, to) in pieces {
+            out.extend(chunk.records[from..to].iter().cloned());
+        }
     }
 
-    /// Tells the mailbox the worker now holds `held` records (after it sent some).
-    pub fn set_held(&self, held: usize) {
-        self.slots.lock().held = held;
+    /// Tells the backlog reader `idx` now holds `held` records (after it sent some).
+    pub fn set_held(&self, idx: usize, held: usize) {
+        if let Some(reader) = self.state.lock().readers.get_mut(idx) {
+            reader.held = held;
+        }
     }
 
-    /// Waits until at least `want` records are queued, a record is refused for lack of room,
-    /// the mailbox closes or `deadline` passes. Returns whether it is closed.
-    pub fn wait(&self, want: usize, deadline: Instant) -> bool {
-        let want = want.max(1);
-        let mut slots = self.slots.lock();
-        while !slots.closed && slots.records.len() < want {
-            slots.wake_at = want;
-            let timed_out = self.ready.wait_until(&mut slots, deadline).timed_out();
-            // A poster that woke us cleared `wake_at`: enough records, or one refused (the
-            // worker must go to the WAL). Anything else was spurious: wait on.
-            if timed_out || slots.wake_at == 0 {
+    /// Waits until reader `idx` has at least `want` records to take, the backlog closes or
+    /// `deadline` passes. Returns whether the backlog is closed.
+    pub fn wait(&self, idx: usize, want: usize, deadline: Instant) -> bool {
+        let want = want.max(1) as u64;
+        let Some(waker) = self.wakers.get(idx) else {
+            return self.state.lock().closed;
+        };
+        let mut state = self.state.lock();
+        while !state.closed && (state.available(idx) as u64) < want {
+            let wake_at = state.start_of(idx) + want;
+            state.readers[idx].wake_at = wake_at;
+            let timed_out = waker.wait_until(&mut state, deadline).timed_out();
+            // A push that woke us cleared `wake_at`; anything else was spurious: wait on.
+            if timed_out || state.readers[idx].wake_at == 0 {
                 break;
             }
         }
-        slots.wake_at = 0;
-        slots.closed
+        if let Some(reader) = state.readers.get_mut(idx) {
+            reader.wake_at = 0;
+        }
+        state.closed
     }
 
-    /// Records queued and not yet drained.
-    pub fn len(&self) -> usize {
-        self.slots.lock().records.len()
+    /// Records reader `idx` has not taken yet.
+    pub fn len(&self, idx: usize) -> usize {
+        self.state.lock().available(idx)
     }
 
-    /// Records queued for the replica: in the mailbox and held by its worker.
-    pub fn depth(&self) -> usize {
-        let slots = self.slots.lock();
-        slots.records.len() + slots.held
+    /// Records queued for reader `idx`: not taken yet, or taken and still held.
+    pub fn depth(&self, idx: usize) -> usize {
+        let state = self.state.lock();
+        state.available(idx) + state.readers.get(idx).map_or(0, |r| r.held)
     }
 
-    /// Whether the mailbox is closed and has nothing left to drain.
-    pub fn is_finished(&self) -> bool {
-        let slots = self.slots.lock();
-        slots.closed && slots.records.is_empty()
+    /// Records queued for all readers together.
+    pub fn total_depth(&self) -> usize {
+        let state = self.state.lock();
+        (0..state.readers.len())
+            .map(|idx| state.available(idx) + state.readers[idx].held)
+            .sum()
     }
 
-    /// Refuses further records and wakes the worker; queued records stay drainable.
+    /// Whether the backlog is closed and reader `idx` has nothing left to take.
+    pub fn is_finished(&self, idx: usize) -> bool {
+        let state = self.state.lock();
+        state.closed && state.available(idx) == 0
+    }
+
+    /// Refuses further records and wakes every reader; queued records stay takeable.
     pub fn close(&self) {
-        self.slots.lock().closed = true;
-        self.ready.notify_all();
+        self.state.lock().closed = true;
+        for waker in &self.wakers {
+            waker.notify_all();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use kvstore_core::{Op, WalRecord};
@@ -156,105 +307,160 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_drain_takes_everything_in_order() {
-        let mailbox = Mailbox::new(8);
-        for lsn in 1..=3 {
-            assert_eq!(mailbox.post(&record(lsn)), Post::Queued);
-        }
-        let mut out = VecDeque::new();
-        mailbox.drain_into(&mut out);
-        assert_eq!(out.iter().map(|r| r.lsn()).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(mailbox.len(), 0);
-        assert_eq!(mailbox.post(&record(4)), Post::Queued);
-        mailbox.drain_into(&mut out);
-        assert_eq!(
-            out.iter().map(|r| r.lsn()).collect::<Vec<_>>(),
-            [1, 2, 3, 4]
-        );
+    fn lsns(q: &VecDeque<SharedRecord>) -> Vec<u64> {
+        q.iter().map(|r| r.lsn()).collect()
+    }
+
+    fn all_live(_: usize) -> bool {
+        true
+    }
+
+    fn queued(backlog: &Backlog) -> u64 {
+        let state = backlog.state.lock();
+        state.pushed() - state.front()
     }
 
     #[test]
-    fn the_bound_counts_what_the_worker_holds() {
-        let mailbox = Mailbox::new(3);
+    fn each_reader_takes_every_record_in_order_at_its_own_pace() {
+        let backlog = Backlog::new(8, 2);
         for lsn in 1..=3 {
-            assert_eq!(mailbox.post(&record(lsn)), Post::Queued);
+            assert!(backlog.push(record(lsn), |_, _| panic!("no overflow")));
         }
-        assert_eq!(mailbox.post(&record(4)), Post::Full);
-        let mut out = VecDeque::new();
-        mailbox.drain_into(&mut out);
-        // The worker holds three: still full.
-        assert_eq!(mailbox.post(&record(4)), Post::Full);
-        assert_eq!(mailbox.depth(), 3);
-        out.pop_front();
-        mailbox.set_held(out.len());
-        assert_eq!(mailbox.post(&record(4)), Post::Queued);
-        assert_eq!(mailbox.depth(), 3);
+        let (mut a, mut b) = (VecDeque::new(), VecDeque::new());
+        backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&a), [1, 2, 3]);
+        assert_eq!(backlog.len(0), 0);
+        assert_eq!(backlog.len(1), 3);
+        backlog.push(record(4), |_, _| panic!("no overflow"));
+        backlog.take(1, &mut b, 2, all_live, &mut Vec::new());
+        assert_eq!(lsns(&b), [1, 2]);
+        backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
+        backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&a), [1, 2, 3, 4]);
+        assert_eq!(lsns(&b), [1, 2, 3, 4]);
+        // Both took everything: the backlog keeps nothing.
+        assert_eq!(queued(&backlog), 0);
+    }
+
+    #[test]
+    fn a_full_backlog_drops_its_oldest_chunk_and_tells_who_missed_it() {
+        let backlog = Backlog::new(3, 2);
+        for lsn in 1..=3 {
+            backlog.push(record(lsn), |_, _| panic!("no overflow"));
+        }
+        let mut a = VecDeque::new();
+        backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
+        let mut missed = Vec::new();
+        backlog.push(record(4), |idx, n| missed.push((idx, n)));
+        // Reader 0 took records 1-3 already; reader 1 never will.
+        assert_eq!(missed, [(1, 3)]);
+        let mut b = VecDeque::new();
+        backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&b), [4], "the gap shows at the head");
+        assert_eq!(backlog.depth(1), 1);
+        b.clear();
+        backlog.set_held(1, 0);
+        assert_eq!(backlog.depth(1), 0);
+        assert_eq!(backlog.depth(0), 1 + 3, "one to take, three held");
+    }
+
+    #[test]
+    fn a_full_backlog_nobody_read_drops_what_it_holds() {
+        let backlog = Backlog::new(2, 1);
+        let mut missed = 0;
+        for lsn in 1..=3 {
+            backlog.push(record(lsn), |_, n| missed += n);
+        }
+        assert_eq!(missed, 2);
+        let mut a = VecDeque::new();
+        backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&a), [3]);
+    }
+
+    #[test]
+    fn a_reader_that_is_not_live_does_not_pin_records() {
+        let backlog = Backlog::new(8, 2);
+        for lsn in 1..=4 {
+            backlog.push(record(lsn), |_, _| {});
+        }
+        let mut a = VecDeque::new();
+        backlog.take(0, &mut a, usize::MAX, |idx| idx == 0, &mut Vec::new());
+        assert_eq!(queued(&backlog), 0);
+        // Reader 1 comes back to find nothing queued: it catches up from the WAL.
+        assert_eq!(backlog.len(1), 0);
+        backlog.push(record(5), |_, _| panic!("room enough"));
+        let mut b = VecDeque::new();
+        backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&b), [5]);
     }
 
     #[test]
     fn closing_refuses_records_but_keeps_the_queued_ones() {
-        let mailbox = Mailbox::new(4);
-        assert_eq!(mailbox.post(&record(1)), Post::Queued);
-        mailbox.close();
-        assert_eq!(mailbox.post(&record(2)), Post::Closed);
-        assert!(!mailbox.is_finished());
-        assert!(mailbox.wait(5, Instant::now() + Duration::from_secs(5)));
+        let backlog = Backlog::new(4, 1);
+        assert!(backlog.push(record(1), |_, _| {}));
+        backlog.close();
+        assert!(!backlog.push(record(2), |_, _| {}));
+        assert!(!backlog.is_finished(0));
+        assert!(backlog.wait(0, 5, Instant::now() + Duration::from_secs(5)));
         let mut out = VecDeque::new();
-        mailbox.drain_into(&mut out);
+        backlog.take(0, &mut out, usize::MAX, all_live, &mut Vec::new());
         assert_eq!(out.len(), 1);
-        assert!(mailbox.is_finished());
+        assert!(backlog.is_finished(0));
     }
 
     #[test]
-    fn a_waiting_worker_wakes_when_enough_records_arrived() {
-        let mailbox = std::sync::Arc::new(Mailbox::new(16));
-        let poster = {
-            let mailbox = mailbox.clone();
+    fn a_waiting_reader_wakes_when_enough_records_arrived() {
+        let backlog = Arc::new(Backlog::new(16, 2));
+        let pusher = {
+            let backlog = backlog.clone();
             std::thread::spawn(move || {
                 for lsn in 1..=4 {
-                    mailbox.post(&record(lsn));
+                    backlog.push(record(lsn), |_, _| {});
                 }
-            })
-        };
-        let closed = mailbox.wait(4, Instant::now() + Duration::from_secs(10));
-        assert!(!closed);
-        assert_eq!(mailbox.len(), 4);
-        poster.join().unwrap();
-    }
-
-    #[test]
-    fn a_record_refused_as_full_wakes_a_waiting_worker() {
-        let mailbox = std::sync::Arc::new(Mailbox::new(2));
-        let mut held = VecDeque::new();
-        for lsn in 1..=2 {
-            mailbox.post(&record(lsn));
-        }
-        mailbox.drain_into(&mut held);
-        let poster = {
-            let mailbox = mailbox.clone();
-            std::thread::spawn(move || {
-                // Until the worker waits, a post could not wake it: retry until one does.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while mailbox.slots.lock().wake_at == 0 && Instant::now() < deadline {
-                    std::thread::yield_now();
-                }
-                mailbox.post(&record(3))
             })
         };
         let started = Instant::now();
-        assert!(!mailbox.wait(1, started + Duration::from_secs(10)));
+        let closed = backlog.wait(1, 4, started + Duration::from_secs(10));
+        assert!(!closed);
+        assert_eq!(backlog.len(1), 4);
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "slept to the deadline"
         );
-        assert_eq!(poster.join().unwrap(), Post::Full);
+        pusher.join().unwrap();
+    }
+
+    #[test]
+    fn a_full_backlog_still_wakes_a_reader_waiting_for_more_than_it_holds() {
+        let backlog = Arc::new(Backlog::new(2, 1));
+        let pusher = {
+            let backlog = backlog.clone();
+            std::thread::spawn(move || {
+                // Until the reader waits, a push could not wake it: push until one does.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut lsn = 0;
+                while backlog.state.lock().readers[0].wake_at == 0 && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                for _ in 0..5 {
+                    lsn += 1;
+                    backlog.push(record(lsn), |_, _| {});
+                }
+            })
+        };
+        let started = Instant::now();
+        assert!(!backlog.wait(0, 5, started + Duration::from_secs(10)));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slept to the deadline"
+        );
+        pusher.join().unwrap();
     }
 
     #[test]
     fn a_wait_ends_at_its_deadline() {
-        let mailbox = Mailbox::new(4);
-        assert!(!mailbox.wait(1, Instant::now() + Duration::from_millis(5)));
-        assert_eq!(mailbox.len(), 0);
+        let backlog = Backlog::new(4, 1);
+        assert!(!backlog.wait(0, 1, Instant::now() + Duration::from_millis(5)));
+        assert_eq!(backlog.len(0), 0);
     }
 }

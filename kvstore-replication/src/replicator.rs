@@ -12,7 +12,7 @@ use crate::config::ReplicatorBuilder;
 use crate::epoch;
 use crate::error::{Error, Result};
 use crate::lag::{LagBook, LAG_BOOK_CAPACITY};
-use crate::queue::Mailbox;
+use crate::queue::Backlog;
 use crate::shared::{AckBoard, ReplicaShared, Shared};
 use crate::status::{ReplicaStatus, ReplicationStatus};
 use crate::worker::Worker;
@@ -66,9 +66,7 @@ impl ReplicatorBuilder {
             replicas: names.into_iter().map(ReplicaShared::new).collect(),
             acks: AckBoard::new(self.transports.len()),
             lag: Mutex::new(LagBook::new(LAG_BOOK_CAPACITY)),
-            mailboxes: (0..self.transports.len())
-                .map(|_| Mailbox::new(capacity))
-                .collect(),
+            backlog: Backlog::new(capacity, self.transports.len()),
             closing: std::sync::atomic::AtomicBool::new(false),
             settings: self.settings,
         });
@@ -195,7 +193,7 @@ impl Replicator {
                     retries: r.retries.load(Ordering::Relaxed),
                     resyncs: r.resyncs.load(Ordering::Relaxed),
                     queue_overflows: r.queue_overflows.load(Ordering::Relaxed),
-                    queue_depth: self.shared.mailboxes.get(idx).map_or(0, Mailbox::depth),
+                    queue_depth: self.shared.backlog.depth(idx),
                     consecutive_failures: health.consecutive_failures,
                     last_success: health.last_success,
                     last_failure: health.last_failure,
@@ -220,9 +218,7 @@ impl Drop for Replicator {
         let ours: Arc<dyn kvstore_core::CommitHook> = self.shared.clone();
         self.store.remove_commit_hook(&ours);
         self.shared.closing.store(true, Ordering::Release);
-        for mailbox in &self.shared.mailboxes {
-            mailbox.close();
-        }
+        self.shared.backlog.close();
         drop(self.shutdown.lock().take());
         for handle in self.workers.lock().drain(..) {
             if handle.join().is_err() {

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::{ReplicationMode, Settings};
 use crate::health::{HealthEvent, ReplicaHealth, ReplicaState};
 use crate::lag::LagBook;
-use crate::queue::{Mailbox, Post};
+use crate::queue::Backlog;
 use crate::quorum;
 
 /// How often (in records) the lag book forgets what every replica acknowledged.
@@ -67,7 +67,7 @@ impl ReplicaShared {
 
     /// Whether the commit hook leaves this replica out (unhealthy or diverged: its worker
     /// catches up from the WAL once it is reachable again, so nothing is lost).
-    fn is_skipped(&self) -> bool {
+    pub fn is_skipped(&self) -> bool {
         self.skipped.load(Ordering::Acquire)
     }
 
@@ -134,8 +134,8 @@ pub(crate) struct Shared {
     pub replicas: Vec<ReplicaShared>,
     pub acks: AckBoard,
     pub lag: Mutex<LagBook>,
-    /// One live queue per replica, closed when the replicator closes.
-    pub mailboxes: Vec<Mailbox>,
+    /// The replicas' live queue, closed when the replicator closes.
+    pub backlog: Backlog,
     pub closing: AtomicBool,
 }
 
@@ -148,7 +148,7 @@ impl Shared {
     }
 
     pub fn queue_depth(&self) -> usize {
-        self.mailboxes.iter().map(Mailbox::depth).sum()
+        self.backlog.total_depth()
     }
 
     pub fn is_closing(&self) -> bool {
@@ -191,16 +191,16 @@ impl CommitHook for Shared {
                 lag.forget_through(self.acks.min());
             }
         }
-        for (mailbox, replica) in self.mailboxes.iter().zip(&self.replicas) {
-            // An unhealthy or diverged replica is skipped: its worker catches up from the WAL
-            // once it is reachable again, so nothing is lost by not queueing.
-            if replica.is_skipped() {
-                continue;
-            }
-            if mailbox.post(record) == Post::Full {
-                ReplicaShared::bump(&replica.queue_overflows);
-            }
+        // An unhealthy or diverged replica is left out: its worker catches up from the WAL
+        // once it is reachable again, so nothing is lost by not queueing.
+        if self.replicas.iter().all(ReplicaShared::is_skipped) {
+            return;
         }
+        self.backlog.push(record.clone(), |idx, missed| {
+            if let Some(replica) = self.replicas.get(idx).filter(|r| !r.is_skipped()) {
+                replica.queue_overflows.fetch_add(missed, Ordering::Relaxed);
+            }
+        });
     }
 
     fn wait_replicated(&self, lsn: Lsn) -> kvstore_core::Result<()> {

@@ -17,7 +17,7 @@ use crate::config::ReplicationMode;
 use crate::error::Error;
 use crate::health::{HealthEvent, ReplicaState};
 use crate::protocol::SharedRecord;
-use crate::queue::Mailbox;
+use crate::queue::{Backlog, Chunk};
 use crate::shared::{ReplicaShared, Shared};
 use crate::transport::BoxedTransport;
 use cursor::{SnapshotCursor, WalCursor};
@@ -82,6 +82,8 @@ pub(crate) struct Worker {
     shutdown: Receiver<()>,
     consumer: String,
     queue: VecDeque<SharedRecord>,
+    /// Chunks trimmed from the backlog, dropped here rather than under its lock.
+    spent: Vec<Chunk>,
     /// Acks taken from the transport in one go (kept to reuse its allocation).
     acks: Vec<crate::protocol::Ack>,
     session: Option<Session>,
@@ -116,6 +118,7 @@ impl Worker {
             shutdown,
             consumer,
             queue: VecDeque::new(),
+            spent: Vec::new(),
             acks: Vec::new(),
             session: None,
             wal: None,
@@ -221,32 +224,39 @@ impl Worker {
         self.pause(delay);
     }
 
-    fn mailbox(&self) -> &Mailbox {
-        &self.shared.mailboxes[self.idx]
+    fn backlog(&self) -> &Backlog {
+        &self.shared.backlog
     }
 
-    /// Moves the live queue's records into the local buffer, all at once, unless the buffer
-    /// already holds two windows (the mailbox's bound counts what the buffer holds).
+    /// Moves the live queue's next records into the local buffer, up to two windows.
     fn pull_queue(&mut self) {
         let limit = self.shared.settings.window_records * 2;
-        if self.queue.len() < limit {
-            let shared = self.shared.clone();
-            shared.mailboxes[self.idx].drain_into(&mut self.queue);
+        let room = limit.saturating_sub(self.queue.len());
+        if room > 0 {
+            let shared = &self.shared;
+            // A skipped replica neither gets records nor keeps them queued for itself.
+            let is_live = |i: usize| shared.replicas.get(i).is_some_and(|r| !r.is_skipped());
+            let spent = &mut self.spent;
+            shared
+                .backlog
+                .take(self.idx, &mut self.queue, room, is_live, spent);
+            spent.clear();
         }
     }
 
-    /// Tells the mailbox how many records the local buffer still holds, freeing room for the
-    /// hook once some were sent.
+    /// Tells the backlog how many records the local buffer still holds (for queue depth).
     fn report_held(&self) {
-        self.mailbox().set_held(self.queue.len());
+        self.backlog().set_held(self.idx, self.queue.len());
     }
 
     /// Waits up to `timeout` for `want` records in the live queue, then pulls it. Returns
     /// false when the queue is closed and empty.
     fn wait_for_queue(&mut self, want: usize, timeout: Duration) -> bool {
-        let closed = self.mailbox().wait(want, Instant::now() + timeout);
+        let closed = self
+            .backlog()
+            .wait(self.idx, want, Instant::now() + timeout);
         self.pull_queue();
-        !(closed && self.queue.is_empty() && self.mailbox().is_finished())
+        !(closed && self.queue.is_empty() && self.backlog().is_finished(self.idx))
     }
 
     /// Whether this worker batches live records (async mode with a batch delay).
@@ -255,18 +265,19 @@ impl Worker {
         matches!(settings.mode, ReplicationMode::Async) && !settings.async_batch_delay.is_zero()
     }
 
-    /// Live records ready to send: pulled and still in the mailbox.
+    /// Live records ready to send: pulled and still in the backlog.
     fn ready(&self) -> usize {
-        self.queue.len() + self.mailbox().len()
+        self.queue.len() + self.backlog().len(self.idx)
     }
 
     /// Lets the live queue fill up to `room` records, for at most the async batch delay (the
-    /// mailbox wakes the worker once that many are there, or when the replicator closes), then
+    /// backlog wakes the worker once that many are there, or when the replicator closes), then
     /// pulls it.
     fn linger(&mut self, room: usize) {
         let want = room.saturating_sub(self.queue.len());
         if want > 0 && !self.shared.is_closing() {
-            self.mailbox().wait(
+            self.backlog().wait(
+                self.idx,
                 want,
                 Instant::now() + self.shared.settings.async_batch_delay,
             );

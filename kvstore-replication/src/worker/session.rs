@@ -103,10 +103,8 @@ impl Worker {
         };
         self.pull_queue();
         if discard_stale(&mut self.queue, session.sent, |r| r.lsn()) > 0 {
-            // The mailbox counts what this buffer holds against its capacity: records the
-            // replica already has must give their room back now, or an idle worker would
-            // leave the queue full (refusing, and not waking on, every new commit) until its
-            // next heartbeat.
+            // Queue depth counts what this buffer holds: records the replica already has
+            // must not be reported as waiting until the worker's next heartbeat.
             self.report_held();
         }
         let master_last = self.store.last_lsn();
