@@ -231,6 +231,38 @@ impl Leaf {
         self.locs.remove(i)
     }
 
+    /// Moves the last key into a new leaf with room for a full leaf of keys like it, and
+    /// leaves this one full. For the last leaf of the map when the key just inserted went to
+    /// its end: ascending inserts (a sequential load, keys that carry a counter or a time)
+    /// then fill leaves completely, without growing a leaf 16 entries at a time, instead of
+    /// leaving a trail of half-empty ones behind.
+    pub fn split_last(&mut self) -> Leaf {
+        let last = self.len() - 1;
+        let cut = self.start(last);
+        let key_len = self.keys.len() - cut;
+        let mut right = Leaf {
+            skip: self.skip,
+            keys: Vec::with_capacity(key_len * (MAX_LEAF + 1)),
+            ends: Vec::with_capacity(MAX_LEAF + 1),
+            prefixes: Vec::with_capacity(MAX_LEAF + 1),
+            locs: Vec::with_capacity(MAX_LEAF + 1),
+            head: self.head,
+        };
+        right.keys.extend_from_slice(&self.keys[cut..]);
+        right.ends.push(key_len as u32);
+        right.prefixes.push(self.prefixes[last]);
+        right.locs.push(self.locs[last]);
+        self.keys.truncate(cut);
+        self.ends.truncate(last);
+        self.prefixes.truncate(last);
+        self.locs.truncate(last);
+        self.keys.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.prefixes.shrink_to_fit();
+        self.locs.shrink_to_fit();
+        right
+    }
+
     /// Moves the upper half into a new leaf.
     pub fn split(&mut self) -> Leaf {
         let mid = self.len() / 2;

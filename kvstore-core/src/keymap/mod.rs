@@ -134,13 +134,21 @@ impl KeyMap {
             self.fences.insert(0, key);
         }
         let li = self.leaf_for(key);
+        let last_leaf = li + 1 == self.leaves.len();
         let leaf = &mut self.leaves[li];
         match leaf.search(key) {
             Ok(i) => Some(std::mem::replace(&mut leaf.locs[i], loc.into()).into()),
             Err(i) => {
                 leaf.insert_at(i, key, loc.into());
                 self.len += 1;
-                let split = (leaf.len() > MAX_LEAF).then(|| leaf.split());
+                let appended = last_leaf && i + 1 == leaf.len();
+                let split = (leaf.len() > MAX_LEAF).then(|| {
+                    if appended {
+                        leaf.split_last()
+                    } else {
+                        leaf.split()
+                    }
+                });
                 if li == 0 && i == 0 {
                     self.fences.set(0, key);
                 }
@@ -420,6 +428,32 @@ mod tests {
                 prop_assert_eq!(map.get(k), Some(loc(n as u64)));
             }
         }
+    }
+
+    #[test]
+    fn ascending_inserts_fill_leaves_and_later_inserts_still_find_their_place() {
+        let key = |i: u64| format!("key:{i:012}").into_bytes();
+        let mut map = KeyMap::default();
+        let n = 10 * MAX_LEAF as u64 + 7;
+        for i in 0..n {
+            assert_eq!(map.insert(&key(i * 2), loc(i)), None);
+        }
+        assert_eq!(map.leaves.len(), 11, "full leaves, one partly filled");
+        assert!(map.leaves[..10].iter().all(|l| l.len() == MAX_LEAF));
+        // Odd keys land inside the full leaves and split them in halves.
+        for i in 0..n {
+            assert_eq!(map.insert(&key(i * 2 + 1), loc(n + i)), None);
+        }
+        for i in 0..n {
+            assert_eq!(map.get(&key(i * 2)), Some(loc(i)));
+            assert_eq!(map.get(&key(i * 2 + 1)), Some(loc(n + i)));
+        }
+        let all: Vec<Vec<u8>> = map
+            .chunk(Bound::Unbounded, Bound::Unbounded, usize::MAX, false)
+            .into_iter()
+            .map(|(k, _)| k.into_vec())
+            .collect();
+        assert_eq!(all, (0..2 * n).map(key).collect::<Vec<_>>());
     }
 
     #[test]
