@@ -87,22 +87,24 @@ impl Inner {
         } = &mut *scratch;
         placed.clear(); // empty unless an earlier leader unwound (a bug)
         let mut sealed = Vec::new();
-        let (turn, written) = {
+        let (mut turn_guard, written) = {
             let mut active = self.active.lock();
-            let turn = self.sequencer.take_turn();
+            // Armed before anything that could unwind: a leader that panics while writing
+            // must still end its turn, or every later group waits for it for ever.
+            let turn_guard = TurnGuard {
+                inner: self,
+                turn: self.sequencer.take_turn(),
+                armed: true,
+            };
             let written = match self.poison_reason() {
                 Some(reason) => Err(Error::Poisoned { reason }),
                 None => self
                     .place_and_write(&mut active, group, placed, buf, results, &mut sealed)
                     .map(|()| (active.file.clone(), active.id)),
             };
-            (turn, written)
+            (turn_guard, written)
         };
-        let mut turn_guard = TurnGuard {
-            inner: self,
-            turn,
-            armed: true,
-        };
+        let turn = turn_guard.turn;
         let synced = written.and_then(|(file, id)| {
             if self.opts.sync_policy == SyncPolicy::Always && !placed.is_empty() {
                 self.timed_sync(&*file, id)?;
