@@ -9,6 +9,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::Location;
@@ -84,9 +85,18 @@ const LIVENESS_CHUNK: usize = 1024;
 /// Index entries moved to their copies per write-lock acquisition.
 const INSTALL_CHUNK: usize = 1024;
 
-/// Writes stream in when a maintenance check finds the log grew by at least this fraction of
-/// a segment since the one before (with the defaults, 512 KiB in 100 ms).
+/// Writes stream in when the log grows by at least this fraction of a segment per
+/// maintenance interval (with the defaults, 512 KiB per 100 ms).
 const BUSY_SEGMENT_FRACTION: u64 = 16;
+
+/// Whether `appended` bytes in `elapsed` are a stream of writes: the rate, not the count, so
+/// that a check that came late (after a long compaction, say) does not take an ordinary flow
+/// for a burst.
+pub(crate) fn writes_stream_in(appended: u64, elapsed: Duration, opts: &Options) -> bool {
+    let per_interval = (opts.segment_bytes / BUSY_SEGMENT_FRACTION) as f64;
+    let intervals = elapsed.as_secs_f64() / opts.maintenance_interval.as_secs_f64().max(1e-3);
+    appended as f64 >= per_interval * intervals.max(1.0)
+}
 
 /// Less idle processor time than this (in processors) leaves none to spare for compaction.
 pub(crate) const SPARE_PROCESSORS: f64 = 0.5;
@@ -114,11 +124,17 @@ pub(crate) fn compaction_wanted(dead: u64, total: u64, busy: bool, opts: &Option
 
 impl Inner {
     /// Whether automatic compaction should start now (see [`compaction_wanted`]); `appended`
-    /// is how many bytes commits appended to the log since the last check, `idle` how many
-    /// processors the machine left idle meanwhile (`None`: unknown, taken as enough).
-    pub(crate) fn compaction_due(&self, appended: u64, idle: Option<f64>) -> bool {
+    /// is how many bytes commits appended to the log in the `elapsed` time since the last
+    /// check, `idle` how many processors the machine left idle meanwhile (`None`: unknown,
+    /// taken as enough).
+    pub(crate) fn compaction_due(
+        &self,
+        appended: u64,
+        elapsed: Duration,
+        idle: Option<f64>,
+    ) -> bool {
         let (dead, total) = self.state.read().sealed_dead_and_total();
-        let streaming = appended >= self.opts.segment_bytes / BUSY_SEGMENT_FRACTION;
+        let streaming = writes_stream_in(appended, elapsed, &self.opts);
         let no_spare = idle.is_some_and(|idle| idle < SPARE_PROCESSORS);
         compaction_wanted(dead, total, streaming && no_spare, &self.opts)
     }
@@ -368,8 +384,26 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use super::compaction_wanted;
+    use std::time::Duration;
+
+    use super::{compaction_wanted, writes_stream_in};
     use crate::Options;
+
+    #[test]
+    fn a_stream_of_writes_is_judged_by_its_rate() {
+        let opts = Options::new()
+            .segment_bytes(16 << 20)
+            .maintenance_interval(Duration::from_millis(100));
+        let ms = Duration::from_millis;
+        // 1 MiB per 100 ms is a stream; the same MiB over 10 s (a check delayed by a long
+        // compaction) is not.
+        assert!(writes_stream_in(1 << 20, ms(100), &opts));
+        assert!(!writes_stream_in(1 << 20, ms(10_000), &opts));
+        assert!(writes_stream_in(100 << 20, ms(10_000), &opts));
+        // A check that came early still needs a whole interval's worth.
+        assert!(!writes_stream_in(300 << 10, ms(10), &opts));
+        assert!(!writes_stream_in(0, ms(100), &opts));
+    }
 
     #[test]
     fn automatic_compaction_waits_for_a_burst_unless_dead_bytes_pile_up() {

@@ -100,11 +100,12 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
         if inner.opts.auto_compaction
             && last_compaction_check.elapsed() >= inner.opts.maintenance_interval
         {
+            let elapsed = last_compaction_check.elapsed();
             last_compaction_check = Instant::now();
             let appended = inner.counters.appended_bytes.load(Ordering::Relaxed);
             let since_last_check = appended.saturating_sub(appended_at_last_check);
             appended_at_last_check = appended;
-            if inner.compaction_due(since_last_check, spare_cpu.sample()) {
+            if inner.compaction_due(since_last_check, elapsed, spare_cpu.sample()) {
                 if let Err(e) = inner.compact_all(false) {
                     tracing::warn!(error = %e, "automatic compaction failed");
                 }
