@@ -164,7 +164,7 @@ impl HintBuilder {
         let mut buf = self.buf?;
         buf.extend_from_slice(&segment_len.to_le_bytes());
         buf.extend_from_slice(&self.count.to_le_bytes());
-        let crc = crc32fast::hash(&buf);
+        let crc = crate::wal::checksum::crc32(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
         Some(buf)
     }
@@ -221,7 +221,7 @@ pub(crate) fn visit(
         return Err("hint file too short".into());
     }
     let body_end = buf.len() - 4;
-    if crc32fast::hash(&buf[..body_end]) != read_u32(buf, body_end) {
+    if crate::wal::checksum::crc32(&buf[..body_end]) != read_u32(buf, body_end) {
         return Err("hint checksum mismatch".into());
     }
     if &buf[0..8] != MAGIC || read_u32(buf, 8) != VERSION {

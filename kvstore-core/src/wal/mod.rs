@@ -1,6 +1,7 @@
 //! The write-ahead log: record encoding, segment files, the group-commit writer, sequential
 //! readers, hint files and recovery.
 
+pub(crate) mod checksum;
 pub(crate) mod compacted;
 pub(crate) mod hint;
 pub(crate) mod iter;

@@ -201,7 +201,7 @@ impl EncodedRecord {
         }
         if let RecordBytes::Owned(bytes) = &mut self.bytes {
             bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
-            let crc = crc32fast::hash(&bytes[4..RECORD_HEADER_BYTES]);
+            let crc = crate::wal::checksum::crc32(&bytes[4..RECORD_HEADER_BYTES]);
             bytes[0..4].copy_from_slice(&crc.to_le_bytes());
         }
     }
@@ -420,7 +420,7 @@ fn header_lsn(record: &[u8]) -> std::result::Result<Lsn, String> {
             record.len()
         ));
     }
-    if crc32fast::hash(&record[4..RECORD_HEADER_BYTES]) != read_u32(record, 0) {
+    if crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]) != read_u32(record, 0) {
         return Err("record header checksum mismatch".into());
     }
     Ok(read_u64(record, 8))
@@ -473,7 +473,7 @@ pub(crate) fn append_op(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -
     bytes.extend_from_slice(key);
     let value_start = bytes.len() as u32;
     bytes.extend_from_slice(value);
-    let crc = crc32fast::hash(&bytes[op_start + 4..]);
+    let crc = crate::wal::checksum::crc32(&bytes[op_start + 4..]);
     bytes[op_start..op_start + 4].copy_from_slice(&crc.to_le_bytes());
     OpSpan {
         key_start,
@@ -510,7 +510,7 @@ pub(crate) fn seal_record(bytes: &mut [u8], count: usize, lsn: Lsn) {
     bytes[4..8].copy_from_slice(&body.to_le_bytes());
     bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
     bytes[16..20].copy_from_slice(&(count as u32).to_le_bytes());
-    let crc = crc32fast::hash(&bytes[4..RECORD_HEADER_BYTES]);
+    let crc = crate::wal::checksum::crc32(&bytes[4..RECORD_HEADER_BYTES]);
     bytes[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -525,7 +525,7 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Spans), DecodeError> {
     if record.len() != RECORD_HEADER_BYTES + body {
         return Err(DecodeError::Truncated);
     }
-    if crc32fast::hash(&record[4..RECORD_HEADER_BYTES]) != stored_crc {
+    if crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]) != stored_crc {
         if record.iter().all(|b| *b == 0) {
             return Err(DecodeError::Truncated);
         }
@@ -559,7 +559,7 @@ pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Spans), DecodeError> {
         else {
             return Err(DecodeError::Invalid("op past record end".into()));
         };
-        if crc32fast::hash(&record[pos + 4..end]) != op_crc {
+        if crate::wal::checksum::crc32(&record[pos + 4..end]) != op_crc {
             return Err(DecodeError::Invalid("op checksum mismatch".into()));
         }
         spans.push(OpSpan {
@@ -585,7 +585,7 @@ pub(crate) fn verify_op(op: &[u8], key: &[u8]) -> Option<usize> {
     let ok = key_len == key.len()
         && value_start.checked_add(value_len) == Some(op.len())
         && op.get(key_start..value_start) == Some(key)
-        && crc32fast::hash(&op[4..]) == crc;
+        && crate::wal::checksum::crc32(&op[4..]) == crc;
     ok.then_some(value_start)
 }
 

@@ -45,7 +45,8 @@ fn valid_record_after(file: &Arc<dyn FileIo>, damaged: u64, end: u64) -> std::io
         for at in 0..buf.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
             let h = &buf[at..at + RECORD_HEADER_BYTES];
             if h.iter().all(|b| *b == 0)
-                || crc32fast::hash(&h[4..]) != u32::from_le_bytes([h[0], h[1], h[2], h[3]])
+                || crate::wal::checksum::crc32(&h[4..])
+                    != u32::from_le_bytes([h[0], h[1], h[2], h[3]])
             {
                 continue;
             }

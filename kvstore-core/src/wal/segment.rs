@@ -39,7 +39,7 @@ impl SegmentHeader {
         buf[12..16].copy_from_slice(&flags.to_le_bytes());
         buf[16..20].copy_from_slice(&self.id.to_le_bytes());
         buf[24..32].copy_from_slice(&self.lsn_mark.to_le_bytes());
-        let crc = crc32fast::hash(&buf[..32]);
+        let crc = crate::wal::checksum::crc32(&buf[..32]);
         buf[32..36].copy_from_slice(&crc.to_le_bytes());
         buf
     }
@@ -51,7 +51,7 @@ impl SegmentHeader {
         if &buf[0..8] != MAGIC {
             return Err("bad segment magic".into());
         }
-        if crc32fast::hash(&buf[..32]) != read_u32(buf, 32) {
+        if crate::wal::checksum::crc32(&buf[..32]) != read_u32(buf, 32) {
             return Err("segment header checksum mismatch".into());
         }
         let version = read_u32(buf, 8);

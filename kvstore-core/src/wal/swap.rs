@@ -39,14 +39,14 @@ impl SwapPlan {
                 buf.extend_from_slice(&id.to_le_bytes());
             }
         }
-        let crc = crc32fast::hash(&buf);
+        let crc = crate::wal::checksum::crc32(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
         buf
     }
 
     fn decode(buf: &[u8]) -> Option<Self> {
         let body = buf.len().checked_sub(4)?;
-        if crc32fast::hash(&buf[..body]) != read_u32(buf, body) {
+        if crate::wal::checksum::crc32(&buf[..body]) != read_u32(buf, body) {
             return None;
         }
         let mut pos = 0;
