@@ -70,6 +70,10 @@ pub(crate) struct KeyMap {
     leaves: Vec<Leaf>,
     fences: Fences,
     len: usize,
+    /// The last insert added a key after every other: the next one first checks whether it
+    /// does too, and skips routing and searching (ascending keys: a sequential load, ids or
+    /// times; a replica applying them). Only a hint: the check decides.
+    appending: bool,
 }
 
 impl KeyMap {
@@ -118,6 +122,17 @@ impl KeyMap {
         self.fences.route(key)
     }
 
+    /// The last leaf, if the last insert appended and `key` sorts after every key too.
+    fn append_position(&self, key: &[u8]) -> Option<usize> {
+        if !self.appending {
+            return None;
+        }
+        let li = self.leaves.len().checked_sub(1)?;
+        let leaf = &self.leaves[li];
+        let last = leaf.len().checked_sub(1)?;
+        (key > leaf.key(last)).then_some(li)
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<Location> {
         let leaf = self.leaves.get(self.leaf_for(key))?;
         leaf.search(key).ok().map(|i| leaf.locs[i].into())
@@ -133,15 +148,22 @@ impl KeyMap {
             self.leaves.push(Leaf::with_capacity(0, key, 0, 0));
             self.fences.insert(0, key);
         }
-        let li = self.leaf_for(key);
+        let (li, position) = match self.append_position(key) {
+            Some(li) => (li, Err(self.leaves[li].len())),
+            None => {
+                let li = self.leaf_for(key);
+                (li, self.leaves[li].search(key))
+            }
+        };
         let last_leaf = li + 1 == self.leaves.len();
         let leaf = &mut self.leaves[li];
-        match leaf.search(key) {
+        match position {
             Ok(i) => Some(std::mem::replace(&mut leaf.locs[i], loc.into()).into()),
             Err(i) => {
                 leaf.insert_at(i, key, loc.into());
                 self.len += 1;
                 let appended = last_leaf && i + 1 == leaf.len();
+                self.appending = appended;
                 let split = (leaf.len() > MAX_LEAF).then(|| {
                     if appended {
                         leaf.split_last()
@@ -440,6 +462,13 @@ mod tests {
         }
         assert_eq!(map.leaves.len(), 11, "full leaves, one partly filled");
         assert!(map.leaves[..10].iter().all(|l| l.len() == MAX_LEAF));
+        // The newest key goes; one between it and the one before comes: still an append.
+        let newest = key((n - 1) * 2);
+        assert_eq!(map.remove(&newest), Some(loc(n - 1)));
+        let between = format!("key:{:012}!", (n - 2) * 2).into_bytes();
+        assert_eq!(map.insert(&between, loc(7)), None);
+        assert_eq!(map.insert(&newest, loc(n - 1)), None);
+        assert_eq!(map.remove(&between), Some(loc(7)));
         // Odd keys land inside the full leaves and split them in halves.
         for i in 0..n {
             assert_eq!(map.insert(&key(i * 2 + 1), loc(n + i)), None);
