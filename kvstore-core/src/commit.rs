@@ -4,13 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::hook_arena::HookArena;
-
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment};
 use crate::store::Inner;
 use crate::wal::hint::HintBuilder;
-use crate::wal::record::{EncodedRecord, EncodedWalRecord};
+use crate::wal::record::EncodedRecord;
 use crate::wal::segment::{segment_path, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
 use crate::{Lsn, SyncPolicy};
@@ -41,8 +39,6 @@ impl Drop for TurnGuard<'_> {
 pub(crate) struct LeaderScratch {
     placed: Vec<Placed>,
     buf: Vec<u8>,
-    /// Where the commit hook's records are copied (see [`EncodedWalRecord`]).
-    hook_arena: HookArena,
 }
 
 /// Largest write buffer kept for the next group; a rare huge group's is freed.
@@ -80,11 +76,7 @@ impl Inner {
             _ => 0..0,
         };
         let mut scratch = self.leader_scratch.lock();
-        let LeaderScratch {
-            placed,
-            buf,
-            hook_arena,
-        } = &mut *scratch;
+        let LeaderScratch { placed, buf } = &mut *scratch;
         placed.clear(); // empty unless an earlier leader unwound (a bug)
         let mut sealed = Vec::new();
         let (mut turn_guard, written) = {
@@ -119,7 +111,7 @@ impl Inner {
         });
         match outcome {
             Ok(()) => {
-                self.publish(placed, hook_arena);
+                self.publish(placed);
                 self.finish_seal(&sealed);
                 self.sequencer.done(turn);
                 results.extend(
@@ -401,9 +393,8 @@ impl Inner {
         ))
     }
 
-    /// Makes the group visible: index, segment table, last LSN, then the commit hook, whose
-    /// records are copied into `hook_arena`.
-    fn publish(&self, placed: &[Placed], hook_arena: &mut HookArena) {
+    /// Makes the group visible: index, segment table, last LSN, then the commit hook.
+    fn publish(&self, placed: &[Placed]) {
         let Some(last) = placed.last() else {
             return;
         };
@@ -432,23 +423,14 @@ impl Inner {
             self.last_lsn.store(last.lsn, Ordering::Release);
         }
         if let Some(hook) = self.hook() {
-            // Copied into a chunk shared by many groups' records: an allocation per chunk,
-            // not one per record.
-            let local = || placed.iter().filter(|p| !p.replicated);
-            let bytes: usize = local().map(|p| p.record.bytes.len()).sum();
-            if bytes == 0 {
-                return;
-            }
-            let shared = hook_arena.copy(bytes, local().map(|p| &p.record.bytes[..]));
-            let records = local().map(|p| (p.lsn, p.record.bytes.len()));
-            for record in EncodedWalRecord::stamped_in(shared, records) {
+            for p in placed.iter().filter(|p| !p.replicated) {
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    hook.committed_encoded(&record);
+                    hook.committed_bytes(p.lsn, &p.record.bytes);
                 }));
                 if call.is_err() {
                     // The write is committed and published; a hook that panics must not take
                     // the commit path down with it (replicas catch up from the log).
-                    tracing::error!(lsn = record.lsn(), "the commit hook panicked");
+                    tracing::error!(lsn = p.lsn, "the commit hook panicked");
                 }
             }
         }
@@ -466,40 +448,4 @@ fn trim_preallocation(active: &mut ActiveSegment) -> Result<()> {
         active.unsynced = true;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use crate::hook_arena::CHUNK as HOOK_ARENA_CHUNK;
-    use crate::{CommitHook, Options, SyncPolicy, WalRecord};
-
-    /// A hook that lets go of every record at once, as one that only counts or logs does.
-    struct Forgetful;
-
-    impl CommitHook for Forgetful {
-        fn committed(&self, _record: Arc<WalRecord>) {}
-    }
-
-    /// A group larger than an arena chunk must not become the arena: once its records are
-    /// dropped, reserving reclaims the whole buffer, and the leader would keep it for good.
-    #[test]
-    fn a_large_group_does_not_stay_in_the_hook_arena() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Options::new()
-            .sync_policy(SyncPolicy::Never)
-            .auto_compaction(false)
-            .open(dir.path())
-            .unwrap();
-        store.set_commit_hook(Some(Arc::new(Forgetful)));
-        store.put(b"small", b"1").unwrap();
-        store.put(b"large", vec![7u8; 4 << 20]).unwrap();
-        store.put(b"small", b"2").unwrap();
-        let kept = store.inner.leader_scratch.lock().hook_arena.capacity();
-        assert!(
-            kept <= HOOK_ARENA_CHUNK,
-            "the hook arena kept {kept} bytes after a large group"
-        );
-    }
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::error::Result;
 use crate::wal::record::{EncodedWalRecord, WalRecord};
 use crate::Lsn;
@@ -12,9 +14,10 @@ use crate::Lsn;
 /// The engine calls, for each client write (not for `apply_replicated`):
 /// 1. [`admit`](CommitHook::admit) before anything is logged; an error refuses the write and
 ///    nothing is changed;
-/// 2. [`committed_encoded`](CommitHook::committed_encoded) once the record is durable per the
+/// 2. [`committed_bytes`](CommitHook::committed_bytes) once the record is durable per the
 ///    sync policy and visible to readers, strictly in LSN order, from the thread that led the
-///    commit group (by default it decodes the record and calls
+///    commit group (by default it makes an [`EncodedWalRecord`] of them for
+///    [`committed_encoded`](CommitHook::committed_encoded), which by default decodes it for
 ///    [`committed`](CommitHook::committed));
 /// 3. [`wait_replicated`](CommitHook::wait_replicated) on the writer's own thread before the
 ///    write returns; an error there is returned to the writer, but the write stays committed.
@@ -28,12 +31,26 @@ pub trait CommitHook: Send + Sync + 'static {
     /// path. Called by the default [`committed_encoded`](CommitHook::committed_encoded).
     fn committed(&self, record: Arc<WalRecord>);
 
-    /// A record was committed, in its log encoding (what the engine calls). Must not block.
+    /// A record was committed: its LSN and its log encoding, borrowed for the call (what the
+    /// engine calls). Must not block.
+    ///
+    /// The default copies the bytes into an [`EncodedWalRecord`] and calls
+    /// [`committed_encoded`](CommitHook::committed_encoded). A hook that keeps records
+    /// (replication) overrides this and copies them where it keeps them: the commit path then
+    /// pays that one copy, and no allocation or shared reference count per record.
+    fn committed_bytes(&self, lsn: Lsn, bytes: &[u8]) {
+        self.committed_encoded(&EncodedWalRecord::stamped(
+            lsn,
+            Bytes::copy_from_slice(bytes),
+        ));
+    }
+
+    /// A record was committed, in its log encoding. Must not block. Called by the default
+    /// [`committed_bytes`](CommitHook::committed_bytes).
     ///
     /// The default decodes the record and calls [`committed`](CommitHook::committed). A hook
-    /// that ships records elsewhere (replication) overrides this: the bytes travel as they are,
-    /// with their checksums, and the commit path pays one copy of them instead of a decode and
-    /// an allocation per key and value.
+    /// that ships records elsewhere overrides this (or `committed_bytes`): the bytes travel as
+    /// they are, with their checksums, instead of a decode and an allocation per key and value.
     fn committed_encoded(&self, record: &EncodedWalRecord) {
         match record.to_wal_record() {
             Ok(decoded) => self.committed(Arc::new(decoded)),

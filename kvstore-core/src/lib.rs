@@ -49,7 +49,6 @@ mod commit;
 mod compaction;
 mod error;
 mod hook;
-mod hook_arena;
 mod index;
 pub mod io;
 mod iter;

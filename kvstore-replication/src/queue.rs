@@ -1,26 +1,34 @@
 //! The live queue: one bounded backlog of committed records, shared by every replica. The
-//! commit hook appends each record once; each replica's worker reads from its own position.
+//! commit hook appends each record's bytes once; each replica's worker reads from its own
+//! position.
 //!
 //! A queue per replica cost the master, per record and replica, a lock, a reference-count
 //! increment on the record's buffer (a cache line the workers' threads also write) and a wake
 //! check: with two replicas that was about a sixth of the master's time on a put. Here the
-//! master takes one lock and moves the record in; the workers take their own copies (the
-//! count traffic stays on their threads) and trim what every live reader has taken.
+//! master takes one lock and copies the record's bytes to the end of a buffer the workers
+//! allocated; a worker seals that buffer into an immutable chunk and makes its records
+//! (shared slices of the chunk) without the lock, so every allocation and reference count of
+//! the live queue stays on the workers' threads.
 //!
-//! When the backlog holds its capacity, the oldest record makes room for the newest: a replica
-//! that had not taken it finds a gap at the head of its queue and catches up from the master's
-//! WAL (DESIGN §4: never silently dropped), while the replicas keeping up go on streaming.
+//! When the backlog holds its capacity, the oldest chunk makes room for the newest record: a
+//! replica that had not taken it finds a gap at the head of its queue and catches up from the
+//! master's WAL (DESIGN §4: never silently dropped), while the replicas keeping up go on
+//! streaming.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
+use kvstore_core::{EncodedWalRecord, Lsn};
 use parking_lot::{Condvar, Mutex};
 
 use crate::protocol::SharedRecord;
 
-/// Room for records a freshly sealed backlog starts its next open vector with.
+/// Room for records a freshly sealed backlog starts its next open buffers with.
 const MIN_OPEN_RECORDS: usize = 256;
+/// Room for bytes likewise.
+const MIN_OPEN_BYTES: usize = 64 << 10;
 
 /// One replica's position in the backlog. Positions count records pushed since the backlog was
 /// made (not LSNs: the hook skips records a replica wrote itself, so LSNs may have holes).
@@ -37,14 +45,42 @@ struct Reader {
 /// Records sealed by a reader's take: immutable, so readers copy out of them without the lock.
 #[derive(Debug, Clone)]
 pub(crate) struct Chunk {
-    /// Position of `records[0]`.
+    /// Position of the first record.
     start: u64,
-    records: Arc<Vec<SharedRecord>>,
+    sealed: Arc<Sealed>,
+}
+
+#[derive(Debug)]
+struct Sealed {
+    bytes: Bytes,
+    /// Each record's LSN and where it ends in `bytes` (it starts where the one before ends).
+    records: Vec<(Lsn, usize)>,
 }
 
 impl Chunk {
     fn end(&self) -> u64 {
-        self.start + self.records.len() as u64
+        self.start + self.sealed.records.len() as u64
+    }
+
+    /// Record `i` of the chunk, a shared slice of its bytes.
+    fn record(&self, i: usize) -> Option<SharedRecord> {
+        let (lsn, end) = *self.sealed.records.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(before) => self.sealed.records[before].1,
+            None => 0,
+        };
+        match EncodedWalRecord::from_bytes(self.sealed.bytes.slice(start..end)) {
+            Ok(record) if record.lsn() == lsn => Some(record),
+            // The engine's own bytes, copied once: only a bug gets here. The reader sees a
+            // gap where the record was and reads it from the WAL.
+            _ => {
+                tracing::error!(
+                    lsn,
+                    "a queued record is damaged; it will be read from the WAL"
+                );
+                None
+            }
+        }
     }
 }
 
@@ -52,9 +88,11 @@ impl Chunk {
 struct State {
     /// Older records, oldest first, in chunks as readers sealed them.
     sealed: VecDeque<Chunk>,
-    /// The newest records, appended by the hook until a reader seals them.
-    open: Vec<SharedRecord>,
-    /// Position of `open[0]`.
+    /// The newest records' bytes, appended by the hook until a reader seals them.
+    open_bytes: BytesMut,
+    /// Their LSNs and end offsets in `open_bytes`.
+    open_records: Vec<(Lsn, usize)>,
+    /// Position of the first open record.
     open_start: u64,
     readers: Vec<Reader>,
     closed: bool,
@@ -68,7 +106,7 @@ impl State {
 
     /// Position of the first record past the newest.
     fn pushed(&self) -> u64 {
-        self.open_start + self.open.len() as u64
+        self.open_start + self.open_records.len() as u64
     }
 
     /// Where reader `idx` goes on: records before `front` are gone.
@@ -84,19 +122,24 @@ impl State {
 
     /// Moves the open records into a sealed chunk, so readers can copy them unlocked.
     fn seal(&mut self) {
-        if self.open.is_empty() {
+        if self.open_records.is_empty() {
             return;
         }
-        // The next open vector is allocated here, on the worker, with room for twice what
-        // this one held: the hook growing it would reallocate in this thread's malloc arena,
+        // The next open buffers are allocated here, on the worker, with room for twice what
+        // these held: the hook growing them would reallocate in this thread's malloc arena,
         // taking that arena's lock while this thread allocates.
-        let capacity = (self.open.len() * 2).max(MIN_OPEN_RECORDS);
-        let records = std::mem::replace(&mut self.open, Vec::with_capacity(capacity));
+        let byte_room = (self.open_bytes.len() * 2).max(MIN_OPEN_BYTES);
+        let record_room = (self.open_records.len() * 2).max(MIN_OPEN_RECORDS);
+        let bytes = std::mem::replace(&mut self.open_bytes, BytesMut::with_capacity(byte_room));
+        let records = std::mem::replace(&mut self.open_records, Vec::with_capacity(record_room));
         let start = self.open_start;
         self.open_start += records.len() as u64;
         self.sealed.push_back(Chunk {
             start,
-            records: Arc::new(records),
+            sealed: Arc::new(Sealed {
+                bytes: bytes.freeze(),
+                records,
+            }),
         });
     }
 }
@@ -117,7 +160,8 @@ impl Backlog {
         Backlog {
             state: Mutex::new(State {
                 sealed: VecDeque::new(),
-                open: Vec::new(),
+                open_bytes: BytesMut::new(),
+                open_records: Vec::new(),
                 open_start: 0,
                 readers: vec![Reader::default(); readers],
                 closed: false,
@@ -127,10 +171,11 @@ impl Backlog {
         }
     }
 
-    /// Appends `record`. If the backlog is full, its oldest chunk makes room and
-    /// `overflowed(idx, n)` tells each reader's `n` records it had not taken. Wakes the
-    /// readers waiting for this many records. Returns false (queuing nothing) once closed.
-    pub fn push(&self, record: SharedRecord, mut overflowed: impl FnMut(usize, u64)) -> bool {
+    /// Appends a copy of the record `bytes` committed at `lsn`. If the backlog is full, its
+    /// oldest chunk makes room and `overflowed(idx, n)` tells each reader's `n` records it had
+    /// not taken. Wakes the readers waiting for this many records. Returns false (queuing
+    /// nothing) once closed.
+    pub fn push(&self, lsn: Lsn, bytes: &[u8], mut overflowed: impl FnMut(usize, u64)) -> bool {
         let mut state = self.state.lock();
         if state.closed {
             return false;
@@ -150,7 +195,9 @@ impl Backlog {
                 dropped = Some(chunk);
             }
         }
-        state.open.push(record);
+        state.open_bytes.extend_from_slice(bytes);
+        let end = state.open_bytes.len();
+        state.open_records.push((lsn, end));
         let pushed = state.pushed();
         // Wakes are collected and sent after unlocking, so a woken worker does not block on
         // the lock the master still holds.
@@ -223,7 +270,7 @@ impl Backlog {
         drop(state);
         out.reserve(taking);
         for (chunk, from, to) in pieces {
-            out.extend(chunk.records[from..to].iter().cloned());
+            out.extend((from..to).filter_map(|i| chunk.record(i)));
         }
     }
 
@@ -324,14 +371,14 @@ mod tests {
     fn each_reader_takes_every_record_in_order_at_its_own_pace() {
         let backlog = Backlog::new(8, 2);
         for lsn in 1..=3 {
-            assert!(backlog.push(record(lsn), |_, _| panic!("no overflow")));
+            assert!(backlog.push(lsn, record(lsn).as_bytes(), |_, _| panic!("no overflow")));
         }
         let (mut a, mut b) = (VecDeque::new(), VecDeque::new());
         backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
         assert_eq!(lsns(&a), [1, 2, 3]);
         assert_eq!(backlog.len(0), 0);
         assert_eq!(backlog.len(1), 3);
-        backlog.push(record(4), |_, _| panic!("no overflow"));
+        backlog.push(4, record(4).as_bytes(), |_, _| panic!("no overflow"));
         backlog.take(1, &mut b, 2, all_live, &mut Vec::new());
         assert_eq!(lsns(&b), [1, 2]);
         backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
@@ -346,12 +393,12 @@ mod tests {
     fn a_full_backlog_drops_its_oldest_chunk_and_tells_who_missed_it() {
         let backlog = Backlog::new(3, 2);
         for lsn in 1..=3 {
-            backlog.push(record(lsn), |_, _| panic!("no overflow"));
+            backlog.push(lsn, record(lsn).as_bytes(), |_, _| panic!("no overflow"));
         }
         let mut a = VecDeque::new();
         backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
         let mut missed = Vec::new();
-        backlog.push(record(4), |idx, n| missed.push((idx, n)));
+        backlog.push(4, record(4).as_bytes(), |idx, n| missed.push((idx, n)));
         // Reader 0 took records 1-3 already; reader 1 never will.
         assert_eq!(missed, [(1, 3)]);
         let mut b = VecDeque::new();
@@ -369,7 +416,7 @@ mod tests {
         let backlog = Backlog::new(2, 1);
         let mut missed = 0;
         for lsn in 1..=3 {
-            backlog.push(record(lsn), |_, n| missed += n);
+            backlog.push(lsn, record(lsn).as_bytes(), |_, n| missed += n);
         }
         assert_eq!(missed, 2);
         let mut a = VecDeque::new();
@@ -381,14 +428,14 @@ mod tests {
     fn a_reader_that_is_not_live_does_not_pin_records() {
         let backlog = Backlog::new(8, 2);
         for lsn in 1..=4 {
-            backlog.push(record(lsn), |_, _| {});
+            backlog.push(lsn, record(lsn).as_bytes(), |_, _| {});
         }
         let mut a = VecDeque::new();
         backlog.take(0, &mut a, usize::MAX, |idx| idx == 0, &mut Vec::new());
         assert_eq!(queued(&backlog), 0);
         // Reader 1 comes back to find nothing queued: it catches up from the WAL.
         assert_eq!(backlog.len(1), 0);
-        backlog.push(record(5), |_, _| panic!("room enough"));
+        backlog.push(5, record(5).as_bytes(), |_, _| panic!("room enough"));
         let mut b = VecDeque::new();
         backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
         assert_eq!(lsns(&b), [5]);
@@ -397,9 +444,9 @@ mod tests {
     #[test]
     fn closing_refuses_records_but_keeps_the_queued_ones() {
         let backlog = Backlog::new(4, 1);
-        assert!(backlog.push(record(1), |_, _| {}));
+        assert!(backlog.push(1, record(1).as_bytes(), |_, _| {}));
         backlog.close();
-        assert!(!backlog.push(record(2), |_, _| {}));
+        assert!(!backlog.push(2, record(2).as_bytes(), |_, _| {}));
         assert!(!backlog.is_finished(0));
         assert!(backlog.wait(0, 5, Instant::now() + Duration::from_secs(5)));
         let mut out = VecDeque::new();
@@ -415,7 +462,7 @@ mod tests {
             let backlog = backlog.clone();
             std::thread::spawn(move || {
                 for lsn in 1..=4 {
-                    backlog.push(record(lsn), |_, _| {});
+                    backlog.push(lsn, record(lsn).as_bytes(), |_, _| {});
                 }
             })
         };
@@ -444,7 +491,7 @@ mod tests {
                 }
                 for _ in 0..5 {
                     lsn += 1;
-                    backlog.push(record(lsn), |_, _| {});
+                    backlog.push(lsn, record(lsn).as_bytes(), |_, _| {});
                 }
             })
         };

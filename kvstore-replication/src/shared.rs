@@ -183,10 +183,13 @@ impl CommitHook for Shared {
     }
 
     fn committed_encoded(&self, record: &EncodedWalRecord) {
-        let lsn = record.lsn();
+        self.committed_bytes(record.lsn(), record.as_bytes());
+    }
+
+    fn committed_bytes(&self, lsn: Lsn, bytes: &[u8]) {
         {
             let mut lag = self.lag.lock();
-            lag.record(lsn, record.encoded_len() as u64, Instant::now());
+            lag.record(lsn, bytes.len() as u64, Instant::now());
             if lsn.is_multiple_of(LAG_TRIM_EVERY) {
                 lag.forget_through(self.acks.min());
             }
@@ -196,7 +199,7 @@ impl CommitHook for Shared {
         if self.replicas.iter().all(ReplicaShared::is_skipped) {
             return;
         }
-        self.backlog.push(record.clone(), |idx, missed| {
+        self.backlog.push(lsn, bytes, |idx, missed| {
             if let Some(replica) = self.replicas.get(idx).filter(|r| !r.is_skipped()) {
                 replica.queue_overflows.fetch_add(missed, Ordering::Relaxed);
             }

@@ -284,17 +284,9 @@ impl EncodedWalRecord {
         (len <= bytes.len()).then_some(len)
     }
 
-    /// Records this node stamped itself, `(lsn, len)` each, lying back to back in `buf`.
-    pub(crate) fn stamped_in<I: IntoIterator<Item = (Lsn, usize)>>(
-        buf: Bytes,
-        records: I,
-    ) -> impl Iterator<Item = EncodedWalRecord> {
-        let mut start = 0;
-        records.into_iter().map(move |(lsn, len)| {
-            let bytes = buf.slice(start..start + len);
-            start += len;
-            EncodedWalRecord { lsn, bytes }
-        })
+    /// A record this node stamped itself with `lsn` (so its header needs no check).
+    pub(crate) fn stamped(lsn: Lsn, bytes: Bytes) -> Self {
+        EncodedWalRecord { lsn, bytes }
     }
 
     /// The record's log sequence number.
@@ -759,10 +751,11 @@ mod tests {
         let second = EncodedWalRecord::from_bytes(shared.slice(split..)).unwrap();
         assert_eq!((first.clone(), second.clone()), (ea, eb));
         assert_eq!(second.to_wal_record().unwrap(), b);
-        let stamped: Vec<_> =
-            EncodedWalRecord::stamped_in(shared.clone(), [(3, split), (4, shared.len() - split)])
-                .collect();
-        assert_eq!(stamped, vec![first, second]);
+        let stamped = [
+            EncodedWalRecord::stamped(3, shared.slice(..split)),
+            EncodedWalRecord::stamped(4, shared.slice(split..)),
+        ];
+        assert_eq!(stamped, [first, second]);
         // A slice that is not one whole record is refused.
         assert!(EncodedWalRecord::from_bytes(shared.slice(..split + 1)).is_err());
         assert!(EncodedWalRecord::from_bytes(shared.slice(1..split)).is_err());
