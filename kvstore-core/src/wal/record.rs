@@ -289,6 +289,16 @@ impl EncodedWalRecord {
         EncodedWalRecord { lsn, bytes }
     }
 
+    /// Wraps the bytes of a record committed at `lsn` as [`crate::CommitHook::committed_bytes`]
+    /// handed them over (copied, or sliced from a copy), without checking the header again as
+    /// [`from_bytes`](Self::from_bytes) would. Nothing trusts the wrapped bytes: applying
+    /// ([`crate::KvStore::apply_replicated_batch`]) and decoding
+    /// ([`to_wal_record`](Self::to_wal_record)) verify every checksum and that the header
+    /// carries `lsn`, and refuse the record otherwise.
+    pub fn from_committed_bytes(lsn: Lsn, bytes: Bytes) -> Self {
+        EncodedWalRecord { lsn, bytes }
+    }
+
     /// The record's log sequence number.
     pub fn lsn(&self) -> Lsn {
         self.lsn
@@ -759,6 +769,17 @@ mod tests {
         // A slice that is not one whole record is refused.
         assert!(EncodedWalRecord::from_bytes(shared.slice(..split + 1)).is_err());
         assert!(EncodedWalRecord::from_bytes(shared.slice(1..split)).is_err());
+    }
+
+    #[test]
+    fn a_committed_record_wrapped_under_another_lsn_is_refused_when_decoded() {
+        let encoded = EncodedWalRecord::from(&sample(5));
+        let bytes = Bytes::copy_from_slice(encoded.as_bytes());
+        let right = EncodedWalRecord::from_committed_bytes(5, bytes.clone());
+        assert_eq!(right, encoded);
+        assert_eq!(right.to_wal_record().unwrap(), sample(5));
+        let wrong = EncodedWalRecord::from_committed_bytes(6, bytes);
+        assert!(wrong.to_wal_record().is_err());
     }
 
     #[test]
