@@ -22,7 +22,7 @@ const DURABLE_WRITERS: u64 = 4;
 /// Puts per durable round (each waits for an fsync, so far fewer than with `Never`).
 const DURABLE_PUTS: u64 = 2_000;
 /// Rounds of the `SyncPolicy::Never` row, each a plain and a replicated run on fresh stores.
-const NEVER_ROUNDS: usize = 5;
+const NEVER_ROUNDS: usize = 9;
 /// Alternating rounds of the durable rows: the disk is shared and its fsync latency drifts,
 /// so plain and replicated runs take turns and the median ratio is reported.
 const DURABLE_ROUNDS: u64 = 3;

@@ -23,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use kvstore_core::{EncodedWalRecord, Lsn};
 use parking_lot::{Condvar, Mutex};
 
+use crate::lag::{Lag, LagBook, LAG_BOOK_CAPACITY};
 use crate::protocol::SharedRecord;
 
 /// Room for records a freshly sealed backlog starts its next open buffers with.
@@ -86,6 +87,9 @@ struct State {
     open_start: u64,
     readers: Vec<Reader>,
     closed: bool,
+    /// When each recent record was committed: kept under the same lock, so that the hook
+    /// takes one lock per record, not two.
+    lag: LagBook,
 }
 
 impl State {
@@ -155,19 +159,29 @@ impl Backlog {
                 open_start: 0,
                 readers: vec![Reader::default(); readers],
                 closed: false,
+                lag: LagBook::new(LAG_BOOK_CAPACITY),
             }),
             wakers: (0..readers).map(|_| Condvar::new()).collect(),
             capacity: capacity.max(1),
         }
     }
 
-    /// Appends a copy of the record `bytes` committed at `lsn`. If the backlog is full, its
-    /// oldest chunk makes room and `overflowed(idx, n)` tells each reader's `n` records it had
-    /// not taken. Wakes the readers waiting for this many records. Returns false (queuing
-    /// nothing) once closed.
-    pub fn push(&self, lsn: Lsn, bytes: &[u8], mut overflowed: impl FnMut(usize, u64)) -> bool {
+    /// Notes in the lag book that the record `bytes` was committed at `lsn` at time `at`;
+    /// unless `queue` is false (no replica takes live records now), appends a copy of it. If
+    /// the backlog is full, its oldest chunk makes room and `overflowed(idx, n)` tells each
+    /// reader's `n` records it had not taken. Wakes the readers waiting for this many
+    /// records. Returns whether the record was queued (never once the backlog is closed).
+    pub fn push(
+        &self,
+        lsn: Lsn,
+        bytes: &[u8],
+        at: Instant,
+        queue: bool,
+        mut overflowed: impl FnMut(usize, u64),
+    ) -> bool {
         let mut state = self.state.lock();
-        if state.closed {
+        state.lag.record(lsn, bytes.len() as u64, at);
+        if state.closed || !queue {
             return false;
         }
         let mut dropped = None;
@@ -262,6 +276,21 @@ impl Backlog {
         for (chunk, from, to) in pieces {
             out.extend((from..to).filter_map(|i| chunk.record(i)));
         }
+    }
+
+    /// Forgets the commit times of records up to `lsn` (every replica acknowledged them).
+    pub fn forget_lag_through(&self, lsn: Lsn) {
+        self.state.lock().lag.forget_through(lsn);
+    }
+
+    /// The lag of replicas that acknowledged `acked` (each), when the master's last LSN is
+    /// `master_last`, at `now`.
+    pub fn lags(&self, acked: &[Lsn], master_last: Lsn, now: Instant) -> Vec<Lag> {
+        let state = self.state.lock();
+        acked
+            .iter()
+            .map(|a| state.lag.lag(*a, master_last, now))
+            .collect()
     }
 
     /// Tells the backlog reader `idx` now holds `held` records (after it sent some).
@@ -361,14 +390,22 @@ mod tests {
     fn each_reader_takes_every_record_in_order_at_its_own_pace() {
         let backlog = Backlog::new(8, 2);
         for lsn in 1..=3 {
-            assert!(backlog.push(lsn, record(lsn).as_bytes(), |_, _| panic!("no overflow")));
+            assert!(backlog.push(
+                lsn,
+                record(lsn).as_bytes(),
+                Instant::now(),
+                true,
+                |_, _| panic!("no overflow")
+            ));
         }
         let (mut a, mut b) = (VecDeque::new(), VecDeque::new());
         backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
         assert_eq!(lsns(&a), [1, 2, 3]);
         assert_eq!(backlog.len(0), 0);
         assert_eq!(backlog.len(1), 3);
-        backlog.push(4, record(4).as_bytes(), |_, _| panic!("no overflow"));
+        backlog.push(4, record(4).as_bytes(), Instant::now(), true, |_, _| {
+            panic!("no overflow")
+        });
         backlog.take(1, &mut b, 2, all_live, &mut Vec::new());
         assert_eq!(lsns(&b), [1, 2]);
         backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
@@ -383,12 +420,16 @@ mod tests {
     fn a_full_backlog_drops_its_oldest_chunk_and_tells_who_missed_it() {
         let backlog = Backlog::new(3, 2);
         for lsn in 1..=3 {
-            backlog.push(lsn, record(lsn).as_bytes(), |_, _| panic!("no overflow"));
+            backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {
+                panic!("no overflow")
+            });
         }
         let mut a = VecDeque::new();
         backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
         let mut missed = Vec::new();
-        backlog.push(4, record(4).as_bytes(), |idx, n| missed.push((idx, n)));
+        backlog.push(4, record(4).as_bytes(), Instant::now(), true, |idx, n| {
+            missed.push((idx, n))
+        });
         // Reader 0 took records 1-3 already; reader 1 never will.
         assert_eq!(missed, [(1, 3)]);
         let mut b = VecDeque::new();
@@ -406,7 +447,9 @@ mod tests {
         let backlog = Backlog::new(2, 1);
         let mut missed = 0;
         for lsn in 1..=3 {
-            backlog.push(lsn, record(lsn).as_bytes(), |_, n| missed += n);
+            backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, n| {
+                missed += n
+            });
         }
         assert_eq!(missed, 2);
         let mut a = VecDeque::new();
@@ -418,14 +461,16 @@ mod tests {
     fn a_reader_that_is_not_live_does_not_pin_records() {
         let backlog = Backlog::new(8, 2);
         for lsn in 1..=4 {
-            backlog.push(lsn, record(lsn).as_bytes(), |_, _| {});
+            backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {});
         }
         let mut a = VecDeque::new();
         backlog.take(0, &mut a, usize::MAX, |idx| idx == 0, &mut Vec::new());
         assert_eq!(queued(&backlog), 0);
         // Reader 1 comes back to find nothing queued: it catches up from the WAL.
         assert_eq!(backlog.len(1), 0);
-        backlog.push(5, record(5).as_bytes(), |_, _| panic!("room enough"));
+        backlog.push(5, record(5).as_bytes(), Instant::now(), true, |_, _| {
+            panic!("room enough")
+        });
         let mut b = VecDeque::new();
         backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
         assert_eq!(lsns(&b), [5]);
@@ -434,9 +479,9 @@ mod tests {
     #[test]
     fn closing_refuses_records_but_keeps_the_queued_ones() {
         let backlog = Backlog::new(4, 1);
-        assert!(backlog.push(1, record(1).as_bytes(), |_, _| {}));
+        assert!(backlog.push(1, record(1).as_bytes(), Instant::now(), true, |_, _| {}));
         backlog.close();
-        assert!(!backlog.push(2, record(2).as_bytes(), |_, _| {}));
+        assert!(!backlog.push(2, record(2).as_bytes(), Instant::now(), true, |_, _| {}));
         assert!(!backlog.is_finished(0));
         assert!(backlog.wait(0, 5, Instant::now() + Duration::from_secs(5)));
         let mut out = VecDeque::new();
@@ -452,7 +497,7 @@ mod tests {
             let backlog = backlog.clone();
             std::thread::spawn(move || {
                 for lsn in 1..=4 {
-                    backlog.push(lsn, record(lsn).as_bytes(), |_, _| {});
+                    backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {});
                 }
             })
         };
@@ -481,7 +526,7 @@ mod tests {
                 }
                 for _ in 0..5 {
                     lsn += 1;
-                    backlog.push(lsn, record(lsn).as_bytes(), |_, _| {});
+                    backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {});
                 }
             })
         };

@@ -11,7 +11,6 @@ use parking_lot::Mutex;
 use crate::config::ReplicatorBuilder;
 use crate::epoch;
 use crate::error::{Error, Result};
-use crate::lag::{LagBook, LAG_BOOK_CAPACITY};
 use crate::queue::Backlog;
 use crate::shared::{AckBoard, ReplicaShared, Shared};
 use crate::status::{ReplicaStatus, ReplicationStatus};
@@ -65,7 +64,6 @@ impl ReplicatorBuilder {
             epoch,
             replicas: names.into_iter().map(ReplicaShared::new).collect(),
             acks: AckBoard::new(self.transports.len()),
-            lag: Mutex::new(LagBook::new(LAG_BOOK_CAPACITY)),
             backlog: Backlog::new(capacity, self.transports.len()),
             closing: std::sync::atomic::AtomicBool::new(false),
             settings: self.settings,
@@ -158,9 +156,7 @@ impl Replicator {
     pub fn status(&self) -> ReplicationStatus {
         let master_last_lsn = self.store.last_lsn();
         let now = Instant::now();
-        let lag = self.shared.lag.lock();
-        let replicas = self.replica_statuses(&lag, master_last_lsn, now);
-        drop(lag);
+        let replicas = self.replica_statuses(master_last_lsn, now);
         ReplicationStatus {
             epoch: self.shared.epoch,
             master_last_lsn,
@@ -169,25 +165,24 @@ impl Replicator {
         }
     }
 
-    fn replica_statuses(
-        &self,
-        lag: &crate::lag::LagBook,
-        master_last_lsn: Lsn,
-        now: Instant,
-    ) -> Vec<ReplicaStatus> {
+    fn replica_statuses(&self, master_last_lsn: Lsn, now: Instant) -> Vec<ReplicaStatus> {
+        let acked: Vec<Lsn> = (0..self.shared.replicas.len())
+            .map(|idx| self.shared.acks.get(idx))
+            .collect();
+        let lags = self.shared.backlog.lags(&acked, master_last_lsn, now);
         self.shared
             .replicas
             .iter()
             .enumerate()
             .map(|(idx, r)| {
-                let acked_lsn = self.shared.acks.get(idx);
+                let acked_lsn = acked[idx];
                 let health = r.health.lock().clone();
                 let retention = self.store.wal_retention(acked_lsn);
                 ReplicaStatus {
                     name: r.name.clone(),
                     state: health.state,
                     acked_lsn,
-                    lag: lag.lag(acked_lsn, master_last_lsn, now),
+                    lag: lags[idx],
                     sends_ok: r.sends_ok.load(Ordering::Relaxed),
                     sends_failed: r.sends_failed.load(Ordering::Relaxed),
                     retries: r.retries.load(Ordering::Relaxed),

@@ -9,7 +9,6 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::{ReplicationMode, Settings};
 use crate::health::{HealthEvent, ReplicaHealth, ReplicaState};
-use crate::lag::LagBook;
 use crate::queue::Backlog;
 use crate::quorum;
 
@@ -133,7 +132,6 @@ pub(crate) struct Shared {
     pub epoch: u64,
     pub replicas: Vec<ReplicaShared>,
     pub acks: AckBoard,
-    pub lag: Mutex<LagBook>,
     /// The replicas' live queue, closed when the replicator closes.
     pub backlog: Backlog,
     pub closing: AtomicBool,
@@ -187,23 +185,18 @@ impl CommitHook for Shared {
     }
 
     fn committed_bytes(&self, lsn: Lsn, bytes: &[u8]) {
-        {
-            let mut lag = self.lag.lock();
-            lag.record(lsn, bytes.len() as u64, Instant::now());
-            if lsn.is_multiple_of(LAG_TRIM_EVERY) {
-                lag.forget_through(self.acks.min());
-            }
+        if lsn.is_multiple_of(LAG_TRIM_EVERY) {
+            self.backlog.forget_lag_through(self.acks.min());
         }
         // An unhealthy or diverged replica is left out: its worker catches up from the WAL
         // once it is reachable again, so nothing is lost by not queueing.
-        if self.replicas.iter().all(ReplicaShared::is_skipped) {
-            return;
-        }
-        self.backlog.push(lsn, bytes, |idx, missed| {
-            if let Some(replica) = self.replicas.get(idx).filter(|r| !r.is_skipped()) {
-                replica.queue_overflows.fetch_add(missed, Ordering::Relaxed);
-            }
-        });
+        let queue = !self.replicas.iter().all(ReplicaShared::is_skipped);
+        self.backlog
+            .push(lsn, bytes, Instant::now(), queue, |idx, missed| {
+                if let Some(replica) = self.replicas.get(idx).filter(|r| !r.is_skipped()) {
+                    replica.queue_overflows.fetch_add(missed, Ordering::Relaxed);
+                }
+            });
     }
 
     fn wait_replicated(&self, lsn: Lsn) -> kvstore_core::Result<()> {
