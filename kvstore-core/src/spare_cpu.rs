@@ -9,15 +9,20 @@ use std::io::{BufRead, BufReader};
 pub(crate) struct SpareCpu {
     /// Idle and total ticks of all processors at the last sample.
     last: Option<(u64, u64)>,
+    /// Processors `/proc/stat` counts, read once: the ticks are summed over them.
+    processors: Option<usize>,
 }
 
 impl SpareCpu {
     /// Idle processors, on average, since the last call (2.0: two of them idle all along);
     /// `None` on the first call, or where `/proc/stat` cannot be read.
     pub fn sample(&mut self) -> Option<f64> {
+        if self.processors.is_none() {
+            self.processors = count_processors();
+        }
         let now = read_proc_stat();
-        let idle = match (self.last, now) {
-            (Some(before), Some(now)) => idle_processors(before, now),
+        let idle = match (self.last, now, self.processors) {
+            (Some(before), Some(now), Some(processors)) => idle_processors(before, now, processors),
             _ => None,
         };
         self.last = now;
@@ -33,6 +38,19 @@ fn read_proc_stat() -> Option<(u64, u64)> {
     parse_cpu_line(&line)
 }
 
+/// How many processors `/proc/stat` has a `cpuN` line for.
+fn count_processors() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let count = stat
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    (count > 0).then_some(count)
+}
+
 /// `cpu  user nice system idle iowait irq softirq steal …`: idle is `idle + iowait`.
 fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
     let mut fields = line.split_whitespace();
@@ -44,11 +62,10 @@ fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
     Some((idle, ticks.iter().sum()))
 }
 
-/// Idle processors between two samples, as a count of processors.
-fn idle_processors(before: (u64, u64), now: (u64, u64)) -> Option<f64> {
+/// Idle processors between two samples of `processors` processors' summed ticks.
+fn idle_processors(before: (u64, u64), now: (u64, u64), processors: usize) -> Option<f64> {
     let total = now.1.checked_sub(before.1).filter(|t| *t > 0)?;
     let idle = now.0.saturating_sub(before.0).min(total);
-    let processors = std::thread::available_parallelism().map_or(1, usize::from);
     Some(idle as f64 / total as f64 * processors as f64)
 }
 
@@ -73,17 +90,21 @@ mod tests {
 
     #[test]
     fn idle_share_scales_to_processors() {
-        let processors = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        assert_eq!(idle_processors((10, 100), (60, 200), 4), Some(2.0));
         assert_eq!(
-            idle_processors((10, 100), (60, 200)),
-            Some(0.5 * processors)
-        );
-        assert_eq!(
-            idle_processors((10, 100), (10, 100)),
+            idle_processors((10, 100), (10, 100), 4),
             None,
             "no time passed"
         );
-        assert_eq!(idle_processors((10, 100), (10, 200)), Some(0.0));
+        assert_eq!(idle_processors((10, 100), (10, 200), 2), Some(0.0));
+    }
+
+    #[test]
+    fn counts_this_machines_processors() {
+        // Linux test machines have /proc/stat with a line per processor.
+        if std::path::Path::new("/proc/stat").exists() {
+            assert!(count_processors().is_some_and(|n| n >= 1));
+        }
     }
 
     #[test]
