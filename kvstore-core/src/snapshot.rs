@@ -139,13 +139,15 @@ impl SnapshotInstall {
         let (outputs, placements) = writer.finish()?;
         // The index the store will have: the last placement of each key wins.
         let mut new_state = State::default();
-        let mut dead: HashMap<SegmentId, u64> = HashMap::new();
+        let mut dead: HashMap<SegmentId, (u64, Vec<u32>)> = HashMap::new();
         for p in &placements {
             let bytes = op_disk_bytes(p.key.len(), p.new.value_len as usize);
             new_state.live_bytes += bytes;
             if let Some(old) = new_state.index.insert(&p.key, p.new) {
                 let replaced = op_disk_bytes(p.key.len(), old.value_len as usize);
-                *dead.entry(old.segment).or_default() += replaced;
+                let entry = dead.entry(old.segment).or_default();
+                entry.0 += replaced;
+                entry.1.push(old.value_offset);
                 new_state.live_bytes -= replaced;
             }
         }
@@ -192,7 +194,10 @@ impl SnapshotInstall {
         };
         for out in outputs {
             let mut segment = out.segment;
-            segment.dead_bytes += dead.get(&out.id).copied().unwrap_or(0);
+            if let Some((bytes, offsets)) = dead.remove(&out.id) {
+                segment.dead_bytes += bytes;
+                segment.dead_offsets.extend(offsets);
+            }
             new_state.segments.insert(out.id, segment);
         }
         new_state.segments.insert(

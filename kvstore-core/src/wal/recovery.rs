@@ -191,7 +191,7 @@ impl Gathered {
     /// mostly this sort); the halves split at a sampled median of the keys' 8-byte prefixes,
     /// so every version of a key lands in the same half, and the left half's index is followed
     /// by the right's.
-    fn resolve(mut self) -> (KeyMap, u64, BTreeMap<SegmentId, u64>) {
+    fn resolve(mut self) -> (KeyMap, u64, BTreeMap<SegmentId, DeadOps>) {
         let unsorted = std::mem::take(&mut self.ops);
         let tuples = || {
             unsorted
@@ -258,7 +258,7 @@ impl Gathered {
             i = j;
         }
         let op = |n: usize| &unsorted[order[n].2 as usize];
-        let mut dead: BTreeMap<SegmentId, u64> = BTreeMap::new();
+        let mut dead: BTreeMap<SegmentId, DeadOps> = BTreeMap::new();
         let mut live_bytes = 0;
         let mut index = KeyMapBuilder::default();
         let mut i = 0;
@@ -270,13 +270,17 @@ impl Gathered {
                 j += 1;
             }
             for n in i..j - 1 {
-                *dead.entry(op(n).segment).or_default() +=
-                    op_disk_bytes(key.len(), op(n).value_len as usize);
+                let older = op(n);
+                let entry = dead.entry(older.segment).or_default();
+                entry.bytes += op_disk_bytes(key.len(), older.value_len as usize);
+                if !older.is_delete {
+                    entry.put_offsets.push(older.value_offset);
+                }
             }
             let newest = op(j - 1);
             let bytes = op_disk_bytes(key.len(), newest.value_len as usize);
             if newest.is_delete {
-                *dead.entry(newest.segment).or_default() += bytes;
+                dead.entry(newest.segment).or_default().bytes += bytes;
             } else {
                 live_bytes += bytes;
                 index.push(
@@ -308,7 +312,15 @@ const PARALLEL_RESOLVE_OPS: usize = 50_000;
 struct Resolved {
     index: KeyMap,
     live_bytes: u64,
-    dead: BTreeMap<SegmentId, u64>,
+    dead: BTreeMap<SegmentId, DeadOps>,
+}
+
+/// What recovery found dead in one segment (see [`crate::index::Segment::dead_offsets`]).
+#[derive(Debug, Default)]
+pub(crate) struct DeadOps {
+    pub bytes: u64,
+    /// Value offsets of the puts among them.
+    pub put_offsets: Vec<u32>,
 }
 
 impl Resolved {
@@ -316,8 +328,10 @@ impl Resolved {
     fn append(mut self, right: Resolved) -> Resolved {
         self.index.append(right.index);
         self.live_bytes += right.live_bytes;
-        for (segment, bytes) in right.dead {
-            *self.dead.entry(segment).or_default() += bytes;
+        for (segment, ops) in right.dead {
+            let entry = self.dead.entry(segment).or_default();
+            entry.bytes += ops.bytes;
+            entry.put_offsets.extend(ops.put_offsets);
         }
         self
     }
@@ -562,7 +576,8 @@ pub(crate) fn recover(
     state.live_bytes = live_bytes;
     for (id, dead) in dead {
         if let Some(seg) = state.segments.get_mut(&id) {
-            seg.dead_bytes += dead;
+            seg.dead_bytes += dead.bytes;
+            seg.dead_offsets.extend(dead.put_offsets);
         }
     }
     let mut next_segment_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
