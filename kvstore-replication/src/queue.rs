@@ -377,6 +377,17 @@ mod tests {
         q.iter().map(|r| r.lsn()).collect()
     }
 
+    /// Pushes record `lsn`; `overflowed` hears of records dropped unread.
+    fn push(backlog: &Backlog, lsn: u64, overflowed: impl FnMut(usize, u64)) -> bool {
+        backlog.push(
+            lsn,
+            record(lsn).as_bytes(),
+            Instant::now(),
+            true,
+            overflowed,
+        )
+    }
+
     fn all_live(_: usize) -> bool {
         true
     }
@@ -403,9 +414,7 @@ mod tests {
         assert_eq!(lsns(&a), [1, 2, 3]);
         assert_eq!(backlog.len(0), 0);
         assert_eq!(backlog.len(1), 3);
-        backlog.push(4, record(4).as_bytes(), Instant::now(), true, |_, _| {
-            panic!("no overflow")
-        });
+        push(&backlog, 4, |_, _| panic!("no overflow"));
         backlog.take(1, &mut b, 2, all_live, &mut Vec::new());
         assert_eq!(lsns(&b), [1, 2]);
         backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
@@ -420,16 +429,12 @@ mod tests {
     fn a_full_backlog_drops_its_oldest_chunk_and_tells_who_missed_it() {
         let backlog = Backlog::new(3, 2);
         for lsn in 1..=3 {
-            backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {
-                panic!("no overflow")
-            });
+            push(&backlog, lsn, |_, _| panic!("no overflow"));
         }
         let mut a = VecDeque::new();
         backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
         let mut missed = Vec::new();
-        backlog.push(4, record(4).as_bytes(), Instant::now(), true, |idx, n| {
-            missed.push((idx, n))
-        });
+        push(&backlog, 4, |idx, n| missed.push((idx, n)));
         // Reader 0 took records 1-3 already; reader 1 never will.
         assert_eq!(missed, [(1, 3)]);
         let mut b = VecDeque::new();
@@ -447,9 +452,7 @@ mod tests {
         let backlog = Backlog::new(2, 1);
         let mut missed = 0;
         for lsn in 1..=3 {
-            backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, n| {
-                missed += n
-            });
+            push(&backlog, lsn, |_, n| missed += n);
         }
         assert_eq!(missed, 2);
         let mut a = VecDeque::new();
@@ -461,16 +464,14 @@ mod tests {
     fn a_reader_that_is_not_live_does_not_pin_records() {
         let backlog = Backlog::new(8, 2);
         for lsn in 1..=4 {
-            backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {});
+            push(&backlog, lsn, |_, _| {});
         }
         let mut a = VecDeque::new();
         backlog.take(0, &mut a, usize::MAX, |idx| idx == 0, &mut Vec::new());
         assert_eq!(queued(&backlog), 0);
         // Reader 1 comes back to find nothing queued: it catches up from the WAL.
         assert_eq!(backlog.len(1), 0);
-        backlog.push(5, record(5).as_bytes(), Instant::now(), true, |_, _| {
-            panic!("room enough")
-        });
+        push(&backlog, 5, |_, _| panic!("room enough"));
         let mut b = VecDeque::new();
         backlog.take(1, &mut b, usize::MAX, all_live, &mut Vec::new());
         assert_eq!(lsns(&b), [5]);
@@ -479,9 +480,9 @@ mod tests {
     #[test]
     fn closing_refuses_records_but_keeps_the_queued_ones() {
         let backlog = Backlog::new(4, 1);
-        assert!(backlog.push(1, record(1).as_bytes(), Instant::now(), true, |_, _| {}));
+        assert!(push(&backlog, 1, |_, _| {}));
         backlog.close();
-        assert!(!backlog.push(2, record(2).as_bytes(), Instant::now(), true, |_, _| {}));
+        assert!(!push(&backlog, 2, |_, _| {}));
         assert!(!backlog.is_finished(0));
         assert!(backlog.wait(0, 5, Instant::now() + Duration::from_secs(5)));
         let mut out = VecDeque::new();
@@ -497,7 +498,7 @@ mod tests {
             let backlog = backlog.clone();
             std::thread::spawn(move || {
                 for lsn in 1..=4 {
-                    backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {});
+                    push(&backlog, lsn, |_, _| {});
                 }
             })
         };
@@ -526,7 +527,7 @@ mod tests {
                 }
                 for _ in 0..5 {
                     lsn += 1;
-                    backlog.push(lsn, record(lsn).as_bytes(), Instant::now(), true, |_, _| {});
+                    push(&backlog, lsn, |_, _| {});
                 }
             })
         };

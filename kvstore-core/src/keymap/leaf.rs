@@ -252,14 +252,7 @@ impl Leaf {
         right.ends.push(key_len as u32);
         right.prefixes.push(self.prefixes[last]);
         right.locs.push(self.locs[last]);
-        self.keys.truncate(cut);
-        self.ends.truncate(last);
-        self.prefixes.truncate(last);
-        self.locs.truncate(last);
-        self.keys.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.prefixes.shrink_to_fit();
-        self.locs.shrink_to_fit();
+        self.keep_first(last);
         right
     }
 
@@ -277,14 +270,20 @@ impl Leaf {
             head: self.head,
         };
         right.keys.shrink_to_fit();
+        self.keep_first(mid);
+        right
+    }
+
+    /// Drops every entry from `entries` on, and the room they took.
+    fn keep_first(&mut self, entries: usize) {
+        let cut = self.start(entries);
         self.keys.truncate(cut);
-        self.ends.truncate(mid);
-        self.prefixes.truncate(mid);
-        self.locs.truncate(mid);
+        self.ends.truncate(entries);
+        self.prefixes.truncate(entries);
+        self.locs.truncate(entries);
         self.keys.shrink_to_fit();
         self.ends.shrink_to_fit();
         self.prefixes.shrink_to_fit();
         self.locs.shrink_to_fit();
-        right
     }
 }
