@@ -580,7 +580,15 @@ pub(crate) fn recover(
             seg.dead_offsets.extend(dead.put_offsets);
         }
     }
-    let mut next_segment_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
+    // Past every segment file found, including one salvage skipped: opening does not
+    // truncate, so reusing its id would write the new active segment over its bytes.
+    let mut next_segment_id = state
+        .segments
+        .keys()
+        .next_back()
+        .copied()
+        .max(ids.last().copied())
+        .map_or(1, |id| id + 1);
 
     let active = match active_id {
         Some(id) => match state.segments.get_mut(&id) {
