@@ -397,18 +397,25 @@ impl Inner {
             .map(|s| s.dead_offsets.clone())
             .unwrap_or_default();
         if cfg!(debug_assertions) {
-            // The invariant compaction's safety rests on: the index points at no put counted
-            // as dead (else its value would be dropped). Checked in every debug-build test.
+            // What compaction's safety rests on (see `Segment::dead_offsets`), checked in every
+            // debug-build test: under this lock, a put is counted dead exactly when the index
+            // does not point at it.
             let counted: std::collections::HashSet<u32> = dead.iter().copied().collect();
             for e in found.entries.iter().filter(|e| !e.is_delete) {
                 let current = state.index.get(found.key(e));
                 let pointed_at = current
                     .is_some_and(|l| l.segment == candidate.id && l.value_offset == e.value_offset);
                 debug_assert!(
-                    !(pointed_at && counted.contains(&e.value_offset)),
-                    "segment {} offset {} is live but counted dead",
+                    pointed_at != counted.contains(&e.value_offset),
+                    "segment {} offset {}: the index {} it, the dead set {} it",
                     candidate.id,
-                    e.value_offset
+                    e.value_offset,
+                    if pointed_at {
+                        "points at"
+                    } else {
+                        "does not point at"
+                    },
+                    if pointed_at { "counts" } else { "misses" },
                 );
             }
         }

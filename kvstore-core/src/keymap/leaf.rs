@@ -9,6 +9,8 @@ use crate::index::Location;
 pub(super) const MAX_LEAF: usize = 128;
 /// Entries per leaf when built from sorted input: room to grow before the first split.
 pub(super) const BULK_LEAF: usize = 100;
+/// Most key bytes a leaf split off for ascending inserts sets aside (see `split_last`).
+const MAX_APPEND_KEY_ROOM: usize = 16 << 10;
 /// Extra entries a full leaf reserves at a time (growth without doubling keeps memory tight).
 const GROW_STEP: usize = 16;
 
@@ -242,7 +244,9 @@ impl Leaf {
         let key_len = self.keys.len() - cut;
         let mut right = Leaf {
             skip: self.skip,
-            keys: Vec::with_capacity(key_len * (MAX_LEAF + 1)),
+            // Room for a full leaf of such keys, within reason: with 64 KiB keys a full
+            // leaf's worth would be 8 MiB set aside.
+            keys: Vec::with_capacity((key_len * (MAX_LEAF + 1)).min(MAX_APPEND_KEY_ROOM)),
             ends: Vec::with_capacity(MAX_LEAF + 1),
             prefixes: Vec::with_capacity(MAX_LEAF + 1),
             locs: Vec::with_capacity(MAX_LEAF + 1),
