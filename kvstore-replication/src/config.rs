@@ -35,6 +35,11 @@ impl ReplicationMode {
 /// record makes room for the newest, and a replica that had not taken it reads it from the
 /// master's WAL instead.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16 * 1024;
+/// Default bound on the bytes of the replicas' live queue: records of large values reach the
+/// record bound only with gigabytes held, so the bytes are bounded too; past this, as past
+/// [`DEFAULT_QUEUE_CAPACITY`], the oldest records make room and a replica that had not taken
+/// them reads them from the master's WAL.
+pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 /// Default number of records a worker keeps in flight before waiting for acks.
 pub const DEFAULT_WINDOW_RECORDS: usize = 256;
 /// Default consecutive failures after which a replica is unhealthy.
@@ -58,6 +63,7 @@ pub(crate) struct Settings {
     pub mode: ReplicationMode,
     pub min_replicas_to_write: usize,
     pub queue_capacity: usize,
+    pub queue_bytes: usize,
     pub window_records: usize,
     pub async_batch_delay: Duration,
     pub ack_timeout: Duration,
@@ -93,6 +99,7 @@ impl Default for ReplicatorBuilder {
                 mode: ReplicationMode::Async,
                 min_replicas_to_write: 0,
                 queue_capacity: DEFAULT_QUEUE_CAPACITY,
+                queue_bytes: DEFAULT_QUEUE_BYTES,
                 window_records: DEFAULT_WINDOW_RECORDS,
                 async_batch_delay: DEFAULT_ASYNC_BATCH_DELAY,
                 ack_timeout: DEFAULT_ACK_TIMEOUT,
@@ -147,6 +154,13 @@ impl ReplicatorBuilder {
     /// each worker holds up to two windows more.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.settings.queue_capacity = records;
+        self
+    }
+
+    /// Bytes of records the replicas' shared live queue holds (default
+    /// [`DEFAULT_QUEUE_BYTES`]; a record larger than this is still queued, alone).
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.settings.queue_bytes = bytes;
         self
     }
 
@@ -239,10 +253,12 @@ impl ReplicatorBuilder {
                 s.min_replicas_to_write
             ));
         }
-        if s.queue_capacity == 0 || s.window_records == 0 || s.snapshot_chunk_bytes == 0 {
-            return bad(
-                "queue_capacity, window_records and snapshot_chunk_bytes must be positive".into(),
-            );
+        if s.queue_capacity == 0
+            || s.queue_bytes == 0
+            || s.window_records == 0
+            || s.snapshot_chunk_bytes == 0
+        {
+            return bad("queue_capacity, queue_bytes, window_records and snapshot_chunk_bytes must be positive".into());
         }
         if s.failure_threshold == 0 {
             return bad("failure_threshold must be at least 1".into());

@@ -28,8 +28,10 @@ use crate::protocol::SharedRecord;
 
 /// Room for records a freshly sealed backlog starts its next open buffers with.
 const MIN_OPEN_RECORDS: usize = 256;
-/// Room for bytes likewise.
+/// Room for bytes likewise, and at most (one burst of large values must not set aside twice
+/// its size for good).
 const MIN_OPEN_BYTES: usize = 64 << 10;
+const MAX_OPEN_BYTES: usize = 4 << 20;
 
 /// One replica's position in the backlog. Positions count records pushed since the backlog was
 /// made (not LSNs: the hook skips records a replica wrote itself, so LSNs may have holes).
@@ -87,6 +89,8 @@ struct State {
     open_start: u64,
     readers: Vec<Reader>,
     closed: bool,
+    /// Bytes of the records held, sealed and open.
+    bytes: usize,
     /// When each recent record was committed: kept under the same lock, so that the hook
     /// takes one lock per record, not two.
     lag: LagBook,
@@ -122,7 +126,7 @@ impl State {
         // The next open buffers are allocated here, on the worker, with room for twice what
         // these held: the hook growing them would reallocate in this thread's malloc arena,
         // taking that arena's lock while this thread allocates.
-        let byte_room = (self.open_bytes.len() * 2).max(MIN_OPEN_BYTES);
+        let byte_room = (self.open_bytes.len() * 2).clamp(MIN_OPEN_BYTES, MAX_OPEN_BYTES);
         let record_room = (self.open_records.len() * 2).max(MIN_OPEN_RECORDS);
         let bytes = std::mem::replace(&mut self.open_bytes, BytesMut::with_capacity(byte_room));
         let records = std::mem::replace(&mut self.open_records, Vec::with_capacity(record_room));
@@ -145,12 +149,14 @@ pub(crate) struct Backlog {
     /// One per reader, so that a record wakes only the workers waiting for it.
     wakers: Vec<Condvar>,
     capacity: usize,
+    byte_capacity: usize,
 }
 
 impl Backlog {
-    /// An empty backlog for `readers` replicas, holding at most `capacity` records (the
-    /// workers hold at most two windows each on top).
-    pub fn new(capacity: usize, readers: usize) -> Self {
+    /// An empty backlog for `readers` replicas, holding at most `capacity` records and
+    /// `byte_capacity` bytes of them (the workers hold at most two windows each on top; a
+    /// record larger than `byte_capacity` is held alone).
+    pub fn new(capacity: usize, byte_capacity: usize, readers: usize) -> Self {
         Backlog {
             state: Mutex::new(State {
                 sealed: VecDeque::new(),
@@ -159,10 +165,12 @@ impl Backlog {
                 open_start: 0,
                 readers: vec![Reader::default(); readers],
                 closed: false,
+                bytes: 0,
                 lag: LagBook::new(LAG_BOOK_CAPACITY),
             }),
             wakers: (0..readers).map(|_| Condvar::new()).collect(),
             capacity: capacity.max(1),
+            byte_capacity: byte_capacity.max(1),
         }
     }
 
@@ -184,21 +192,27 @@ impl Backlog {
         if state.closed || !queue {
             return false;
         }
-        let mut dropped = None;
-        if state.pushed() - state.front() >= self.capacity as u64 {
+        let mut dropped = Vec::new();
+        while state.pushed() > state.front()
+            && (state.pushed() - state.front() >= self.capacity as u64
+                || state.bytes + bytes.len() > self.byte_capacity)
+        {
             if state.sealed.is_empty() {
                 state.seal();
             }
-            if let Some(chunk) = state.sealed.pop_front() {
-                for (idx, reader) in state.readers.iter().enumerate() {
-                    let missed = chunk.end().saturating_sub(reader.next.max(chunk.start));
-                    if missed > 0 {
-                        overflowed(idx, missed);
-                    }
+            let Some(chunk) = state.sealed.pop_front() else {
+                break;
+            };
+            for (idx, reader) in state.readers.iter().enumerate() {
+                let missed = chunk.end().saturating_sub(reader.next.max(chunk.start));
+                if missed > 0 {
+                    overflowed(idx, missed);
                 }
-                dropped = Some(chunk);
             }
+            state.bytes -= chunk.sealed.bytes.len();
+            dropped.push(chunk);
         }
+        state.bytes += bytes.len();
         state.open_bytes.extend_from_slice(bytes);
         let end = state.open_bytes.len();
         state.open_records.push((lsn, end));
@@ -269,7 +283,10 @@ impl Backlog {
             .min()
             .unwrap_or(pushed);
         while state.sealed.front().is_some_and(|c| c.end() <= keep_from) {
-            spent.extend(state.sealed.pop_front());
+            if let Some(chunk) = state.sealed.pop_front() {
+                state.bytes -= chunk.sealed.bytes.len();
+                spent.push(chunk);
+            }
         }
         drop(state);
         out.reserve(taking);
@@ -399,7 +416,7 @@ mod tests {
 
     #[test]
     fn each_reader_takes_every_record_in_order_at_its_own_pace() {
-        let backlog = Backlog::new(8, 2);
+        let backlog = Backlog::new(8, usize::MAX, 2);
         for lsn in 1..=3 {
             assert!(backlog.push(
                 lsn,
@@ -427,7 +444,7 @@ mod tests {
 
     #[test]
     fn a_full_backlog_drops_its_oldest_chunk_and_tells_who_missed_it() {
-        let backlog = Backlog::new(3, 2);
+        let backlog = Backlog::new(3, usize::MAX, 2);
         for lsn in 1..=3 {
             push(&backlog, lsn, |_, _| panic!("no overflow"));
         }
@@ -449,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_full_backlog_nobody_read_drops_what_it_holds() {
-        let backlog = Backlog::new(2, 1);
+        let backlog = Backlog::new(2, usize::MAX, 1);
         let mut missed = 0;
         for lsn in 1..=3 {
             push(&backlog, lsn, |_, n| missed += n);
@@ -461,8 +478,35 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_are_bounded_too() {
+        let size = record(1).as_bytes().len();
+        let backlog = Backlog::new(1000, size * 5 / 2, 1);
+        let mut missed = 0;
+        for lsn in 1..=3 {
+            push(&backlog, lsn, |_, n| missed += n);
+        }
+        assert_eq!(missed, 2, "the oldest records made room");
+        assert!(backlog.state.lock().bytes <= size * 5 / 2);
+        let mut a = VecDeque::new();
+        backlog.take(0, &mut a, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&a), [3]);
+        assert_eq!(
+            backlog.state.lock().bytes,
+            0,
+            "taken by every reader: let go"
+        );
+        // A record larger than the bound is held alone.
+        let large = Backlog::new(1000, 1, 1);
+        assert!(push(&large, 1, |_, _| {}));
+        assert!(push(&large, 2, |_, _| {}));
+        let mut b = VecDeque::new();
+        large.take(0, &mut b, usize::MAX, all_live, &mut Vec::new());
+        assert_eq!(lsns(&b), [2]);
+    }
+
+    #[test]
     fn a_reader_that_is_not_live_does_not_pin_records() {
-        let backlog = Backlog::new(8, 2);
+        let backlog = Backlog::new(8, usize::MAX, 2);
         for lsn in 1..=4 {
             push(&backlog, lsn, |_, _| {});
         }
@@ -479,7 +523,7 @@ mod tests {
 
     #[test]
     fn closing_refuses_records_but_keeps_the_queued_ones() {
-        let backlog = Backlog::new(4, 1);
+        let backlog = Backlog::new(4, usize::MAX, 1);
         assert!(push(&backlog, 1, |_, _| {}));
         backlog.close();
         assert!(!push(&backlog, 2, |_, _| {}));
@@ -493,7 +537,7 @@ mod tests {
 
     #[test]
     fn a_waiting_reader_wakes_when_enough_records_arrived() {
-        let backlog = Arc::new(Backlog::new(16, 2));
+        let backlog = Arc::new(Backlog::new(16, usize::MAX, 2));
         let pusher = {
             let backlog = backlog.clone();
             std::thread::spawn(move || {
@@ -515,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_full_backlog_still_wakes_a_reader_waiting_for_more_than_it_holds() {
-        let backlog = Arc::new(Backlog::new(2, 1));
+        let backlog = Arc::new(Backlog::new(2, usize::MAX, 1));
         let pusher = {
             let backlog = backlog.clone();
             std::thread::spawn(move || {
@@ -542,7 +586,7 @@ mod tests {
 
     #[test]
     fn a_wait_ends_at_its_deadline() {
-        let backlog = Backlog::new(4, 1);
+        let backlog = Backlog::new(4, usize::MAX, 1);
         assert!(!backlog.wait(0, 1, Instant::now() + Duration::from_millis(5)));
         assert_eq!(backlog.len(0), 0);
     }

@@ -64,7 +64,7 @@ impl ReplicatorBuilder {
             epoch,
             replicas: names.into_iter().map(ReplicaShared::new).collect(),
             acks: AckBoard::new(self.transports.len()),
-            backlog: Backlog::new(capacity, self.transports.len()),
+            backlog: Backlog::new(capacity, self.settings.queue_bytes, self.transports.len()),
             closing: std::sync::atomic::AtomicBool::new(false),
             settings: self.settings,
         });
