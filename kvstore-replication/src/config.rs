@@ -41,7 +41,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16 * 1024;
 /// them reads them from the master's WAL.
 pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 /// Default number of records a worker keeps in flight before waiting for acks.
-pub const DEFAULT_WINDOW_RECORDS: usize = 256;
+pub const DEFAULT_WINDOW_RECORDS: usize = 1024;
 /// Default consecutive failures after which a replica is unhealthy.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 /// Default interval between probes of an unhealthy replica, and the idle heartbeat.
