@@ -584,6 +584,79 @@ mod tests {
         pusher.join().unwrap();
     }
 
+    /// One step of a random schedule against a backlog.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Commit the next record (LSNs skip by `gap`, as for records a replica wrote).
+        Push { gap: u64 },
+        /// Reader `reader` takes up to `max` records.
+        Take { reader: usize, max: usize },
+        /// Reader `reader` stops or starts counting as live (skipped while unhealthy).
+        Toggle { reader: usize },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u64..3).prop_map(|gap| Step::Push { gap }),
+            3 => (0usize..3, 0usize..6).prop_map(|(reader, max)| Step::Take { reader, max }),
+            1 => (0usize..3).prop_map(|reader| Step::Toggle { reader }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the schedule: every reader gets records in rising LSN order, never one
+        /// twice, each whole; the backlog never holds more than its bounds allow; a reader
+        /// that was always live and takes everything at the end gets the newest record.
+        #[test]
+        fn readers_see_rising_whole_records_within_bounds(
+            capacity in 1usize..12,
+            steps in proptest::collection::vec(step(), 0..200),
+        ) {
+            let size = record(1).as_bytes().len();
+            let byte_capacity = size * (capacity + 2) / 2;
+            let backlog = Backlog::new(capacity, byte_capacity, 3);
+            let mut live = [true; 3];
+            // Records a reader was not live for may be let go before it takes them.
+            let mut ever_skipped = [false; 3];
+            let mut last_taken = [0u64; 3];
+            let mut lsn = 0;
+            for step in steps {
+                match step {
+                    Step::Push { gap } => {
+                        lsn += 1 + gap;
+                        push(&backlog, lsn, |_, _| {});
+                    }
+                    Step::Take { reader, max } => {
+                        let mut out = VecDeque::new();
+                        backlog.take(reader, &mut out, max, |i| live[i], &mut Vec::new());
+                        proptest::prop_assert!(out.len() <= max);
+                        for r in &out {
+                            proptest::prop_assert!(r.lsn() > last_taken[reader]);
+                            last_taken[reader] = r.lsn();
+                            proptest::prop_assert!(r.to_wal_record().is_ok());
+                        }
+                        backlog.set_held(reader, 0);
+                    }
+                    Step::Toggle { reader } => {
+                        live[reader] = !live[reader];
+                        ever_skipped[reader] = true;
+                    }
+                }
+                let state = backlog.state.lock();
+                let held = (state.pushed() - state.front()) as usize;
+                // The record pushed last may exceed the bounds on its own.
+                proptest::prop_assert!(held <= capacity || held == 1);
+                proptest::prop_assert!(state.bytes <= byte_capacity.max(size));
+            }
+            if lsn > last_taken[0] && !ever_skipped[0] {
+                let mut out = VecDeque::new();
+                backlog.take(0, &mut out, usize::MAX, |_| true, &mut Vec::new());
+                proptest::prop_assert_eq!(out.back().map(|r| r.lsn()), Some(lsn));
+            }
+        }
+    }
+
     #[test]
     fn a_wait_ends_at_its_deadline() {
         let backlog = Backlog::new(4, usize::MAX, 1);
