@@ -177,6 +177,35 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         self.min_lsn > self.max_lsn
     }
+
+    /// Counts `dead` against this segment (found dead by recovery or a snapshot install).
+    pub fn absorb(&mut self, dead: DeadOps) {
+        self.dead_bytes += dead.bytes;
+        self.dead_offsets.extend(dead.put_offsets);
+    }
+}
+
+/// Operations of one segment found dead together, before they are counted against it
+/// ([`Segment::absorb`]).
+#[derive(Debug, Default)]
+pub(crate) struct DeadOps {
+    pub bytes: u64,
+    /// Value offsets of the puts among them (see [`Segment::dead_offsets`]).
+    pub put_offsets: Vec<u32>,
+}
+
+impl DeadOps {
+    /// A put of `bytes` on disk whose value starts at `value_offset`.
+    pub fn put(&mut self, value_offset: u32, bytes: u64) {
+        self.bytes += bytes;
+        self.put_offsets.push(value_offset);
+    }
+
+    /// Adds `other`, of the same segment.
+    pub fn merge(&mut self, other: DeadOps) {
+        self.bytes += other.bytes;
+        self.put_offsets.extend(other.put_offsets);
+    }
 }
 
 /// Index plus segment table, guarded together by one `RwLock` so that a location and the

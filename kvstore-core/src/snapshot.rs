@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::batch::Op;
 use crate::error::{Error, Result};
-use crate::index::State;
+use crate::index::{DeadOps, State};
 use crate::iter::Range;
 use crate::wal::compacted::CompactedWriter;
 use crate::wal::record::op_disk_bytes;
@@ -139,15 +139,15 @@ impl SnapshotInstall {
         let (outputs, placements) = writer.finish()?;
         // The index the store will have: the last placement of each key wins.
         let mut new_state = State::default();
-        let mut dead: HashMap<SegmentId, (u64, Vec<u32>)> = HashMap::new();
+        let mut dead: HashMap<SegmentId, DeadOps> = HashMap::new();
         for p in &placements {
             let bytes = op_disk_bytes(p.key.len(), p.new.value_len as usize);
             new_state.live_bytes += bytes;
             if let Some(old) = new_state.index.insert(&p.key, p.new) {
                 let replaced = op_disk_bytes(p.key.len(), old.value_len as usize);
-                let entry = dead.entry(old.segment).or_default();
-                entry.0 += replaced;
-                entry.1.push(old.value_offset);
+                dead.entry(old.segment)
+                    .or_default()
+                    .put(old.value_offset, replaced);
                 new_state.live_bytes -= replaced;
             }
         }
@@ -194,9 +194,8 @@ impl SnapshotInstall {
         };
         for out in outputs {
             let mut segment = out.segment;
-            if let Some((bytes, offsets)) = dead.remove(&out.id) {
-                segment.dead_bytes += bytes;
-                segment.dead_offsets.extend(offsets);
+            if let Some(ops) = dead.remove(&out.id) {
+                segment.absorb(ops);
             }
             new_state.segments.insert(out.id, segment);
         }

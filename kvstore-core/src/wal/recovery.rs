@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::index::{Location, Segment, State};
+use crate::index::{DeadOps, Location, Segment, State};
 use crate::io::FileIo;
 use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
@@ -272,9 +272,11 @@ impl Gathered {
             for n in i..j - 1 {
                 let older = op(n);
                 let entry = dead.entry(older.segment).or_default();
-                entry.bytes += op_disk_bytes(key.len(), older.value_len as usize);
-                if !older.is_delete {
-                    entry.put_offsets.push(older.value_offset);
+                let bytes = op_disk_bytes(key.len(), older.value_len as usize);
+                if older.is_delete {
+                    entry.bytes += bytes;
+                } else {
+                    entry.put(older.value_offset, bytes);
                 }
             }
             let newest = op(j - 1);
@@ -315,23 +317,13 @@ struct Resolved {
     dead: BTreeMap<SegmentId, DeadOps>,
 }
 
-/// What recovery found dead in one segment (see [`crate::index::Segment::dead_offsets`]).
-#[derive(Debug, Default)]
-pub(crate) struct DeadOps {
-    pub bytes: u64,
-    /// Value offsets of the puts among them.
-    pub put_offsets: Vec<u32>,
-}
-
 impl Resolved {
     /// Joins this with the resolution of the keys that all follow this one's.
     fn append(mut self, right: Resolved) -> Resolved {
         self.index.append(right.index);
         self.live_bytes += right.live_bytes;
         for (segment, ops) in right.dead {
-            let entry = self.dead.entry(segment).or_default();
-            entry.bytes += ops.bytes;
-            entry.put_offsets.extend(ops.put_offsets);
+            self.dead.entry(segment).or_default().merge(ops);
         }
         self
     }
@@ -576,8 +568,7 @@ pub(crate) fn recover(
     state.live_bytes = live_bytes;
     for (id, dead) in dead {
         if let Some(seg) = state.segments.get_mut(&id) {
-            seg.dead_bytes += dead.bytes;
-            seg.dead_offsets.extend(dead.put_offsets);
+            seg.absorb(dead);
         }
     }
     // Past every segment file found, including one salvage skipped: opening does not
