@@ -19,7 +19,7 @@ use crate::store::Inner;
 use crate::wal::compacted::CompactedWriter;
 use crate::wal::hint;
 use crate::wal::record::op_disk_bytes;
-use crate::wal::recovery::scan_segment;
+use crate::wal::recovery::visit_segment;
 use crate::wal::segment::{segment_path, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::swap::{self, SwapPlan};
 use crate::Lsn;
@@ -316,23 +316,14 @@ impl Inner {
             }
         }
         let path = segment_path(&self.dir, candidate.id);
-        let (content, damage) = scan_segment(&candidate.file, candidate.len)
+        let mut found = CandidateEntries::default();
+        let (_, damage) = visit_segment(&candidate.file, candidate.len, |e| found.push(&e))
             .ctx(|| format!("scanning {} for compaction", path.display()))?;
         if let Some(crate::wal::recovery::Damage { offset, reason, .. }) = damage {
             return Err(Error::Corrupt {
                 path,
                 offset,
                 reason,
-            });
-        }
-        let mut found = CandidateEntries::default();
-        for e in &content.entries {
-            found.push(&hint::EntryRef {
-                key: &e.key,
-                lsn: e.lsn,
-                value_offset: e.value_offset,
-                value_len: e.value_len,
-                is_delete: e.is_delete,
             });
         }
         Ok(found)

@@ -57,28 +57,28 @@ pub(crate) fn seal_for_reads(file: &dyn FileIo) {
     }
 }
 
-/// Asks the CPU to start loading the cache line that holds `bytes[at]` (nothing if `at` is
+/// Asks the CPU to start loading the cache line that holds `items[at]` (nothing if `at` is
 /// out of range, or on other architectures). A scan in key order reads values that lie in
 /// the log in write order, i.e. all over memory; prefetching a few entries ahead keeps several
 /// of those cache misses in flight instead of one (measured: a full scan of 200,000 keys went
 /// from 8 to 16 million keys/s). Plain loads would not do: the CPU cannot retire past a load
 /// that misses, so its window fills up with them.
 #[inline]
-pub(crate) fn prefetch(bytes: &[u8], at: usize) {
+pub(crate) fn prefetch<T>(items: &[T], at: usize) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(byte) = bytes.get(at) {
+    if let Some(item) = items.get(at) {
         #[allow(unsafe_code)]
         // SAFETY: PREFETCHT0 is a hint with no architectural effect: it reads nothing into the
         // program, writes nothing and never faults, whatever the address; this one is moreover
-        // the address of a live, in-bounds byte of `bytes`.
+        // the address of a live, in-bounds item of `items`.
         unsafe {
             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                std::ptr::from_ref(byte).cast::<i8>(),
+                std::ptr::from_ref(item).cast::<i8>(),
             );
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, at);
+    let _ = (items, at);
 }
 
 /// Opens files and syncs directories.

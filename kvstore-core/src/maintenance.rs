@@ -155,7 +155,7 @@ impl Inner {
                 reason,
             });
         }
-        if !hint::worth_writing(&content, compacted) {
+        if compacted && !hint::worth_writing(hint::encoded_len(&content), content.segment_len) {
             return Ok(());
         }
         hint::write(&self.dir, id, &content)?;

@@ -28,12 +28,13 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// The hint of this segment, if one is worth writing: compacted segments of small values
-    /// are read at open about as fast as a hint repeating their keys, so the hint is only
-    /// built when it would be small next to the segment.
+    /// The hint of this segment, if one is worth writing ([`hint::worth_writing`]); the
+    /// entries are only built when even their least size would be worth it.
     fn hint(&self, lsn: Lsn) -> Option<Hint> {
-        let least_bytes = 36 + self.entries.len() * 5 + self.keys.len();
-        if least_bytes as u64 * 8 >= self.segment.len {
+        let least_bytes = hint::EMPTY_HINT_BYTES as u64
+            + self.entries.len() as u64 * hint::least_entry_bytes(0)
+            + self.keys.len() as u64;
+        if !hint::worth_writing(least_bytes, self.segment.len) {
             return None;
         }
         let content = Hint {
@@ -50,7 +51,7 @@ impl Pending {
                 })
                 .collect(),
         };
-        hint::worth_writing(&content, true).then_some(content)
+        hint::worth_writing(hint::encoded_len(&content), content.segment_len).then_some(content)
     }
 }
 

@@ -287,16 +287,28 @@ pub(crate) fn visit(
     Ok(segment_len)
 }
 
-/// Whether a hint is worth its bytes: always for log segments (they are read at every open
-/// until compacted); for compacted segments only when it is under an eighth of the segment,
-/// i.e. when values are large next to keys. Otherwise reading the segment at open costs little
-/// more than reading a hint that repeats every key, and skipping it keeps space near the data's.
-pub(crate) fn worth_writing(hint: &Hint, compacted: bool) -> bool {
-    if !compacted {
-        return true;
-    }
-    let bytes = (16 + TRAILER_BYTES + entries_len(hint)) as u64;
-    bytes * 8 < hint.segment_len
+/// Bytes of a hint file besides its entries: magic, version and segment id, then the trailer.
+pub(crate) const EMPTY_HINT_BYTES: usize = 16 + TRAILER_BYTES;
+
+/// Fewest bytes a hint entry for a key of `key_len` bytes takes.
+pub(crate) fn least_entry_bytes(key_len: usize) -> u64 {
+    (MIN_ENTRY_HEADER_BYTES + key_len) as u64
+}
+
+/// The encoded size of a hint file listing `hint`'s entries.
+pub(crate) fn encoded_len(hint: &Hint) -> u64 {
+    (EMPTY_HINT_BYTES + entries_len(hint)) as u64
+}
+
+/// Whether a compacted segment's hint of `hint_bytes` is worth writing for a segment of
+/// `segment_len` bytes: only when it is under an eighth of the segment, i.e. when values are
+/// large next to keys. Otherwise opening the store reads the segment itself (its records are
+/// checked and parsed in one pass, keys borrowed from the read buffer) for little more than
+/// reading a hint that repeats every key would cost, and compaction's output stays near the
+/// data's size. Log segments always get their hint: they are what a restart after a crash
+/// reads, often from a cold page cache, where the hint saves reading every value.
+pub(crate) fn worth_writing(hint_bytes: u64, segment_len: u64) -> bool {
+    hint_bytes.saturating_mul(8) < segment_len
 }
 
 /// Writes the hint for segment `id` durably: to a temporary name, synced, then renamed.

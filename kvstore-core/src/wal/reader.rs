@@ -11,17 +11,21 @@ const READ_AHEAD_BYTES: usize = 1 << 20;
 
 /// One valid record: its file offset, LSN, bytes and op spans (relative to `bytes`).
 #[derive(Debug)]
-pub(crate) struct RawRecord {
+pub(crate) struct RawRecord<B = Vec<u8>> {
     pub offset: u64,
     pub lsn: Lsn,
-    pub bytes: Vec<u8>,
+    pub bytes: B,
     pub spans: Spans,
 }
 
+/// A valid record whose bytes are borrowed from the reader's buffer: scans that only look at
+/// each record once need no copy of it.
+pub(crate) type RecordRef<'a> = RawRecord<&'a [u8]>;
+
 /// What the next read found.
 #[derive(Debug)]
-pub(crate) enum Next {
-    Record(RawRecord),
+pub(crate) enum Next<R = RawRecord> {
+    Record(R),
     /// Clean end: no bytes left.
     End,
     /// The bytes at `offset` are not a valid record.
@@ -95,7 +99,30 @@ impl RecordReader {
         Ok(true)
     }
 
+    /// The next record, owned.
     pub fn next(&mut self) -> std::io::Result<Next> {
+        Ok(match self.next_ref()? {
+            Next::Record(rec) => Next::Record(RawRecord {
+                offset: rec.offset,
+                lsn: rec.lsn,
+                bytes: rec.bytes.to_vec(),
+                spans: rec.spans,
+            }),
+            Next::End => Next::End,
+            Next::Damaged {
+                offset,
+                reason,
+                torn,
+            } => Next::Damaged {
+                offset,
+                reason,
+                torn,
+            },
+        })
+    }
+
+    /// The next record, borrowed from the read-ahead buffer until the next call.
+    pub fn next_ref(&mut self) -> std::io::Result<Next<RecordRef<'_>>> {
         if self.pos >= self.end {
             return Ok(Next::End);
         }
@@ -132,14 +159,14 @@ impl RecordReader {
                 torn: true,
             });
         }
-        let bytes = self.slice(total).to_vec();
-        match record::decode(&bytes) {
+        let at = (self.pos - self.buf_start) as usize;
+        match record::decode(&self.buf[at..at + total]) {
             Ok((lsn, spans)) => {
                 self.pos += total as u64;
                 Ok(Next::Record(RawRecord {
                     offset,
                     lsn,
-                    bytes,
+                    bytes: &self.buf[at..at + total],
                     spans,
                 }))
             }
