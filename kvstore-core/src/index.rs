@@ -33,20 +33,19 @@ impl Location {
         Ok(self.value_in(file, key, dir, &mut buf)?.to_vec())
     }
 
-    /// Starts loading this value's op (header, key and value) into the CPU cache if its
-    /// segment `file` is mapped, so that a read of it moments later does not wait for memory.
+    /// Starts loading this value's op (header, key and value) into the CPU cache where its
+    /// segment `file` holds it in memory (mapped, or the active segment's mirror), so that a
+    /// read of it moments later does not wait for memory.
     pub fn prefetch(&self, file: &dyn FileIo, key_len: usize) {
-        let Some(bytes) = file.mapped() else {
-            return;
-        };
-        let value = self.value_offset as usize;
-        let op_start =
-            value.saturating_sub(op_header_len(key_len, self.value_len as usize) + key_len);
-        let end = value + self.value_len as usize;
-        // One line for the start of the op, one for the end (an op of 16-byte keys and
-        // 100-byte values spans two or three 64-byte lines).
-        crate::io::prefetch(bytes, op_start);
-        crate::io::prefetch(bytes, end.saturating_sub(1));
+        let value = u64::from(self.value_offset);
+        let header_and_key = (op_header_len(key_len, self.value_len as usize) + key_len) as u64;
+        let op_start = value.saturating_sub(header_and_key);
+        // The op's first and last lines (an op of 16-byte keys and 100-byte values spans two
+        // or three 64-byte lines).
+        file.prefetch(
+            op_start,
+            (value - op_start) as usize + self.value_len as usize,
+        );
     }
 
     /// Like [`read_value`](Self::read_value), but borrows: from the mapped file when the

@@ -48,6 +48,16 @@ pub trait FileIo: Send + Sync + fmt::Debug {
     fn mapped(&self) -> Option<&[u8]> {
         None
     }
+    /// Asks the CPU to start loading `[offset, offset + len)` into its cache where those bytes
+    /// are in memory, so that reading them moments later does not wait for memory: a hint
+    /// that reads nothing and never fails. Default: the mapped bytes' first and last lines,
+    /// if the file is mapped.
+    fn prefetch(&self, offset: u64, len: usize) {
+        if let (Some(bytes), Ok(start)) = (self.mapped(), usize::try_from(offset)) {
+            prefetch(bytes, start);
+            prefetch(bytes, start.saturating_add(len).saturating_sub(1));
+        }
+    }
 }
 
 /// Seals `file` (see [`FileIo::seal`]); a failure only costs speed, so it is logged.

@@ -167,6 +167,22 @@ impl Mirror {
         true
     }
 
+    /// Prefetches the mirrored bytes at `offset` and `offset + len - 1`, where mirrored.
+    fn prefetch(&self, offset: u64, len: usize) {
+        let last = offset.saturating_add(len as u64).saturating_sub(1);
+        for at in [offset, last] {
+            let Some(at) = at
+                .checked_sub(self.base)
+                .and_then(|at| usize::try_from(at).ok())
+            else {
+                continue;
+            };
+            if let Some(chunk) = self.chunks.get(at / CHUNK_BYTES) {
+                crate::io::prefetch(chunk, at % CHUNK_BYTES);
+            }
+        }
+    }
+
     /// Drops every byte and keeps none from now on.
     fn clear(&mut self) {
         for chunk in std::mem::take(&mut self.chunks) {
@@ -258,6 +274,16 @@ impl FileIo for CachedTail {
     fn mapped(&self) -> Option<&[u8]> {
         self.inner.mapped()
     }
+
+    fn prefetch(&self, offset: u64, len: usize) {
+        if self.inner.mapped().is_some() {
+            return self.inner.prefetch(offset, len);
+        }
+        // Only a hint: not worth waiting for a writer that holds the mirror.
+        if let Some(mirror) = self.mirror.try_read() {
+            mirror.prefetch(offset, len);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +303,29 @@ mod tests {
         let mut partial = [0u8; 3];
         assert!(m.read(&mut partial, 15));
         assert_eq!(&partial, b"fgh");
+    }
+
+    /// A prefetch is a hint: any range, mirrored or not, empty or overflowing, is accepted
+    /// without effect on what reads return.
+    #[test]
+    fn prefetch_takes_any_range() {
+        let mut m = Mirror::new(10, TailChunks::new(1 << 20));
+        m.note_write(&vec![7u8; CHUNK_BYTES + 100], 10);
+        for (offset, len) in [
+            (0, 0),
+            (0, 5),
+            (9, 2),
+            (10, 0),
+            (10, CHUNK_BYTES + 100),
+            (CHUNK_BYTES as u64 + 5, 50),
+            (CHUNK_BYTES as u64 + 200, 10),
+            (u64::MAX, usize::MAX),
+        ] {
+            m.prefetch(offset, len);
+        }
+        let mut out = vec![0u8; CHUNK_BYTES + 100];
+        assert!(m.read(&mut out, 10));
+        assert!(out.iter().all(|b| *b == 7));
     }
 
     #[test]
