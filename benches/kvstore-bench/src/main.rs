@@ -47,6 +47,10 @@ struct Args {
     /// Directory for the stores (on the disk to measure; default: the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Runs of the whole workload per engine, the engines taking turns; the table shows each
+    /// figure's median (this shared machine moves single figures by a third).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Internal: run one engine in this process and print its figures.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -131,42 +135,81 @@ fn main() -> ExitCode {
     };
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let fsync = workload::fdatasync_p50_us(&base, 100, 2_000).unwrap_or((f64::NAN, f64::NAN));
-    let mut results = Vec::new();
-    for kind in &kinds {
-        eprintln!("running {} ...", kind.name);
-        let dir = match tempfile::Builder::new()
-            .prefix(&format!("kvstore-bench-{}-", kind.name))
-            .tempdir_in(&base)
-        {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("cannot create a directory in {}: {e}", base.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        let mut figures = Vec::new();
-        for stage in ["1", "2"] {
-            let out = Command::new(&exe)
-                .args(std::env::args().skip(1))
-                .args(["--child", kind.name, "--stage", stage, "--store-dir"])
-                .arg(dir.path())
-                .output();
-            match out {
-                Ok(out) if out.status.success() => {
-                    figures.extend(parse_figures(&String::from_utf8_lossy(&out.stdout)));
+    // Per engine, the figures of every round.
+    let mut rounds: Vec<Vec<Vec<Figure>>> = vec![Vec::new(); kinds.len()];
+    for round in 1..=args.rounds {
+        for (kind, kind_rounds) in kinds.iter().zip(rounds.iter_mut()) {
+            eprintln!(
+                "running {} (round {round} of {}) ...",
+                kind.name, args.rounds
+            );
+            match run_engine(&exe, &base, kind.name) {
+                Ok(figures) => kind_rounds.push(figures),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
                 }
-                Ok(out) => eprintln!(
-                    "{} failed: {}",
-                    kind.name,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Err(e) => eprintln!("{} could not start: {e}", kind.name),
             }
         }
-        results.push((kind, figures));
     }
+    let results: Vec<_> = kinds
+        .iter()
+        .zip(rounds)
+        .map(|(kind, kind_rounds)| (kind, medians(&kind_rounds)))
+        .collect();
     print!("{}", report::table(&args_line(&args), fsync, &results));
     ExitCode::SUCCESS
+}
+
+/// Runs both stages of the workload for one engine, each in a child process, on a fresh
+/// store under `base`; returns the figures of the stages that succeeded (a failed stage is
+/// reported and its rows stay empty).
+fn run_engine(
+    exe: &std::path::Path,
+    base: &std::path::Path,
+    name: &str,
+) -> BenchResult<Vec<Figure>> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kvstore-bench-{name}-"))
+        .tempdir_in(base)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
+    let mut figures = Vec::new();
+    for stage in ["1", "2"] {
+        let out = Command::new(exe)
+            .args(std::env::args().skip(1))
+            .args(["--child", name, "--stage", stage, "--store-dir"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {
+                figures.extend(parse_figures(&String::from_utf8_lossy(&out.stdout)));
+            }
+            Ok(out) => eprintln!(
+                "{name} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => eprintln!("{name} could not start: {e}"),
+        }
+    }
+    Ok(figures)
+}
+
+/// Each row's median over the rounds, rows in the order they were first seen.
+fn medians(rounds: &[Vec<Figure>]) -> Vec<Figure> {
+    let mut rows: Vec<(Figure, Vec<f64>)> = Vec::new();
+    for figure in rounds.iter().flatten() {
+        match rows.iter_mut().find(|(f, _)| f.row == figure.row) {
+            Some((_, values)) => values.push(figure.value),
+            None => rows.push((figure.clone(), vec![figure.value])),
+        }
+    }
+    rows.into_iter()
+        .map(|(mut figure, mut values)| {
+            values.sort_by(f64::total_cmp);
+            figure.value = values[values.len() / 2];
+            figure
+        })
+        .collect()
 }
 
 fn args_line(args: &Args) -> String {
@@ -182,8 +225,13 @@ fn args_line(args: &Args) -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rounds = if args.rounds > 1 {
+        format!(" Each figure is the median of {} rounds.", args.rounds)
+    } else {
+        String::new()
+    };
     format!(
-        "{} keys of {} B, values of {} B, {} random gets, seed {}.\nMachine: {cores} cores, {cpu}.\n\
+        "{} keys of {} B, values of {} B, {} random gets, seed {}.{rounds}\nMachine: {cores} cores, {cpu}.\n\
          Command: kvstore-bench {}",
         args.keys,
         args.key_bytes,
