@@ -110,6 +110,18 @@ const SPIN_WINDOWS: u32 = 3;
 /// share each fsync; with dozens, the extra ones would only make the processors busy.
 const MAX_SPINNERS: usize = 4;
 
+/// How many writers may watch at once here: [`MAX_SPINNERS`], and never more than there are
+/// processors. A watcher beyond them takes a processor from the syncing leader or from the
+/// writers whose results just came in (measured on 2 vCPUs, 4 durable writers, binaries
+/// alternating: 2 watchers ran 5.5% and 7% faster than 4, medians of 18 and 36 runs).
+fn max_spinners() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let processors = thread::available_parallelism().map_or(1, |n| n.get());
+        MAX_SPINNERS.min(processors)
+    })
+}
+
 /// A yield that takes longer than this ran another thread for a time slice: the processors
 /// are wanted elsewhere. (Measured: with 4 writers alone, 98% of yields take under 10 µs and
 /// none over 2 ms; beside two busy loops, most take over 2 ms.)
@@ -271,7 +283,7 @@ impl CommitQueue {
     }
 
     /// Waits until a leader posts after `seen`: for up to `budget` by yielding the processor
-    /// in a loop (when fewer than [`MAX_SPINNERS`] writers already do), then by parking.
+    /// in a loop (when fewer than [`max_spinners`] writers already do), then by parking.
     ///
     /// A durable writer waits about one fsync, and a parked thread takes 15-45 µs to run
     /// again once woken on a virtual machine whose idle vCPUs halt: with 4 writers that
@@ -288,7 +300,7 @@ impl CommitQueue {
     /// ends the spin and stops all spinning for [`SPIN_PAUSE`].
     fn await_post(&self, seen: u64, budget: Duration) {
         let paused = clock() < self.spin_paused_until.load(Ordering::Relaxed);
-        if paused || self.spinners.fetch_add(1, Ordering::AcqRel) >= MAX_SPINNERS {
+        if paused || self.spinners.fetch_add(1, Ordering::AcqRel) >= max_spinners() {
             if !paused {
                 self.spinners.fetch_sub(1, Ordering::AcqRel);
             }
