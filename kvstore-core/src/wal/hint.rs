@@ -180,19 +180,24 @@ pub(crate) struct EntryRef<'a> {
     pub is_delete: bool,
 }
 
+impl EntryRef<'_> {
+    /// The entry with its key copied out.
+    pub(crate) fn to_entry(self) -> HintEntry {
+        HintEntry {
+            key: self.key.to_vec(),
+            lsn: self.lsn,
+            value_offset: self.value_offset,
+            value_len: self.value_len,
+            is_delete: self.is_delete,
+        }
+    }
+}
+
 /// Decodes a hint file, or says why it cannot be trusted.
 #[cfg(test)]
 pub(crate) fn decode(id: SegmentId, buf: &[u8]) -> std::result::Result<Hint, String> {
     let mut entries = Vec::new();
-    let segment_len = visit(id, buf, |e| {
-        entries.push(HintEntry {
-            key: e.key.to_vec(),
-            lsn: e.lsn,
-            value_offset: e.value_offset,
-            value_len: e.value_len,
-            is_delete: e.is_delete,
-        })
-    })?;
+    let segment_len = visit(id, buf, |e| entries.push(e.to_entry()))?;
     Ok(Hint {
         segment_len,
         entries,

@@ -12,7 +12,7 @@ use crate::io::FileIo;
 use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
 use crate::tail_cache::{CachedTail, TailChunks};
-use crate::wal::hint::{self, EntryRef, Hint, HintBuilder, HintEntry};
+use crate::wal::hint::{self, EntryRef, Hint, HintBuilder};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
@@ -82,15 +82,7 @@ pub(crate) fn scan_segment(
     file_len: u64,
 ) -> std::io::Result<(Hint, Option<Damage>)> {
     let mut entries = Vec::new();
-    let (segment_len, damage) = visit_segment(file, file_len, |e| {
-        entries.push(HintEntry {
-            key: e.key.to_vec(),
-            lsn: e.lsn,
-            value_offset: e.value_offset,
-            value_len: e.value_len,
-            is_delete: e.is_delete,
-        })
-    })?;
+    let (segment_len, damage) = visit_segment(file, file_len, |e| entries.push(e.to_entry()))?;
     Ok((
         Hint {
             segment_len,
