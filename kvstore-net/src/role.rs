@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kvstore_replication::{epoch, ReplicaEndpoint, Replicator};
+use kvstore_replication::{epoch, timeline, ReplicaEndpoint, Replicator};
 use parking_lot::Mutex;
 
 use crate::config::ReplicationMode;
@@ -221,6 +221,11 @@ fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
     let own = node.listen_addr.to_string();
     let replicas: Vec<&String> = node.config.replicas.iter().filter(|r| **r != own).collect();
     if replicas.is_empty() {
+        // No replicator begins this incarnation: record it here, so that a replica attached
+        // after a later restart can tell this incarnation's writes apart (see
+        // `kvstore_replication::timeline`).
+        timeline::begin_incarnation(dir, epoch, node.store.last_lsn() + 1)
+            .map_err(replication_err)?;
         return Ok(MasterRole {
             epoch,
             replicator: None,

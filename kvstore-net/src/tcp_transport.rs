@@ -207,6 +207,10 @@ impl Transport for TcpTransport {
         if hello.force_resync {
             args.push(b"FORCE".to_vec());
         }
+        if !hello.timeline.is_empty() {
+            args.push(b"TIMELINE".to_vec());
+            args.push(hello.timeline.encode().into_bytes());
+        }
         match self.round_trip(&args)? {
             Frame::Array(items) if items.len() == 4 => {
                 let (Some(applied_lsn), Some(epoch)) = (int(&items[0]), int(&items[1])) else {

@@ -82,8 +82,66 @@ fn replicate_session_applies_in_order_and_reports_gaps() -> TestResult {
     // A master whose log ends before our applied LSN is refused as diverged.
     old.check(
         &resp(&[b"REPLICATE", b"HELLO", b"empty", b"4", b"0"]),
-        b"-DIVERGED replica applied up to LSN 3 but the master's log ends at LSN 0\r\n",
+        b"-DIVERGED replica applied up to LSN 3 but its log agrees with the master's only up to LSN 0\r\n",
     )?;
+    Ok(())
+}
+
+/// `REPLICATE HELLO m 1 <master-last-lsn> <options…>`.
+fn hello(master_last_lsn: &str, options: &[&str]) -> Vec<u8> {
+    let mut args: Vec<&[u8]> = vec![
+        b"REPLICATE",
+        b"HELLO",
+        b"m",
+        b"1",
+        master_last_lsn.as_bytes(),
+    ];
+    args.extend(options.iter().map(|o| o.as_bytes()));
+    resp(&args)
+}
+
+#[test]
+fn hello_timelines_refuse_a_master_that_rewrote_applied_lsns() -> TestResult {
+    let server = TestServer::start_with(|c| c.replica(true))?;
+    let accepted_at = |applied: u8| format!("*4\r\n:{applied}\r\n:1\r\n:-1\r\n:0\r\n");
+    let mut c = server.raw()?;
+    c.check(
+        &hello("0", &["TIMELINE", "1:7:1"]),
+        accepted_at(0).as_bytes(),
+    )?;
+    c.check(&resp(&[b"REPLICATE", b"PUT", b"1", b"a", b"1"]), b":1\r\n")?;
+    c.check(&resp(&[b"REPLICATE", b"PUT", b"2", b"b", b"2"]), b":2\r\n")?;
+    // The master lost LSN 2 and restarted there (incarnation 8): it now has another LSN 2.
+    let mut restarted = server.raw()?;
+    restarted.check(
+        &hello("5", &["TIMELINE", "1:7:1,1:8:2"]),
+        b"-DIVERGED replica applied up to LSN 2 but its log agrees with the master's only up to LSN 1\r\n",
+    )?;
+    // A restart that kept both records is followed; FORCE and TIMELINE in either order.
+    restarted.check(
+        &hello("5", &["TIMELINE", "1:7:1,1:9:3"]),
+        accepted_at(2).as_bytes(),
+    )?;
+    restarted.check(
+        &hello("5", &["TIMELINE", "1:7:1,1:8:2", "FORCE"]),
+        accepted_at(2).as_bytes(),
+    )?;
+    for (bad, why) in [
+        ("1:7", "an entry is not epoch:incarnation:start"),
+        ("1:7:2,1:8:2", "starts do not ascend"),
+        ("x:y:z", "not a number"),
+    ] {
+        restarted.check(
+            &hello("5", &["TIMELINE", bad]),
+            format!("-ERR protocol violation: bad timeline \"{bad}\": {why}\r\n").as_bytes(),
+        )?;
+    }
+    restarted.check(
+        &hello("5", &["TIMELINE"]),
+        b"-ERR wrong number of arguments for 'replicate' command\r\n",
+    )?;
+    restarted.check(&hello("5", &["LATER"]), b"-ERR syntax error\r\n")?;
+    assert_eq!(server.store_len(), 2, "no refusal touched the data");
     Ok(())
 }
 

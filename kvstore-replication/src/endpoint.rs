@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::epoch;
 use crate::error::{Error, Result};
 use crate::protocol::{Ack, Hello, HelloReply, SnapshotAck, SnapshotChunk, SnapshotProgress};
+use crate::timeline::Timeline;
 
 /// Wraps a replica's [`KvStore`]: checks epochs, applies records in LSN order, ignores
 /// duplicates, reports gaps and installs snapshots. Cheap to clone; clones share state.
@@ -21,7 +22,13 @@ use crate::protocol::{Ack, Hello, HelloReply, SnapshotAck, SnapshotChunk, Snapsh
 /// use kvstore_replication::{Hello, ReplicaEndpoint};
 /// # let dir = tempfile::tempdir()?;
 /// let replica = ReplicaEndpoint::open(kvstore_core::KvStore::open(dir.path())?)?;
-/// let hello = Hello { master_id: "m".into(), epoch: 1, master_last_lsn: 0, force_resync: false };
+/// let hello = Hello {
+///     master_id: "m".into(),
+///     epoch: 1,
+///     master_last_lsn: 0,
+///     force_resync: false,
+///     timeline: Default::default(),
+/// };
 /// assert_eq!(replica.hello(&hello)?.applied_lsn, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -46,6 +53,11 @@ struct EndpointState {
     epoch: u64,
     /// Set by a forced HELLO: the next snapshot may replace newer contents.
     rewind_allowed: bool,
+    /// The timeline of the master whose records this store holds, durably stored.
+    timeline: Timeline,
+    /// A forced session's master timeline: adopted once its snapshot is installed, since
+    /// until then the store still holds its own, diverged records.
+    pending_timeline: Option<Timeline>,
     install: Option<InstallInProgress>,
 }
 
@@ -80,14 +92,18 @@ pub struct EndpointStats {
 }
 
 impl ReplicaEndpoint {
-    /// Wraps `store`, reading the epoch it has accepted from its data directory (0 if none).
+    /// Wraps `store`, reading the epoch it has accepted (0 if none) and the timeline of the
+    /// master it follows from its data directory.
     pub fn open(store: KvStore) -> Result<Self> {
         let epoch = epoch::read_epoch(store.path())?.unwrap_or(0);
+        let timeline = Timeline::read(store.path())?;
         Ok(ReplicaEndpoint {
             store,
             state: Arc::new(Mutex::new(EndpointState {
                 epoch,
                 rewind_allowed: false,
+                timeline,
+                pending_timeline: None,
                 install: None,
             })),
             counters: Arc::new(EndpointCounters::default()),
@@ -119,9 +135,12 @@ impl ReplicaEndpoint {
         }
     }
 
-    /// Opens a session. Refuses a lower epoch ([`Error::StaleEpoch`]) and a master whose log
-    /// ends before this replica's applied LSN ([`Error::Diverged`], unless `force_resync`);
-    /// a refusal changes nothing. A higher epoch is stored durably before the reply.
+    /// Opens a session. Refuses a lower epoch ([`Error::StaleEpoch`]), and a master whose log
+    /// does not hold what this replica applied ([`Error::Diverged`], unless `force_resync`): one
+    /// whose log ends before the applied LSN, or whose timeline parts from this replica's at or
+    /// before it (see [`crate::timeline`]). A refusal changes nothing. A higher epoch and the
+    /// master's timeline are stored durably before the reply (the timeline of a forced session
+    /// only once its snapshot is installed).
     pub fn hello(&self, hello: &Hello) -> Result<HelloReply> {
         let mut state = self.state.lock();
         if hello.epoch < state.epoch {
@@ -131,15 +150,28 @@ impl ReplicaEndpoint {
             });
         }
         let applied = self.store.applied_lsn();
-        if applied > hello.master_last_lsn && !hello.force_resync {
-            return Err(Error::Diverged {
-                replica_lsn: applied,
-                master_lsn: hello.master_last_lsn,
+        if !hello.force_resync {
+            let parting = state.timeline.first_difference(&hello.timeline);
+            let agreed_up_to = parting.map_or(hello.master_last_lsn, |lsn| {
+                hello.master_last_lsn.min(lsn.saturating_sub(1))
             });
+            if applied > agreed_up_to {
+                return Err(Error::Diverged {
+                    replica_lsn: applied,
+                    master_lsn: agreed_up_to,
+                });
+            }
         }
         if hello.epoch > state.epoch {
             epoch::write_epoch(self.store.path(), hello.epoch)?;
             state.epoch = hello.epoch;
+        }
+        state.pending_timeline = None;
+        if hello.force_resync {
+            state.pending_timeline = Some(hello.timeline.clone());
+        } else if !hello.timeline.is_empty() && hello.timeline != state.timeline {
+            hello.timeline.write(self.store.path())?;
+            state.timeline = hello.timeline.clone();
         }
         state.rewind_allowed = hello.force_resync;
         tracing::debug!(master = %hello.master_id, epoch = hello.epoch, applied, "replication session opened");
@@ -151,6 +183,12 @@ impl ReplicaEndpoint {
                 next_seq: i.next_seq,
             }),
         })
+    }
+
+    /// The timeline of the master whose records this store holds (empty before the first
+    /// session with a master that keeps one).
+    pub fn timeline(&self) -> Timeline {
+        self.state.lock().timeline.clone()
     }
 
     fn check_session(state: &EndpointState, epoch: u64) -> Result<()> {
@@ -309,6 +347,11 @@ impl ReplicaEndpoint {
         let next_seq = done.next_seq;
         done.install.finish()?;
         state.rewind_allowed = false;
+        if let Some(timeline) = state.pending_timeline.take() {
+            // The store now holds the master's records only: its timeline is the master's.
+            timeline.write(self.store.path())?;
+            state.timeline = timeline;
+        }
         self.counters
             .snapshots_installed
             .fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,7 @@ fn epoch_path(dir: &Path) -> PathBuf {
     dir.join(EPOCH_FILE_NAME)
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.to_path_buf(),
         source,
@@ -45,10 +45,16 @@ pub fn read_epoch(dir: &Path) -> Result<Option<u64>> {
 /// Stores `epoch` in `dir` durably: written to a temporary file, synced, renamed over the old
 /// one, and the directory synced, so a crash leaves either the old or the new epoch.
 pub fn write_epoch(dir: &Path, epoch: u64) -> Result<()> {
-    let path = epoch_path(dir);
-    let tmp = dir.join(format!("{EPOCH_FILE_NAME}.new"));
+    write_durably(dir, EPOCH_FILE_NAME, &format!("{epoch}\n"))
+}
+
+/// Replaces the file `name` in `dir` with `contents` so that a crash leaves the old or the new
+/// file whole: a synced temporary file renamed over it, then the directory synced.
+pub(crate) fn write_durably(dir: &Path, name: &str, contents: &str) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.new"));
     let mut file = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    file.write_all(format!("{epoch}\n").as_bytes())
+    file.write_all(contents.as_bytes())
         .map_err(|e| io_err(&tmp, e))?;
     file.sync_all().map_err(|e| io_err(&tmp, e))?;
     drop(file);

@@ -25,13 +25,14 @@ pub enum Error {
         /// The epoch the replica has durably accepted.
         replica_epoch: u64,
     },
-    /// The replica holds records the master does not have (its applied LSN is beyond the
-    /// master's last LSN); it is left untouched until an operator forces a resync.
-    #[error("DIVERGED replica applied up to LSN {replica_lsn} but the master's log ends at LSN {master_lsn}")]
+    /// The replica holds records the master does not have: its applied LSN is beyond the
+    /// master's last LSN, or beyond the point where the two logs' timelines part (see
+    /// [`crate::timeline`]). It is left untouched until an operator forces a resync.
+    #[error("DIVERGED replica applied up to LSN {replica_lsn} but its log agrees with the master's only up to LSN {master_lsn}")]
     Diverged {
         /// The replica's applied LSN.
         replica_lsn: Lsn,
-        /// The master's last LSN.
+        /// The last LSN up to which the replica's log is known to hold the master's records.
         master_lsn: Lsn,
     },
     /// Records or snapshot chunks arrived without a HELLO having opened a session.

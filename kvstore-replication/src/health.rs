@@ -14,7 +14,7 @@ pub enum ReplicaState {
     /// Too many consecutive failures: skipped for new sends, probed periodically.
     Unhealthy,
     /// The replica holds records the master lacks (or refused the master's epoch): left
-    /// untouched until an operator forces a resync.
+    /// untouched until an operator forces a resync or empties it; probed periodically.
     Diverged,
 }
 
@@ -50,6 +50,8 @@ pub enum HealthEvent {
     Refused,
     /// An operator forced a resync.
     ForcedResync,
+    /// A diverged replica accepted a plain session: an operator emptied or restored it.
+    Rejoined,
 }
 
 /// Health bookkeeping for one replica.
@@ -115,7 +117,7 @@ impl ReplicaHealth {
                 self.last_failure = Some(now);
                 self.state = ReplicaState::Diverged;
             }
-            HealthEvent::ForcedResync => {
+            HealthEvent::ForcedResync | HealthEvent::Rejoined => {
                 self.consecutive_failures = 0;
                 self.state = ReplicaState::Connecting;
             }
@@ -188,6 +190,21 @@ mod tests {
         assert_eq!(
             h.on_event(HealthEvent::Success { caught_up: true }, t0, 3),
             ReplicaState::Streaming
+        );
+    }
+
+    #[test]
+    fn a_diverged_replica_that_accepts_the_master_again_rejoins() {
+        let t0 = Instant::now();
+        let mut h = ReplicaHealth::default();
+        h.on_event(HealthEvent::Refused, t0, 3);
+        assert_eq!(
+            h.on_event(HealthEvent::Rejoined, t0, 3),
+            ReplicaState::Connecting
+        );
+        assert_eq!(
+            h.on_event(HealthEvent::Success { caught_up: false }, t0, 3),
+            ReplicaState::CatchingUp
         );
     }
 

@@ -43,6 +43,7 @@
 //! - pure decisions: [`retry`](Backoff), [`health`](ReplicaHealth), [`quorum`](acked_count),
 //!   [`plan`](next_step), [`lag`](LagBook)
 //! - [`status`](ReplicationStatus): metrics; [`epoch`]: the durable epoch file;
+//!   [`timeline`]: which master incarnation wrote which LSNs (the divergence check);
 //!   [`error`](Error): the crate's error type
 
 #![forbid(unsafe_code)]
@@ -63,6 +64,7 @@ mod replicator;
 mod retry;
 mod shared;
 mod status;
+pub mod timeline;
 mod transport;
 mod worker;
 
@@ -85,4 +87,5 @@ pub use quorum::{acked_count, admit, majority, quorum_reached};
 pub use replicator::{Replicator, WithReplicas};
 pub use retry::Backoff;
 pub use status::{ReplicaStatus, ReplicationStatus};
+pub use timeline::{Timeline, TimelineEntry};
 pub use transport::{BoxedTransport, Transport, DEFAULT_ACK_TIMEOUT};

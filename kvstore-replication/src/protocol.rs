@@ -7,6 +7,8 @@
 
 use kvstore_core::{EncodedWalRecord, Lsn};
 
+use crate::timeline::Timeline;
+
 /// Opens a replication session. Sent by the master's worker on every (re)connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -21,6 +23,10 @@ pub struct Hello {
     /// Operator-forced resync: the replica accepts the session even if diverged, and the master
     /// will replace its contents with a snapshot.
     pub force_resync: bool,
+    /// The master's incarnations: a replica whose applied LSN reaches the first LSN where its
+    /// own timeline and this one differ refuses with [`crate::Error::Diverged`] unless
+    /// `force_resync` is set (see [`crate::timeline`]). Empty from a master that keeps none.
+    pub timeline: Timeline,
 }
 
 /// The replica's answer to [`Hello`].

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::queue::Backlog;
 use crate::shared::{AckBoard, ReplicaShared, Shared};
 use crate::status::{ReplicaStatus, ReplicationStatus};
+use crate::timeline;
 use crate::worker::Worker;
 
 /// Streams a master store's commits to its replicas, one worker thread per replica.
@@ -58,10 +59,13 @@ impl ReplicatorBuilder {
     pub fn attach(self, store: &KvStore) -> Result<Replicator> {
         self.validate()?;
         let epoch = epoch::master_epoch(store.path(), self.settings.epoch)?;
+        // Before the first write replicas will see from this master: see `timeline`.
+        let timeline = timeline::begin_incarnation(store.path(), epoch, store.last_lsn() + 1)?;
         let names: Vec<String> = self.transports.iter().map(|t| t.describe()).collect();
         let capacity = self.settings.queue_capacity;
         let shared = Arc::new(Shared {
             epoch,
+            timeline,
             replicas: names.into_iter().map(ReplicaShared::new).collect(),
             acks: AckBoard::new(self.transports.len()),
             backlog: Backlog::new(capacity, self.settings.queue_bytes, self.transports.len()),

@@ -11,6 +11,7 @@ use crate::config::{ReplicationMode, Settings};
 use crate::health::{HealthEvent, ReplicaHealth, ReplicaState};
 use crate::queue::Backlog;
 use crate::quorum;
+use crate::timeline::Timeline;
 
 /// How often (in records) the lag book forgets what every replica acknowledged.
 const LAG_TRIM_EVERY: Lsn = 4096;
@@ -130,6 +131,8 @@ impl AckBoard {
 pub(crate) struct Shared {
     pub settings: Settings,
     pub epoch: u64,
+    /// This master's incarnations, sent in every HELLO.
+    pub timeline: Timeline,
     pub replicas: Vec<ReplicaShared>,
     pub acks: AckBoard,
     /// The replicas' live queue, closed when the replicator closes.

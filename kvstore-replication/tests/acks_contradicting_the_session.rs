@@ -23,6 +23,7 @@ fn replica_holding(
         epoch: 1,
         master_last_lsn: u64::MAX,
         force_resync: false,
+        timeline: Default::default(),
     };
     endpoint.hello(&hello)?;
     endpoint.apply_many(1, records)?;

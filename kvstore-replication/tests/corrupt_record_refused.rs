@@ -14,6 +14,7 @@ fn hello(master_last_lsn: u64) -> Hello {
         epoch: 1,
         master_last_lsn,
         force_resync: false,
+        timeline: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ fn an_oversized_snapshot_value_is_refused_up_front() -> Result<(), Box<dyn std::
         epoch: 1,
         master_last_lsn: 10,
         force_resync: true,
+        timeline: Default::default(),
     })?;
     let chunk = SnapshotChunk {
         snapshot_lsn: 10,

@@ -76,7 +76,10 @@ fn server(out: &mut String, node: &Node) {
     field!(out, "run_id", node.run_id);
     field!(out, "tcp_port", node.listen_addr.port());
     field!(out, "uptime_in_seconds", node.started.elapsed().as_secs());
-    field!(out, "executable_model", "thread-per-connection");
+    // Redis 7's field; each of the `io_threads` event loops serves its own connections, and
+    // a connection that runs a blocking command gets a thread of its own.
+    field!(out, "executable_model", "event-loop");
+    field!(out, "io_threads", node.config.io_threads);
 }
 
 fn clients(out: &mut String, node: &Node) {

@@ -2,7 +2,7 @@
 //! [`crate::TcpTransport`] on an authenticated connection. A master refuses them all.
 //!
 //! ```text
-//! REPLICATE HELLO <master-id> <epoch> <master-last-lsn> [FORCE]
+//! REPLICATE HELLO <master-id> <epoch> <master-last-lsn> [FORCE] [TIMELINE <e:i:s,…>]
 //!     -> *4 :applied_lsn :epoch :snapshot_lsn (-1: none in progress) :next_seq
 //! REPLICATE LOG <blob>                              -> :applied_lsn
 //! REPLICATE PUT <lsn> <key> <value>                 -> :applied_lsn
@@ -18,10 +18,12 @@
 //! refused whole (`-ERR …`) and applies nothing. `PUT`, `DELETE`, `BATCHPUT` and `BATCH` are
 //! the text form of one record, for a plain socket (and for a record too large for a blob).
 //! An applied LSN below the record's LSN reports a gap (the master resends). Refusals:
-//! `-STALEEPOCH …`, `-DIVERGED …`, `-NOSESSION …`.
+//! `-STALEEPOCH …`, `-DIVERGED …`, `-NOSESSION …`. `TIMELINE` lists the master's
+//! incarnations as `epoch:incarnation:first-lsn` (see `kvstore_replication::timeline`): a
+//! replica whose log parts from it at or before its applied LSN answers `-DIVERGED`.
 
 use kvstore_core::{Lsn, Op, WalRecord};
-use kvstore_replication::{Hello, ReplicaEndpoint, SnapshotChunk, SnapshotPiece};
+use kvstore_replication::{Hello, ReplicaEndpoint, SnapshotChunk, SnapshotPiece, Timeline};
 
 use super::args::syntax_error;
 use super::{mset, set, store_error, Args, Ctx};
@@ -161,18 +163,24 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
     let master_id = String::from_utf8_lossy(args.next_bytes()?).into_owned();
     let epoch = args.next_u64()?;
     let master_last_lsn = args.next_u64()?;
-    let force_resync = match args.next_opt() {
-        None => false,
-        Some(flag) if flag.eq_ignore_ascii_case(b"FORCE") => true,
-        Some(_) => return Err(syntax_error()),
-    };
-    args.finish()?;
+    let (mut force_resync, mut timeline) = (false, Timeline::default());
+    while let Some(option) = args.next_opt() {
+        if option.eq_ignore_ascii_case(b"FORCE") {
+            force_resync = true;
+        } else if option.eq_ignore_ascii_case(b"TIMELINE") {
+            let text = std::str::from_utf8(args.next_bytes()?).map_err(|_| syntax_error())?;
+            timeline = Timeline::decode(text).map_err(|e| Frame::error(format!("ERR {e}")))?;
+        } else {
+            return Err(syntax_error());
+        }
+    }
     let reply = endpoint
         .hello(&Hello {
             master_id: master_id.clone(),
             epoch,
             master_last_lsn,
             force_resync,
+            timeline,
         })
         .map_err(replication_error)?;
     ctx.session.replication_epoch = Some(reply.epoch);

@@ -18,34 +18,34 @@ use crate::shared::ReplicaShared;
 const QUEUE_RACE_WAIT: Duration = Duration::from_millis(2);
 
 impl Worker {
-    /// Opens a session with HELLO, unless the replica is diverged (waiting for an operator) or
-    /// unhealthy and not yet due for a probe. Returns whether a session is open.
+    /// Opens a session with HELLO, unless the replica is diverged or unhealthy and not yet due
+    /// for a probe. Returns whether a session is open.
+    ///
+    /// A diverged replica is probed with a plain HELLO once per probe interval: it refuses
+    /// again and stays untouched while it holds records the master lacks, and is accepted once
+    /// an operator has emptied or restored it (or forces a resync through
+    /// [`crate::Replicator::force_resync`]).
     pub(super) fn open_session(&mut self) -> bool {
         let settings = &self.shared.settings;
         let probe_interval = settings.probe_interval;
-        match self.replica().state() {
-            ReplicaState::Diverged => {
-                if !(self.forcing || self.force_requested()) {
-                    self.pause(probe_interval);
-                    return false;
-                }
-                self.shared
-                    .health_event(self.idx, HealthEvent::ForcedResync);
-                self.forcing = true;
+        let state = self.replica().state();
+        let forced = state == ReplicaState::Diverged && (self.forcing || self.force_requested());
+        if forced {
+            self.shared
+                .health_event(self.idx, HealthEvent::ForcedResync);
+            self.forcing = true;
+        } else if matches!(state, ReplicaState::Diverged | ReplicaState::Unhealthy) {
+            let due = self
+                .replica()
+                .health
+                .lock()
+                .probe_due(Instant::now(), probe_interval);
+            if !due {
+                self.pause(Duration::from_millis(10).min(probe_interval));
+                return false;
             }
-            ReplicaState::Unhealthy => {
-                let due = self
-                    .replica()
-                    .health
-                    .lock()
-                    .probe_due(Instant::now(), probe_interval);
-                if !due {
-                    self.pause(Duration::from_millis(10).min(probe_interval));
-                    return false;
-                }
-            }
-            _ => {}
         }
+        let rejoin_probe = state == ReplicaState::Diverged && !forced;
         // Kept until the snapshot is installed: a failure before that retries forced.
         if self.force_requested() {
             self.forcing = true;
@@ -60,6 +60,7 @@ impl Worker {
             epoch: self.shared.epoch,
             master_last_lsn: master_last,
             force_resync: force,
+            timeline: self.shared.timeline.clone(),
         };
         let reply = match self.transport.hello(&hello) {
             Ok(reply) => reply,
@@ -69,6 +70,10 @@ impl Worker {
             }
         };
         self.attempt = 0;
+        if rejoin_probe {
+            tracing::info!(replica = %self.replica().name, applied = reply.applied_lsn, "a diverged replica accepted the master again");
+            self.shared.health_event(self.idx, HealthEvent::Rejoined);
+        }
         let applied = if force { 0 } else { reply.applied_lsn };
         self.session = Some(Session {
             acked: applied,

@@ -17,6 +17,7 @@ pub fn hello(epoch: u64, master_last_lsn: u64) -> Hello {
         epoch,
         master_last_lsn,
         force_resync: false,
+        timeline: Default::default(),
     }
 }
 

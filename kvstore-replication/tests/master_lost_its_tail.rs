@@ -1,0 +1,200 @@
+//! A master that restarts without the tail of its log (fsync once a second and a power cut, or
+//! an operator restoring an older copy) and then writes past the LSN a replica had reached must
+//! not be followed by that replica: the replica's records beyond the lost point differ from the
+//! master's new ones under the same LSNs. Comparing LSNs alone accepted it and left the replica
+//! silently different from the master; the timelines in HELLO refuse it (diverged) until an
+//! operator forces a resync, after which the replica equals the master.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kvstore_core::{Op, WalRecord};
+use kvstore_replication::{
+    Error, Hello, ReplicaEndpoint, ReplicaState, Replicator, SnapshotChunk, SnapshotPiece, Timeline,
+};
+
+fn timeline(entries: &[(u64, u64, u64)]) -> Timeline {
+    let mut t = Timeline::default();
+    for &(epoch, incarnation, start) in entries {
+        t.begin(epoch, incarnation, start);
+    }
+    t
+}
+
+fn hello_with(timeline: &Timeline, master_last_lsn: u64, force_resync: bool) -> Hello {
+    Hello {
+        master_id: "m".into(),
+        epoch: 1,
+        master_last_lsn,
+        force_resync,
+        timeline: timeline.clone(),
+    }
+}
+
+fn put(lsn: u64) -> WalRecord {
+    WalRecord {
+        lsn,
+        ops: vec![Op::Put {
+            key: format!("k{lsn:02}").into_bytes(),
+            value: b"old".to_vec(),
+        }],
+    }
+}
+
+#[test]
+fn the_endpoint_refuses_a_timeline_that_parts_before_its_applied_lsn() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let first = timeline(&[(1, 10, 1)]);
+    {
+        let endpoint = ReplicaEndpoint::open(fast().open(dir.path())?)?;
+        endpoint.hello(&hello_with(&first, 0, false))?;
+        let records: Vec<WalRecord> = (1..=10).map(put).collect();
+        endpoint.apply_many(1, &records)?;
+        assert_eq!(endpoint.timeline(), first);
+    }
+    let endpoint = reopen(dir.path())?;
+    assert_eq!(
+        endpoint.timeline(),
+        first,
+        "the timeline survives a restart"
+    );
+
+    // Restarted at 8 (lost 8..=10), then wrote up to 20: diverged at 8, so agreed up to 7.
+    let lost_tail = timeline(&[(1, 10, 1), (1, 11, 8)]);
+    match endpoint.hello(&hello_with(&lost_tail, 20, false)) {
+        Err(Error::Diverged {
+            replica_lsn: 10,
+            master_lsn: 7,
+        }) => {}
+        other => panic!("expected a divergence at 7, got {other:?}"),
+    }
+    assert_eq!(endpoint.timeline(), first, "a refusal changes nothing");
+    assert_eq!(endpoint.applied_lsn(), 10);
+
+    // Restarted at 11 with everything kept: the replica follows, and takes the new timeline.
+    let kept = timeline(&[(1, 10, 1), (1, 12, 11)]);
+    assert_eq!(
+        endpoint.hello(&hello_with(&kept, 20, false))?.applied_lsn,
+        10
+    );
+    assert_eq!(endpoint.timeline(), kept);
+
+    // A forced session adopts the master's timeline only once its snapshot is installed: a
+    // replica restarted before that still holds its own records and must still refuse.
+    endpoint.hello(&hello_with(&lost_tail, 20, true))?;
+    assert_eq!(endpoint.timeline(), kept);
+    drop(endpoint);
+    let endpoint = reopen(dir.path())?;
+    assert!(matches!(
+        endpoint.hello(&hello_with(&lost_tail, 20, false)),
+        Err(Error::Diverged { .. })
+    ));
+    endpoint.hello(&hello_with(&lost_tail, 20, true))?;
+    let ack = endpoint.install_chunk(
+        1,
+        &SnapshotChunk {
+            snapshot_lsn: 20,
+            seq: 0,
+            pieces: vec![SnapshotPiece {
+                key: b"new".to_vec(),
+                value_offset: 0,
+                value_len: 1,
+                data: b"n".to_vec(),
+            }],
+            last: true,
+        },
+    )?;
+    assert!(ack.finished);
+    assert_eq!(endpoint.timeline(), lost_tail);
+    assert_eq!(
+        endpoint
+            .hello(&hello_with(&lost_tail, 20, false))?
+            .applied_lsn,
+        20
+    );
+    Ok(())
+}
+
+#[test]
+fn a_replica_refuses_a_master_restored_without_its_tail_until_forced() -> TestResult {
+    let c = cluster(1, fast())?;
+    let master_dir = tempfile::tempdir()?;
+    let earlier = tempfile::tempdir()?;
+    let run_master = |from: u32, to: u32, value: &[u8]| -> TestResult {
+        let master = open_unlocked(master_dir.path())?;
+        let repl = Replicator::builder()
+            .replica(c.replicas[0].transport())
+            .attach(&master)?;
+        for i in from..to {
+            master.put(format!("k{i:03}"), value)?;
+        }
+        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
+        Ok(())
+    };
+    run_master(0, 50, b"first")?;
+    // What the master's disk will hold after the loss: its log up to LSN 50.
+    copy_dir(master_dir.path(), earlier.path())?;
+    run_master(50, 80, b"lost")?;
+    let replica = c.replicas[0].stop().ok_or("replica is down")?;
+    assert_eq!(replica.applied_lsn(), 80);
+
+    // The master comes back with LSNs 1..=50 only and writes 50 new records (51..=100) before
+    // the replica is back: by LSNs alone the replica (at 80) looks merely behind.
+    let restored = open_unlocked(earlier.path())?;
+    let repl = Replicator::builder()
+        .replica(c.replicas[0].transport())
+        .probe_interval(Duration::from_millis(20))
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .attach(&restored)?;
+    for i in 0..50u32 {
+        restored.put(format!("n{i:03}"), b"second")?;
+    }
+    assert_eq!(restored.last_lsn(), 100);
+    c.replicas[0].start(replica);
+    assert!(
+        wait_until(Duration::from_secs(5), || repl.status().replicas[0].state
+            == ReplicaState::Diverged),
+        "the replica was not refused: {:?}",
+        repl.status().replicas[0]
+    );
+    let replica = c.replicas[0].store().ok_or("replica is down")?;
+    assert_eq!(
+        replica.applied_lsn(),
+        80,
+        "a diverged replica is left untouched"
+    );
+    assert_eq!(replica.get(b"k079")?, Some(b"lost".to_vec()));
+
+    assert!(repl.force_resync(c.replicas[0].name()));
+    assert!(wait_caught_up(&repl, &restored, Duration::from_secs(10)));
+    let replica = c.replicas[0].store().ok_or("replica is down")?;
+    assert_same(&restored, &replica, "r0")?;
+    Ok(())
+}
+
+/// Opens a store, retrying while the threads of a replicator just dropped still hold it.
+fn open_unlocked(
+    dir: &std::path::Path,
+) -> Result<kvstore_core::KvStore, Box<dyn std::error::Error>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match fast().open(dir) {
+            Err(kvstore_core::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
