@@ -90,6 +90,10 @@ pub(crate) struct Inner {
     /// Orders the publication of pipelined commit groups.
     pub sequencer: crate::wal::sequencer::Sequencer,
     pub last_lsn: AtomicU64,
+    /// LSN of the first record written through this handle (not applied from a master)
+    /// while no commit hook was installed, since open or the last `take_unhooked_write`; 0
+    /// for none.
+    pub first_unhooked_write: AtomicU64,
     pub next_segment_id: AtomicU32,
     /// Id of the segment being appended to (mirrors `active.id` without its lock).
     pub active_segment: AtomicU32,
@@ -274,6 +278,7 @@ impl KvStore {
             commits: CommitQueue::default(),
             sequencer: Default::default(),
             last_lsn: AtomicU64::new(recovered.last_lsn),
+            first_unhooked_write: AtomicU64::new(0),
             next_segment_id: AtomicU32::new(recovered.next_segment_id),
             active_segment: AtomicU32::new(active_id),
             counters: Counters::default(),
@@ -458,6 +463,17 @@ impl KvStore {
     /// LSN of the newest committed record (0 for an empty store).
     pub fn last_lsn(&self) -> Lsn {
         self.inner.last_lsn.load(Ordering::Acquire)
+    }
+
+    /// Takes the LSN of the first record written through this handle (a put, delete or batch,
+    /// not [`apply_replicated`](Self::apply_replicated)) while no commit hook was installed,
+    /// since the store was opened or since the last call, which resets it. A replicator
+    /// about to attach learns from it which records of the log no earlier hook saw written.
+    pub fn take_unhooked_write(&self) -> Option<Lsn> {
+        match self.inner.first_unhooked_write.swap(0, Ordering::AcqRel) {
+            0 => None,
+            lsn => Some(lsn),
+        }
     }
 
     /// The LSN up to which this store holds the log's effects: on a replica, the master's LSN

@@ -195,10 +195,13 @@ pub(crate) fn become_replica(node: &Node, master: Option<(String, u16)>) -> Resu
 pub(crate) fn promote(node: &Node) -> Result<u64> {
     let _transition = node.transitions.lock();
     let mut role = node.role.write();
-    if let Role::Master(master) = &*role {
-        return Ok(master.epoch);
-    }
-    let master = master_role(node, true)?;
+    let endpoint = match &*role {
+        Role::Master(master) => return Ok(master.epoch),
+        Role::Replica(replica) => replica.endpoint.clone(),
+    };
+    // Nothing of the old master may land once the new incarnation has begun.
+    endpoint.set_open(false);
+    let master = master_role(node, true).inspect_err(|_| endpoint.set_open(true))?;
     let epoch = master.epoch;
     *role = Role::Master(master);
     tracing::info!(epoch, "promoted to master");
@@ -224,8 +227,7 @@ fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
         // No replicator begins this incarnation: record it here, so that a replica attached
         // after a later restart can tell this incarnation's writes apart (see
         // `kvstore_replication::timeline`).
-        timeline::begin_incarnation(dir, epoch, node.store.last_lsn() + 1)
-            .map_err(replication_err)?;
+        timeline::begin_incarnation(&node.store, epoch).map_err(replication_err)?;
         return Ok(MasterRole {
             epoch,
             replicator: None,

@@ -58,6 +58,8 @@ struct EndpointState {
     /// A forced session's master timeline: adopted once its snapshot is installed, since
     /// until then the store still holds its own, diverged records.
     pending_timeline: Option<Timeline>,
+    /// Refusing every call: the node is being promoted to master.
+    closed: bool,
     install: Option<InstallInProgress>,
 }
 
@@ -104,6 +106,7 @@ impl ReplicaEndpoint {
                 rewind_allowed: false,
                 timeline,
                 pending_timeline: None,
+                closed: false,
                 install: None,
             })),
             counters: Arc::new(EndpointCounters::default()),
@@ -143,6 +146,7 @@ impl ReplicaEndpoint {
     /// only once its snapshot is installed).
     pub fn hello(&self, hello: &Hello) -> Result<HelloReply> {
         let mut state = self.state.lock();
+        Self::check_open(&state)?;
         if hello.epoch < state.epoch {
             return Err(Error::StaleEpoch {
                 master_epoch: hello.epoch,
@@ -191,7 +195,25 @@ impl ReplicaEndpoint {
         self.state.lock().timeline.clone()
     }
 
+    /// Opens or closes the endpoint. A node being promoted closes it first: a HELLO, record or
+    /// snapshot chunk of the old master still on its way then fails instead of landing (and
+    /// storing the old master's timeline) after the promotion began. Reopened if the
+    /// promotion fails.
+    pub fn set_open(&self, open: bool) {
+        self.state.lock().closed = !open;
+    }
+
+    fn check_open(state: &EndpointState) -> Result<()> {
+        if state.closed {
+            return Err(Error::Protocol(
+                "this node is becoming a master and takes no more replication".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn check_session(state: &EndpointState, epoch: u64) -> Result<()> {
+        Self::check_open(state)?;
         if epoch < state.epoch {
             return Err(Error::StaleEpoch {
                 master_epoch: epoch,

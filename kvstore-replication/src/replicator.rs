@@ -60,7 +60,7 @@ impl ReplicatorBuilder {
         self.validate()?;
         let epoch = epoch::master_epoch(store.path(), self.settings.epoch)?;
         // Before the first write replicas will see from this master: see `timeline`.
-        let timeline = timeline::begin_incarnation(store.path(), epoch, store.last_lsn() + 1)?;
+        let timeline = timeline::begin_incarnation(store, epoch)?;
         let names: Vec<String> = self.transports.iter().map(|t| t.describe()).collect();
         let capacity = self.settings.queue_capacity;
         let shared = Arc::new(Shared {

@@ -19,7 +19,7 @@
 use std::fs;
 use std::path::Path;
 
-use kvstore_core::Lsn;
+use kvstore_core::{KvStore, Lsn};
 
 use crate::epoch::{io_err, write_durably};
 use crate::error::{Error, Result};
@@ -27,10 +27,15 @@ use crate::error::{Error, Result};
 /// Name of the timeline file inside a data directory.
 pub const TIMELINE_FILE_NAME: &str = "REPLICATION_TIMELINE";
 
-/// Entries a timeline keeps: the oldest are dropped beyond this (see
-/// [`Timeline::first_difference`] for why that stays safe), so that a master restarted
-/// thousands of times still sends a short `HELLO`.
+/// Entries a timeline keeps. Beyond this the two oldest merge into one entry of an unknown
+/// writer ([`UNKNOWN`]), so that a master restarted thousands of times still sends a short
+/// `HELLO` without losing track of where its known history begins.
 pub const MAX_TIMELINE_ENTRIES: usize = 256;
+
+/// The writer of LSNs whose incarnations were merged away: epoch 0, incarnation 0. Two
+/// timelines that both merged a range agree on it (they descend from one master's history,
+/// and a lost tail inside it begins a new entry); against a named incarnation it differs.
+pub const UNKNOWN: (u64, u64) = (0, 0);
 
 /// One master incarnation and the first LSN it wrote (or will write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,38 +86,52 @@ impl Timeline {
             start,
         });
         if self.entries.len() > MAX_TIMELINE_ENTRIES {
-            let excess = self.entries.len() - MAX_TIMELINE_ENTRIES;
-            self.entries.drain(..excess);
+            let first = self.entries[0].start;
+            self.entries.drain(..2);
+            let (epoch, incarnation) = UNKNOWN;
+            self.entries.insert(
+                0,
+                TimelineEntry {
+                    epoch,
+                    incarnation,
+                    start: first,
+                },
+            );
         }
     }
 
-    /// Which incarnation wrote `lsn`, if this timeline reaches back that far.
+    /// Which incarnation wrote `lsn`; `None` below the first entry (records from before this
+    /// log kept a timeline).
     fn writer_of(&self, lsn: Lsn) -> Option<(u64, u64)> {
         let after = self.entries.partition_point(|e| e.start <= lsn);
         after.checked_sub(1).map(|i| self.entries[i].writer())
     }
 
-    /// The first LSN at which two logs with these timelines may hold different records;
-    /// `None` when they agree wherever both are known. Below the later of the two first
-    /// entries nothing is known to differ (a timeline that dropped its oldest entries, or an
-    /// empty one, cannot tell), so only the LSNs from there on are compared: a replica whose
-    /// log diverged before that point is not caught, one that diverged after it always is.
-    pub fn first_difference(&self, other: &Timeline) -> Option<Lsn> {
-        let (Some(a), Some(b)) = (self.entries.first(), other.entries.first()) else {
-            return None;
-        };
-        let floor = a.start.max(b.start);
+    /// The first LSN at which a replica whose log has this timeline may hold other records
+    /// than the master whose timeline is `master`; `None` when they agree everywhere.
+    ///
+    /// An LSN counts as agreed only where both name the same writer, or where neither names
+    /// one (records from before either kept a timeline). So an empty replica timeline agrees
+    /// with a master's only below its first entry: a replica with records past that point
+    /// and no timeline got them from elsewhere. A master that keeps no timeline (an empty
+    /// `master`) cannot be checked this way: `None`, and only LSNs are compared.
+    pub fn first_difference(&self, master: &Timeline) -> Option<Lsn> {
+        let master_first = master.entries.first()?;
+        if self.entries.is_empty() {
+            return Some(master_first.start);
+        }
+        // The writer of an LSN changes only at some entry's start.
         let mut boundaries: Vec<Lsn> = self
             .entries
             .iter()
-            .chain(&other.entries)
-            .map(|e| e.start.max(floor))
+            .chain(&master.entries)
+            .map(|e| e.start)
             .collect();
         boundaries.sort_unstable();
         boundaries.dedup();
         boundaries
             .into_iter()
-            .find(|&lsn| self.writer_of(lsn) != other.writer_of(lsn))
+            .find(|&lsn| self.writer_of(lsn) != master.writer_of(lsn))
     }
 
     /// The wire and file form: `epoch:incarnation:start` entries separated by commas.
@@ -179,12 +198,23 @@ impl Timeline {
     }
 }
 
-/// Begins a master incarnation of `epoch` in `dir`, whose first write will take `next_lsn`:
-/// the stored timeline gets a new entry with a random incarnation number, durably, before the
-/// master writes anything. Returns the timeline to send in `HELLO`.
-pub fn begin_incarnation(dir: &Path, epoch: u64, next_lsn: Lsn) -> Result<Timeline> {
+/// Begins a master incarnation of `epoch` for `store`: its timeline gets a new entry with a
+/// random incarnation number, durably, before the master writes anything more. Returns the
+/// timeline to send in `HELLO`. Call it before installing the commit hook.
+///
+/// The entry starts at the next LSN, or earlier, at the first record written while no
+/// replicator was attached ([`KvStore::take_unhooked_write`]): such writes follow whatever
+/// the log held when it was opened, which may be less than what a replica received before a
+/// crash, so they must not be taken for the previous incarnation's. Records applied from a
+/// master (a replica being promoted) keep their master's incarnation.
+pub fn begin_incarnation(store: &KvStore, epoch: u64) -> Result<Timeline> {
+    let dir = store.path();
     let mut timeline = Timeline::read(dir)?;
-    timeline.begin(epoch, rand::random::<u64>(), next_lsn);
+    let next = store.last_lsn() + 1;
+    let start = store
+        .take_unhooked_write()
+        .map_or(next, |lsn| lsn.min(next));
+    timeline.begin(epoch, rand::random::<u64>(), start);
     timeline.write(dir)?;
     Ok(timeline)
 }
@@ -251,23 +281,47 @@ mod tests {
     }
 
     #[test]
-    fn only_what_both_know_is_compared() {
-        let trimmed = timeline(&[(3, 30, 500), (3, 31, 900)]);
-        let full = timeline(&[(1, 10, 1), (2, 20, 200), (3, 30, 500), (3, 31, 900)]);
-        assert_eq!(trimmed.first_difference(&full), None);
-        assert_eq!(Timeline::default().first_difference(&full), None);
-        let other = timeline(&[(1, 10, 1), (2, 20, 200), (3, 32, 600)]);
-        assert_eq!(trimmed.first_difference(&other), Some(500));
+    fn a_replica_without_a_timeline_agrees_only_below_the_masters_first_entry() {
+        let master = timeline(&[(1, 10, 101), (1, 11, 201)]);
+        assert_eq!(Timeline::default().first_difference(&master), Some(101));
+        // A master that keeps none: nothing to compare.
+        assert_eq!(master.first_difference(&Timeline::default()), None);
     }
 
     #[test]
-    fn keeps_at_most_the_newest_entries() {
-        let mut t = Timeline::default();
+    fn a_master_that_lost_its_tail_below_its_first_entry_is_caught() {
+        // Both began their timelines at 101 (records below are older than timelines); the
+        // master then lost everything from 81 on and restarted there.
+        let replica = timeline(&[(1, 10, 101)]);
+        let mut master = replica.clone();
+        master.begin(1, 12, 81);
+        assert_eq!(master.entries().len(), 1);
+        assert_eq!(replica.first_difference(&master), Some(81));
+    }
+
+    #[test]
+    fn merged_history_agrees_with_itself_and_not_with_named_incarnations() {
+        let mut master = Timeline::default();
         for i in 0..(MAX_TIMELINE_ENTRIES as u64 + 10) {
-            t.begin(1, i, i * 10 + 1);
+            master.begin(1, 1000 + i, i * 10 + 1);
         }
-        assert_eq!(t.entries().len(), MAX_TIMELINE_ENTRIES);
-        assert_eq!(t.entries()[0].incarnation, 10);
+        assert_eq!(master.entries().len(), MAX_TIMELINE_ENTRIES);
+        assert_eq!(
+            master.entries()[0].start,
+            1,
+            "the known history still begins at 1"
+        );
+        assert_eq!(master.writer_of(1), Some(UNKNOWN));
+        assert_eq!(master.first_difference(&master.clone()), None);
+        // A replica that followed this master long ago, still naming the first incarnation:
+        // it cannot be shown to agree, so it parts at once.
+        let old_replica = timeline(&[(1, 1000, 1)]);
+        assert_eq!(old_replica.first_difference(&master), Some(1));
+        // A replica that adopted the merged timeline, then the master lost its tail inside
+        // the merged range: the new entry parts them there.
+        let replica = master.clone();
+        master.begin(1, 5000, 15);
+        assert_eq!(replica.first_difference(&master), Some(15));
     }
 
     #[test]
@@ -290,17 +344,30 @@ mod tests {
     }
 
     #[test]
-    fn begin_incarnation_is_stored() -> Result<()> {
+    fn begin_incarnation_is_stored_and_covers_writes_no_replicator_saw() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| io_err(Path::new("tmp"), e))?;
-        let first = begin_incarnation(dir.path(), 1, 1)?;
-        let second = begin_incarnation(dir.path(), 1, 51)?;
-        assert_eq!(second.entries().len(), 2);
-        assert_eq!(second.entries()[0], first.entries()[0]);
+        let store = KvStore::open(dir.path())?;
+        let first = begin_incarnation(&store, 1)?;
+        assert_eq!(first.entries()[0].start, 1);
+        store.put(b"a", b"v")?;
+        store.put(b"b", b"v")?;
+        // Written with no replicator attached: the next incarnation starts at them.
+        let second = begin_incarnation(&store, 1)?;
+        assert_eq!(
+            second.entries().len(),
+            1,
+            "the first incarnation wrote nothing"
+        );
+        assert_eq!(second.entries()[0].start, 1);
         assert_ne!(
-            second.entries()[1].incarnation,
+            second.entries()[0].incarnation,
             first.entries()[0].incarnation
         );
         assert_eq!(Timeline::read(dir.path())?, second);
+        // Nothing written since: the next one starts at the next LSN.
+        let third = begin_incarnation(&store, 1)?;
+        assert_eq!(third.entries().last().map(|e| e.start), Some(3));
+        assert_eq!(third.entries().len(), 2);
         Ok(())
     }
 }

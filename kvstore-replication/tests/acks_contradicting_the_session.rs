@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use common::*;
 use kvstore_core::{Op, WalRecord};
-use kvstore_replication::{Hello, ReplicaEndpoint, ReplicaState, ReplicationMode, Replicator};
+use kvstore_replication::{
+    Hello, ReplicaEndpoint, ReplicaState, ReplicationMode, Replicator, Timeline,
+};
 
-/// A replica endpoint in `dir` that follows epoch 1 and holds `records`.
+/// A replica endpoint in `dir` that follows epoch 1 and holds `records`, written by a master
+/// with `timeline`.
 fn replica_holding(
     dir: &std::path::Path,
     records: &[WalRecord],
+    timeline: Timeline,
 ) -> Result<ReplicaEndpoint, Box<dyn std::error::Error>> {
     let endpoint = ReplicaEndpoint::open(fast().open(dir)?)?;
     let hello = Hello {
@@ -23,7 +27,7 @@ fn replica_holding(
         epoch: 1,
         master_last_lsn: u64::MAX,
         force_resync: false,
-        timeline: Default::default(),
+        timeline,
     };
     endpoint.hello(&hello)?;
     endpoint.apply_many(1, records)?;
@@ -57,7 +61,7 @@ fn an_ack_beyond_what_was_sent_acknowledges_nothing() -> TestResult {
     }
     // The replica is swapped, under the open session, for one holding 50 other records.
     let ahead_dir = tempfile::tempdir()?;
-    let ahead = replica_holding(ahead_dir.path(), &alien(1..=50))?;
+    let ahead = replica_holding(ahead_dir.path(), &alien(1..=50), Timeline::default())?;
     let old = c.replicas[0].stop().ok_or("down")?;
     c.replicas[0].start(ahead.clone());
     for i in 0..5u32 {
@@ -103,10 +107,11 @@ fn an_ack_below_what_was_acknowledged_reopens_the_session() -> TestResult {
         c.master.put(format!("k{i:02}"), b"before")?;
     }
     assert!(wait_caught_up(&repl, &c.master, Duration::from_secs(5)));
-    // The replica is swapped, under the open session, for an older copy holding 3 records.
+    // The replica is swapped, under the open session, for an older copy holding 3 records
+    // (and, as any copy of it, the timeline of the master they came from).
     let first: Vec<WalRecord> = c.master.wal_since(0)?.take(3).collect::<Result<_, _>>()?;
     let behind_dir = tempfile::tempdir()?;
-    let behind = replica_holding(behind_dir.path(), &first)?;
+    let behind = replica_holding(behind_dir.path(), &first, Timeline::read(c.master.path())?)?;
     let old = c.replicas[0].stop().ok_or("down")?;
     c.replicas[0].start(behind);
     for i in 0..20u32 {

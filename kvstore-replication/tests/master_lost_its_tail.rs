@@ -174,6 +174,103 @@ fn a_replica_refuses_a_master_restored_without_its_tail_until_forced() -> TestRe
     Ok(())
 }
 
+#[test]
+fn writes_made_before_the_replicator_is_attached_count_as_the_new_incarnation() -> TestResult {
+    let c = cluster(1, fast())?;
+    let master_dir = tempfile::tempdir()?;
+    let earlier = tempfile::tempdir()?;
+    {
+        let master = open_unlocked(master_dir.path())?;
+        let repl = Replicator::builder()
+            .replica(c.replicas[0].transport())
+            .attach(&master)?;
+        for i in 0..50u32 {
+            master.put(format!("k{i:03}"), b"first")?;
+        }
+        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
+        // Detached and attached again in one process, with writes in between: the same
+        // lineage, so the replica follows on.
+        drop(repl);
+        master.put(b"between", b"v")?;
+        let repl = Replicator::builder()
+            .replica(c.replicas[0].transport())
+            .attach(&master)?;
+        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
+        assert_eq!(repl.status().replicas[0].state, ReplicaState::Streaming);
+    }
+    copy_dir(master_dir.path(), earlier.path())?;
+    {
+        let master = open_unlocked(master_dir.path())?;
+        let repl = Replicator::builder()
+            .replica(c.replicas[0].transport())
+            .attach(&master)?;
+        for i in 50..80u32 {
+            master.put(format!("k{i:03}"), b"lost")?;
+        }
+        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
+    }
+    // The restored copy writes past the replica before any replicator is attached: a
+    // timeline begun at the next LSN would call those writes the old incarnation's.
+    let restored = open_unlocked(earlier.path())?;
+    for i in 0..50u32 {
+        restored.put(format!("n{i:03}"), b"second")?;
+    }
+    let repl = Replicator::builder()
+        .replica(c.replicas[0].transport())
+        .attach(&restored)?;
+    assert!(
+        wait_until(Duration::from_secs(5), || repl.status().replicas[0].state
+            == ReplicaState::Diverged),
+        "the replica was not refused: {:?}",
+        repl.status().replicas[0]
+    );
+    let replica = c.replicas[0].store().ok_or("replica is down")?;
+    assert_eq!(replica.get(b"k079")?, Some(b"lost".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn a_replica_with_records_but_no_timeline_is_refused_past_the_masters_first_entry() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let endpoint = ReplicaEndpoint::open(fast().open(dir.path())?)?;
+    // Filled by a master that sent no timeline (a plain socket, say).
+    endpoint.hello(&hello_with(&Timeline::default(), 0, false))?;
+    endpoint.apply_many(1, &(1..=10).map(put).collect::<Vec<_>>())?;
+    assert!(endpoint.timeline().is_empty());
+    match endpoint.hello(&hello_with(&timeline(&[(1, 10, 6)]), 20, false)) {
+        Err(Error::Diverged {
+            replica_lsn: 10,
+            master_lsn: 5,
+        }) => {}
+        other => panic!("expected a divergence at 5, got {other:?}"),
+    }
+    // A master whose timeline begins after the replica's records: nothing to compare them with.
+    endpoint.hello(&hello_with(&timeline(&[(1, 10, 11)]), 20, false))?;
+    Ok(())
+}
+
+#[test]
+fn a_closed_endpoint_takes_nothing_until_reopened() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let endpoint = ReplicaEndpoint::open(fast().open(dir.path())?)?;
+    let first = timeline(&[(1, 10, 1)]);
+    endpoint.hello(&hello_with(&first, 0, false))?;
+    endpoint.set_open(false);
+    assert!(matches!(
+        endpoint.apply(1, &put(1)),
+        Err(Error::Protocol(_))
+    ));
+    assert!(matches!(
+        endpoint.hello(&hello_with(&timeline(&[(1, 11, 1)]), 0, false)),
+        Err(Error::Protocol(_))
+    ));
+    assert_eq!(endpoint.timeline(), first, "a refused HELLO stores nothing");
+    assert_eq!(endpoint.applied_lsn(), 0);
+    endpoint.set_open(true);
+    assert_eq!(endpoint.apply(1, &put(1))?.applied_lsn, 1);
+    Ok(())
+}
+
 /// Opens a store, retrying while the threads of a replicator just dropped still hold it.
 fn open_unlocked(
     dir: &std::path::Path,

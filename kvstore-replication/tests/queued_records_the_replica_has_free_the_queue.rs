@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kvstore_replication::Replicator;
+use kvstore_replication::{Hello, Replicator, Timeline};
 
 #[test]
 fn records_the_replica_already_has_do_not_keep_its_queue_full() -> TestResult {
@@ -28,8 +28,13 @@ fn records_the_replica_already_has_do_not_keep_its_queue_full() -> TestResult {
         c.master.put(format!("k{i}"), format!("v{i}"))?;
     }
     // The replica gets these four by another route while the link is down, as when a session
-    // applied them and lost their acks.
-    let store = replica.store().ok_or("replica is down")?;
+    // (opened with this master's HELLO) applied them and lost their acks.
+    let endpoint = replica.endpoint().ok_or("replica is down")?;
+    endpoint.hello(&Hello {
+        timeline: Timeline::read(c.master.path())?,
+        ..hello(repl.epoch(), c.master.last_lsn())
+    })?;
+    let store = endpoint.store();
     for record in c.master.wal_since(0)? {
         store.apply_replicated(&record?)?;
     }
