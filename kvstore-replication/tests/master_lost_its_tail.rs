@@ -122,21 +122,10 @@ fn a_replica_refuses_a_master_restored_without_its_tail_until_forced() -> TestRe
     let c = cluster(1, fast())?;
     let master_dir = tempfile::tempdir()?;
     let earlier = tempfile::tempdir()?;
-    let run_master = |from: u32, to: u32, value: &[u8]| -> TestResult {
-        let master = open_unlocked(master_dir.path())?;
-        let repl = Replicator::builder()
-            .replica(c.replicas[0].transport())
-            .attach(&master)?;
-        for i in from..to {
-            master.put(format!("k{i:03}"), value)?;
-        }
-        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
-        Ok(())
-    };
-    run_master(0, 50, b"first")?;
+    replicate_keys(&open_unlocked(master_dir.path())?, &c, 0..50, b"first")?;
     // What the master's disk will hold after the loss: its log up to LSN 50.
     copy_dir(master_dir.path(), earlier.path())?;
-    run_master(50, 80, b"lost")?;
+    replicate_keys(&open_unlocked(master_dir.path())?, &c, 50..80, b"lost")?;
     let replica = c.replicas[0].stop().ok_or("replica is down")?;
     assert_eq!(replica.applied_lsn(), 80);
 
@@ -181,34 +170,15 @@ fn writes_made_before_the_replicator_is_attached_count_as_the_new_incarnation() 
     let earlier = tempfile::tempdir()?;
     {
         let master = open_unlocked(master_dir.path())?;
-        let repl = Replicator::builder()
-            .replica(c.replicas[0].transport())
-            .attach(&master)?;
-        for i in 0..50u32 {
-            master.put(format!("k{i:03}"), b"first")?;
-        }
-        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
+        replicate_keys(&master, &c, 0..50, b"first")?;
         // Detached and attached again in one process, with writes in between: the same
         // lineage, so the replica follows on.
-        drop(repl);
         master.put(b"between", b"v")?;
-        let repl = Replicator::builder()
-            .replica(c.replicas[0].transport())
-            .attach(&master)?;
-        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
+        let repl = replicate_keys(&master, &c, 0..0, b"")?;
         assert_eq!(repl.status().replicas[0].state, ReplicaState::Streaming);
     }
     copy_dir(master_dir.path(), earlier.path())?;
-    {
-        let master = open_unlocked(master_dir.path())?;
-        let repl = Replicator::builder()
-            .replica(c.replicas[0].transport())
-            .attach(&master)?;
-        for i in 50..80u32 {
-            master.put(format!("k{i:03}"), b"lost")?;
-        }
-        assert!(wait_caught_up(&repl, &master, Duration::from_secs(10)));
-    }
+    replicate_keys(&open_unlocked(master_dir.path())?, &c, 50..80, b"lost")?;
     // The restored copy writes past the replica before any replicator is attached: a
     // timeline begun at the next LSN would call those writes the old incarnation's.
     let restored = open_unlocked(earlier.path())?;
@@ -269,6 +239,24 @@ fn a_closed_endpoint_takes_nothing_until_reopened() -> TestResult {
     endpoint.set_open(true);
     assert_eq!(endpoint.apply(1, &put(1))?.applied_lsn, 1);
     Ok(())
+}
+
+/// Attaches a replicator to the cluster's replica, writes `k{i:03}` = `value` for `keys`, and
+/// returns once the replica has everything.
+fn replicate_keys(
+    master: &kvstore_core::KvStore,
+    c: &Cluster,
+    keys: std::ops::Range<u32>,
+    value: &[u8],
+) -> Result<Replicator, Box<dyn std::error::Error>> {
+    let repl = Replicator::builder()
+        .replica(c.replicas[0].transport())
+        .attach(master)?;
+    for i in keys {
+        master.put(format!("k{i:03}"), value)?;
+    }
+    assert!(wait_caught_up(&repl, master, Duration::from_secs(10)));
+    Ok(repl)
 }
 
 /// Opens a store, retrying while the threads of a replicator just dropped still hold it.
