@@ -420,21 +420,17 @@ impl Inner {
                     seg.len = seg.len.max(p.offset + p.record.bytes.len() as u64);
                 }
             }
+            if !self.writes_claimed.load(Ordering::Acquire)
+                && self.first_unclaimed_write.load(Ordering::Relaxed) == 0
+            {
+                if let Some(local) = placed.iter().find(|p| !p.replicated) {
+                    self.first_unclaimed_write
+                        .store(local.lsn, Ordering::Release);
+                }
+            }
             self.last_lsn.store(last.lsn, Ordering::Release);
         }
-        let hook = self.hook();
-        if hook.is_none() && self.first_unhooked_write.load(Ordering::Relaxed) == 0 {
-            if let Some(local) = placed.iter().find(|p| !p.replicated) {
-                // Groups publish in LSN order: the first to get here has the lowest LSN.
-                let _ = self.first_unhooked_write.compare_exchange(
-                    0,
-                    local.lsn,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
-        }
-        if let Some(hook) = hook {
+        if let Some(hook) = self.hook() {
             for p in placed.iter().filter(|p| !p.replicated) {
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     hook.committed_bytes(p.lsn, &p.record.bytes);

@@ -91,9 +91,10 @@ pub(crate) struct Inner {
     pub sequencer: crate::wal::sequencer::Sequencer,
     pub last_lsn: AtomicU64,
     /// LSN of the first record written through this handle (not applied from a master)
-    /// while no commit hook was installed, since open or the last `take_unhooked_write`; 0
-    /// for none.
-    pub first_unhooked_write: AtomicU64,
+    /// before the first `claim_writes`; 0 for none. Set and read under the state lock.
+    pub first_unclaimed_write: AtomicU64,
+    /// `claim_writes` has been called.
+    pub writes_claimed: AtomicBool,
     pub next_segment_id: AtomicU32,
     /// Id of the segment being appended to (mirrors `active.id` without its lock).
     pub active_segment: AtomicU32,
@@ -278,7 +279,8 @@ impl KvStore {
             commits: CommitQueue::default(),
             sequencer: Default::default(),
             last_lsn: AtomicU64::new(recovered.last_lsn),
-            first_unhooked_write: AtomicU64::new(0),
+            first_unclaimed_write: AtomicU64::new(0),
+            writes_claimed: AtomicBool::new(false),
             next_segment_id: AtomicU32::new(recovered.next_segment_id),
             active_segment: AtomicU32::new(active_id),
             counters: Counters::default(),
@@ -465,14 +467,22 @@ impl KvStore {
         self.inner.last_lsn.load(Ordering::Acquire)
     }
 
-    /// Takes the LSN of the first record written through this handle (a put, delete or batch,
-    /// not [`apply_replicated`](Self::apply_replicated)) while no commit hook was installed,
-    /// since the store was opened or since the last call, which resets it. A replicator
-    /// about to attach learns from it which records of the log no earlier hook saw written.
-    pub fn take_unhooked_write(&self) -> Option<Lsn> {
-        match self.inner.first_unhooked_write.swap(0, Ordering::AcqRel) {
-            0 => None,
-            lsn => Some(lsn),
+    /// The first LSN whose record a new owner of this handle's writes (a replicator's master
+    /// incarnation) answers for: the first record written through this handle (a put,
+    /// delete or batch, not [`apply_replicated`](Self::apply_replicated)) before the first
+    /// call, if there was one, else the next LSN. Every later write of this handle belongs to
+    /// the owners that called it. Such early writes follow whatever the log held when it was
+    /// opened, which a replica may know to be less than what it was before a crash.
+    pub fn claim_writes(&self) -> Lsn {
+        // Under the state lock, so that no group publishes between the three reads.
+        let _state = self.inner.state.read();
+        let first_claim = !self.inner.writes_claimed.swap(true, Ordering::AcqRel);
+        let unclaimed = self.inner.first_unclaimed_write.swap(0, Ordering::AcqRel);
+        let next = self.last_lsn() + 1;
+        match unclaimed {
+            0 => next,
+            lsn if first_claim => lsn.min(next),
+            _ => next,
         }
     }
 

@@ -27,15 +27,14 @@ use crate::error::{Error, Result};
 /// Name of the timeline file inside a data directory.
 pub const TIMELINE_FILE_NAME: &str = "REPLICATION_TIMELINE";
 
-/// Entries a timeline keeps. Beyond this the two oldest merge into one entry of an unknown
-/// writer ([`UNKNOWN`]), so that a master restarted thousands of times still sends a short
-/// `HELLO` without losing track of where its known history begins.
+/// Entries a timeline keeps. Beyond this the two oldest fold into one [`MERGED_EPOCH`] entry
+/// whose incarnation number is a hash of the entries it replaced, so that a master restarted
+/// thousands of times still sends a short `HELLO`, and a replica can fold its own entries the
+/// same way to compare (see [`Timeline::first_difference`]).
 pub const MAX_TIMELINE_ENTRIES: usize = 256;
 
-/// The writer of LSNs whose incarnations were merged away: epoch 0, incarnation 0. Two
-/// timelines that both merged a range agree on it (they descend from one master's history,
-/// and a lost tail inside it begins a new entry); against a named incarnation it differs.
-pub const UNKNOWN: (u64, u64) = (0, 0);
+/// The epoch of a folded entry (masters start at epoch 1).
+pub const MERGED_EPOCH: u64 = 0;
 
 /// One master incarnation and the first LSN it wrote (or will write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,17 +85,51 @@ impl Timeline {
             start,
         });
         if self.entries.len() > MAX_TIMELINE_ENTRIES {
-            let first = self.entries[0].start;
-            self.entries.drain(..2);
-            let (epoch, incarnation) = UNKNOWN;
-            self.entries.insert(
-                0,
-                TimelineEntry {
-                    epoch,
-                    incarnation,
-                    start: first,
-                },
-            );
+            self.fold_first();
+        }
+    }
+
+    /// Replaces the first two entries with one that covers both, named by a hash of both.
+    fn fold_first(&mut self) {
+        let (a, b) = (self.entries[0], self.entries[1]);
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        for word in [
+            a.epoch,
+            a.incarnation,
+            a.start,
+            b.epoch,
+            b.incarnation,
+            b.start,
+        ] {
+            for byte in word.to_le_bytes() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        self.entries.splice(
+            0..2,
+            [TimelineEntry {
+                epoch: MERGED_EPOCH,
+                incarnation: hash,
+                start: a.start,
+            }],
+        );
+    }
+
+    /// Folds the oldest entries until the first one reaches `frontier`: what this timeline
+    /// looks like once it has folded as far as one whose first entry ends there.
+    fn folded_to(&self, frontier: Lsn) -> Timeline {
+        let mut folded = self.clone();
+        while folded.entries.len() >= 2 && folded.entries[1].start < frontier {
+            folded.fold_first();
+        }
+        folded
+    }
+
+    /// Where the first entry of a timeline that has folded entries ends.
+    fn fold_frontier(&self) -> Option<Lsn> {
+        match self.entries.as_slice() {
+            [first, second, ..] if first.epoch == MERGED_EPOCH => Some(second.start),
+            _ => None,
         }
     }
 
@@ -120,8 +153,16 @@ impl Timeline {
         if self.entries.is_empty() {
             return Some(master_first.start);
         }
+        // A replica keeps the timeline its master had at the last session; the master may
+        // have folded more of its oldest entries since. Compared at the same fold, a replica
+        // that followed along names the same hash there; one whose entries differ does not.
+        let frontier = self.fold_frontier().max(master.fold_frontier());
+        let (own, master) = match frontier {
+            Some(frontier) => (self.folded_to(frontier), master.folded_to(frontier)),
+            None => (self.clone(), master.clone()),
+        };
         // The writer of an LSN changes only at some entry's start.
-        let mut boundaries: Vec<Lsn> = self
+        let mut boundaries: Vec<Lsn> = own
             .entries
             .iter()
             .chain(&master.entries)
@@ -131,7 +172,7 @@ impl Timeline {
         boundaries.dedup();
         boundaries
             .into_iter()
-            .find(|&lsn| self.writer_of(lsn) != master.writer_of(lsn))
+            .find(|&lsn| own.writer_of(lsn) != master.writer_of(lsn))
     }
 
     /// The wire and file form: `epoch:incarnation:start` entries separated by commas.
@@ -200,21 +241,17 @@ impl Timeline {
 
 /// Begins a master incarnation of `epoch` for `store`: its timeline gets a new entry with a
 /// random incarnation number, durably, before the master writes anything more. Returns the
-/// timeline to send in `HELLO`. Call it before installing the commit hook.
+/// timeline to send in `HELLO`.
 ///
-/// The entry starts at the next LSN, or earlier, at the first record written while no
-/// replicator was attached ([`KvStore::take_unhooked_write`]): such writes follow whatever
-/// the log held when it was opened, which may be less than what a replica received before a
-/// crash, so they must not be taken for the previous incarnation's. Records applied from a
-/// master (a replica being promoted) keep their master's incarnation.
+/// The entry starts at the next LSN, or earlier, at the first record this process wrote
+/// before it began any incarnation ([`KvStore::claim_writes`]: writes made before a
+/// replicator was attached follow whatever the log held when it was opened, which may be
+/// less than what a replica received before a crash). Records applied from a master (a
+/// replica being promoted) keep their master's incarnation.
 pub fn begin_incarnation(store: &KvStore, epoch: u64) -> Result<Timeline> {
     let dir = store.path();
     let mut timeline = Timeline::read(dir)?;
-    let next = store.last_lsn() + 1;
-    let start = store
-        .take_unhooked_write()
-        .map_or(next, |lsn| lsn.min(next));
-    timeline.begin(epoch, rand::random::<u64>(), start);
+    timeline.begin(epoch, rand::random::<u64>(), store.claim_writes());
     timeline.write(dir)?;
     Ok(timeline)
 }
@@ -300,28 +337,51 @@ mod tests {
     }
 
     #[test]
-    fn merged_history_agrees_with_itself_and_not_with_named_incarnations() {
+    fn a_replica_that_follows_along_is_never_refused_when_the_master_folds() {
         let mut master = Timeline::default();
-        for i in 0..(MAX_TIMELINE_ENTRIES as u64 + 10) {
-            master.begin(1, 1000 + i, i * 10 + 1);
+        for i in 0..(3 * MAX_TIMELINE_ENTRIES as u64) {
+            // The replica has the timeline of the master's last start; the master restarts
+            // cleanly at the next LSN.
+            let replica = master.clone();
+            let start = i * 10 + 1;
+            master.begin(1, 1000 + i, start);
+            assert!(master.entries().len() <= MAX_TIMELINE_ENTRIES);
+            if let Some(d) = replica.first_difference(&master) {
+                assert_eq!(d, start, "restart {i}: parted before the new start");
+            }
         }
-        assert_eq!(master.entries().len(), MAX_TIMELINE_ENTRIES);
+        assert_eq!(master.entries()[0].epoch, MERGED_EPOCH);
         assert_eq!(
             master.entries()[0].start,
             1,
             "the known history still begins at 1"
         );
-        assert_eq!(master.writer_of(1), Some(UNKNOWN));
         assert_eq!(master.first_difference(&master.clone()), None);
-        // A replica that followed this master long ago, still naming the first incarnation:
-        // it cannot be shown to agree, so it parts at once.
-        let old_replica = timeline(&[(1, 1000, 1)]);
+    }
+
+    #[test]
+    fn folded_history_still_tells_a_different_past() {
+        let mut master = Timeline::default();
+        for i in 0..(MAX_TIMELINE_ENTRIES as u64 + 10) {
+            master.begin(1, 1000 + i, i * 10 + 1);
+        }
+        // A replica that followed another lineage for the first LSNs (incarnation 999
+        // instead of 1000) and then the same entries: the fold hashes differ.
+        let mut other = Timeline::default();
+        other.begin(1, 999, 1);
+        for i in 1..(MAX_TIMELINE_ENTRIES as u64 + 5) {
+            other.begin(1, 1000 + i, i * 10 + 1);
+        }
+        assert_eq!(other.first_difference(&master), Some(1));
+        // A replica far behind, whose whole timeline the master has folded away: its entries
+        // fold into a hash of fewer entries, so it cannot be shown to agree.
+        let old_replica = timeline(&[(1, 1000, 1), (1, 1001, 11)]);
         assert_eq!(old_replica.first_difference(&master), Some(1));
-        // A replica that adopted the merged timeline, then the master lost its tail inside
-        // the merged range: the new entry parts them there.
+        // The master lost its tail inside the folded range: they part there at the latest
+        // (at the fold's start, here: what was folded is not known entry by entry any more).
         let replica = master.clone();
         master.begin(1, 5000, 15);
-        assert_eq!(replica.first_difference(&master), Some(15));
+        assert!(replica.first_difference(&master).is_some_and(|d| d <= 15));
     }
 
     #[test]
@@ -344,30 +404,31 @@ mod tests {
     }
 
     #[test]
-    fn begin_incarnation_is_stored_and_covers_writes_no_replicator_saw() -> Result<()> {
+    fn begin_incarnation_is_stored_and_covers_writes_made_before_it() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| io_err(Path::new("tmp"), e))?;
         let store = KvStore::open(dir.path())?;
-        let first = begin_incarnation(&store, 1)?;
-        assert_eq!(first.entries()[0].start, 1);
         store.put(b"a", b"v")?;
         store.put(b"b", b"v")?;
-        // Written with no replicator attached: the next incarnation starts at them.
+        // Written before this process began any incarnation: the first one starts at them.
+        let first = begin_incarnation(&store, 1)?;
+        assert_eq!(first.entries()[0].start, 1);
+        assert_eq!(Timeline::read(dir.path())?, first);
+        // Later writes of this process are that incarnation's, whether or not a replicator
+        // is attached meanwhile: the next one starts at the next LSN.
+        store.put(b"c", b"v")?;
         let second = begin_incarnation(&store, 1)?;
-        assert_eq!(
-            second.entries().len(),
-            1,
-            "the first incarnation wrote nothing"
-        );
-        assert_eq!(second.entries()[0].start, 1);
+        assert_eq!(second.entries().len(), 2);
+        assert_eq!(second.entries()[1].start, 4);
         assert_ne!(
-            second.entries()[0].incarnation,
+            second.entries()[1].incarnation,
             first.entries()[0].incarnation
         );
-        assert_eq!(Timeline::read(dir.path())?, second);
-        // Nothing written since: the next one starts at the next LSN.
+        drop(store);
+        // A new process that writes before it begins one: the entry starts at that write.
+        let store = KvStore::open(dir.path())?;
+        store.put(b"d", b"v")?;
         let third = begin_incarnation(&store, 1)?;
-        assert_eq!(third.entries().last().map(|e| e.start), Some(3));
-        assert_eq!(third.entries().len(), 2);
+        assert_eq!(third.entries().last().map(|e| e.start), Some(4));
         Ok(())
     }
 }
