@@ -21,7 +21,7 @@ use crate::parse::MAX_BULK_BYTES;
 
 /// Most bytes in one blob: the default bulk-length limit, so a replica with default limits
 /// accepts every blob a master sends. A record larger than this alone travels as a text
-/// `REPLICATE` command instead (see [`Piece::Text`]).
+/// `REPLICATE` command instead (see `Piece::Text`).
 pub const MAX_LOG_BLOB_BYTES: usize = MAX_BULK_BYTES;
 /// Most records in one blob. Bounds what a replica holds per blob beyond the blob itself (a
 /// record handle and a copy of its bytes each); a window with more is sent as several blobs.
