@@ -207,6 +207,9 @@ impl SnapshotInstall {
             let mut state = inner.state.write();
             *state = new_state;
             inner.last_lsn.store(lsn, Ordering::Release);
+            // The log now holds the master's records only: no local write of this handle is
+            // left for a later owner to answer for (see `KvStore::claim_writes`).
+            inner.first_unclaimed_write.store(0, Ordering::Release);
         }
         *active = ActiveSegment {
             id,

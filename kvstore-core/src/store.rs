@@ -470,20 +470,31 @@ impl KvStore {
     /// The first LSN whose record a new owner of this handle's writes (a replicator's master
     /// incarnation) answers for: the first record written through this handle (a put,
     /// delete or batch, not [`apply_replicated`](Self::apply_replicated)) before the first
-    /// call, if there was one, else the next LSN. Every later write of this handle belongs to
-    /// the owners that called it. Such early writes follow whatever the log held when it was
-    /// opened, which a replica may know to be less than what it was before a crash.
-    pub fn claim_writes(&self) -> Lsn {
-        // Under the state lock, so that no group publishes between the three reads.
+    /// [`claim_writes`](Self::claim_writes), if there was one, else the next LSN. Such early
+    /// writes follow whatever the log held when it was opened, which a replica may know to be
+    /// less than what it was before a crash. Changes nothing: the owner records the answer
+    /// durably, then calls `claim_writes`, so that a failure in between leaves it to the
+    /// next owner.
+    pub fn unclaimed_writes_start(&self) -> Lsn {
+        // Under the state lock, so that no group publishes between the reads.
         let _state = self.inner.state.read();
-        let first_claim = !self.inner.writes_claimed.swap(true, Ordering::AcqRel);
-        let unclaimed = self.inner.first_unclaimed_write.swap(0, Ordering::AcqRel);
         let next = self.last_lsn() + 1;
+        let unclaimed = self.inner.first_unclaimed_write.load(Ordering::Acquire);
         match unclaimed {
             0 => next,
-            lsn if first_claim => lsn.min(next),
+            lsn if !self.inner.writes_claimed.load(Ordering::Acquire) => lsn.min(next),
             _ => next,
         }
+    }
+
+    /// Marks every write of this handle, past and future, as belonging to the owners that
+    /// recorded [`unclaimed_writes_start`](Self::unclaimed_writes_start): from now on that
+    /// is always the next LSN. Writes published since that call have LSNs at or above what
+    /// it returned, so the recorded start covers them.
+    pub fn claim_writes(&self) {
+        let _state = self.inner.state.read();
+        self.inner.writes_claimed.store(true, Ordering::Release);
+        self.inner.first_unclaimed_write.store(0, Ordering::Release);
     }
 
     /// The LSN up to which this store holds the log's effects: on a replica, the master's LSN

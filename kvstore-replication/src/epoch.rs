@@ -67,6 +67,11 @@ pub(crate) fn write_durably(dir: &Path, name: &str, contents: &str) -> Result<()
 /// The epoch a master in `dir` runs with: `requested` if given (it must not be lower than the
 /// stored one), else the stored one, else [`INITIAL_EPOCH`]. The result is stored durably.
 pub fn master_epoch(dir: &Path, requested: Option<u64>) -> Result<u64> {
+    if requested == Some(crate::timeline::MERGED_EPOCH) {
+        return Err(Error::InvalidConfig(
+            "epoch 0 is reserved (it names folded timeline entries); masters start at 1".into(),
+        ));
+    }
     let stored = read_epoch(dir)?;
     let epoch = match (requested, stored) {
         (Some(r), Some(s)) if r < s => {
@@ -106,6 +111,10 @@ mod tests {
         assert_eq!(master_epoch(dir.path(), Some(5))?, 5);
         assert!(matches!(
             master_epoch(dir.path(), Some(4)),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            master_epoch(dir.path(), Some(0)),
             Err(Error::InvalidConfig(_))
         ));
         assert_eq!(promote(dir.path())?, 6);

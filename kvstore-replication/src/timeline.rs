@@ -244,15 +244,17 @@ impl Timeline {
 /// timeline to send in `HELLO`.
 ///
 /// The entry starts at the next LSN, or earlier, at the first record this process wrote
-/// before it began any incarnation ([`KvStore::claim_writes`]: writes made before a
+/// before it began any incarnation ([`KvStore::unclaimed_writes_start`]: writes made before a
 /// replicator was attached follow whatever the log held when it was opened, which may be
 /// less than what a replica received before a crash). Records applied from a master (a
 /// replica being promoted) keep their master's incarnation.
 pub fn begin_incarnation(store: &KvStore, epoch: u64) -> Result<Timeline> {
     let dir = store.path();
     let mut timeline = Timeline::read(dir)?;
-    timeline.begin(epoch, rand::random::<u64>(), store.claim_writes());
+    timeline.begin(epoch, rand::random::<u64>(), store.unclaimed_writes_start());
     timeline.write(dir)?;
+    // Only once the entry is durable: if storing it failed, the next attempt starts there too.
+    store.claim_writes();
     Ok(timeline)
 }
 
@@ -429,6 +431,41 @@ mod tests {
         store.put(b"d", b"v")?;
         let third = begin_incarnation(&store, 1)?;
         assert_eq!(third.entries().last().map(|e| e.start), Some(4));
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_begin_leaves_the_early_writes_to_the_next_one() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| io_err(Path::new("tmp"), e))?;
+        let store = KvStore::open(dir.path())?;
+        store.put(b"early", b"v")?;
+        // Storing the timeline fails (its temporary file's name is taken by a directory).
+        let blocker = dir.path().join(format!("{TIMELINE_FILE_NAME}.new"));
+        std::fs::create_dir(&blocker).map_err(|e| io_err(&blocker, e))?;
+        assert!(begin_incarnation(&store, 1).is_err());
+        std::fs::remove_dir(&blocker).map_err(|e| io_err(&blocker, e))?;
+        store.put(b"later", b"v")?;
+        let timeline = begin_incarnation(&store, 1)?;
+        assert_eq!(
+            timeline.entries()[0].start,
+            1,
+            "the early write is still covered"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_install_leaves_no_early_writes_behind() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| io_err(Path::new("tmp"), e))?;
+        let store = KvStore::open(dir.path())?;
+        store.put(b"local", b"v")?;
+        // Resynced from a master's snapshot at LSN 50: the log holds the master's records.
+        let mut install = store.begin_snapshot_install(50)?;
+        install.put(b"k", b"v")?;
+        install.finish()?;
+        assert_eq!(store.unclaimed_writes_start(), 51);
+        let timeline = begin_incarnation(&store, 2)?;
+        assert_eq!(timeline.entries()[0].start, 51);
         Ok(())
     }
 }
