@@ -200,7 +200,12 @@ impl Worker {
     /// Books a failed call: counters, health, backoff; ends the session.
     fn fail(&mut self, error: Error) {
         let refused = matches!(error, Error::StaleEpoch { .. } | Error::Diverged { .. });
-        tracing::warn!(replica = %self.replica().name, %error, "replication call failed");
+        if refused && self.replica().state() == ReplicaState::Diverged {
+            // A diverged replica refusing its periodic probe again: the first refusal warned.
+            tracing::debug!(replica = %self.replica().name, %error, "still refused");
+        } else {
+            tracing::warn!(replica = %self.replica().name, %error, "replication call failed");
+        }
         *self.replica().last_error.lock() = Some(error.to_string());
         self.session = None;
         self.wal = None;
