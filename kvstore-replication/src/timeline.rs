@@ -13,8 +13,8 @@
 //! anything. A master sends its whole [`Timeline`] in `HELLO`; a replica keeps the timeline of
 //! the master it follows. Two logs agree up to the first LSN where their timelines name a
 //! different writer ([`Timeline::first_difference`]); a replica whose applied LSN reaches that
-//! point has diverged and is refused until an operator forces a resync. This is PostgreSQL's
-//! timeline history and Raft's "same term at the same index" check.
+//! point has diverged and is refused until an operator forces a resync or empties it. This is
+//! PostgreSQL's timeline history and Raft's "same term at the same index" check.
 
 use std::fs;
 use std::path::Path;
