@@ -477,13 +477,12 @@ impl KvStore {
     /// next owner.
     pub fn unclaimed_writes_start(&self) -> Lsn {
         // Under the state lock, so that no group publishes between the reads.
+        // The marker is only ever set before the first claim, which clears it.
         let _state = self.inner.state.read();
         let next = self.last_lsn() + 1;
-        let unclaimed = self.inner.first_unclaimed_write.load(Ordering::Acquire);
-        match unclaimed {
+        match self.inner.first_unclaimed_write.load(Ordering::Acquire) {
             0 => next,
-            lsn if !self.inner.writes_claimed.load(Ordering::Acquire) => lsn.min(next),
-            _ => next,
+            lsn => lsn.min(next),
         }
     }
 

@@ -170,10 +170,8 @@ impl ReplicaEndpoint {
             epoch::write_epoch(self.store.path(), hello.epoch)?;
             state.epoch = hello.epoch;
         }
-        state.pending_timeline = None;
-        if hello.force_resync {
-            state.pending_timeline = Some(hello.timeline.clone());
-        } else if !hello.timeline.is_empty() && hello.timeline != state.timeline {
+        state.pending_timeline = hello.force_resync.then(|| hello.timeline.clone());
+        if !hello.force_resync && !hello.timeline.is_empty() && hello.timeline != state.timeline {
             hello.timeline.write(self.store.path())?;
             state.timeline = hello.timeline.clone();
         }

@@ -16,6 +16,7 @@
 //! point has diverged and is refused until an operator forces a resync or empties it. This is
 //! PostgreSQL's timeline history and Raft's "same term at the same index" check.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::Path;
 
@@ -158,8 +159,11 @@ impl Timeline {
         // that followed along names the same hash there; one whose entries differ does not.
         let frontier = self.fold_frontier().max(master.fold_frontier());
         let (own, master) = match frontier {
-            Some(frontier) => (self.folded_to(frontier), master.folded_to(frontier)),
-            None => (self.clone(), master.clone()),
+            Some(frontier) => (
+                Cow::Owned(self.folded_to(frontier)),
+                Cow::Owned(master.folded_to(frontier)),
+            ),
+            None => (Cow::Borrowed(self), Cow::Borrowed(master)),
         };
         // The writer of an LSN changes only at some entry's start.
         let mut boundaries: Vec<Lsn> = own

@@ -142,12 +142,7 @@ fn a_replica_refuses_a_master_restored_without_its_tail_until_forced() -> TestRe
     }
     assert_eq!(restored.last_lsn(), 100);
     c.replicas[0].start(replica);
-    assert!(
-        wait_until(Duration::from_secs(5), || repl.status().replicas[0].state
-            == ReplicaState::Diverged),
-        "the replica was not refused: {:?}",
-        repl.status().replicas[0]
-    );
+    assert_refused(&repl);
     let replica = c.replicas[0].store().ok_or("replica is down")?;
     assert_eq!(
         replica.applied_lsn(),
@@ -188,12 +183,7 @@ fn writes_made_before_the_replicator_is_attached_count_as_the_new_incarnation() 
     let repl = Replicator::builder()
         .replica(c.replicas[0].transport())
         .attach(&restored)?;
-    assert!(
-        wait_until(Duration::from_secs(5), || repl.status().replicas[0].state
-            == ReplicaState::Diverged),
-        "the replica was not refused: {:?}",
-        repl.status().replicas[0]
-    );
+    assert_refused(&repl);
     let replica = c.replicas[0].store().ok_or("replica is down")?;
     assert_eq!(replica.get(b"k079")?, Some(b"lost".to_vec()));
     Ok(())
@@ -259,19 +249,14 @@ fn replicate_keys(
     Ok(repl)
 }
 
-/// Opens a store, retrying while the threads of a replicator just dropped still hold it.
-fn open_unlocked(
-    dir: &std::path::Path,
-) -> Result<kvstore_core::KvStore, Box<dyn std::error::Error>> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match fast().open(dir) {
-            Err(kvstore_core::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            other => return Ok(other?),
-        }
-    }
+/// Waits until the master reports its only replica diverged.
+fn assert_refused(repl: &Replicator) {
+    assert!(
+        wait_until(Duration::from_secs(5), || repl.status().replicas[0].state
+            == ReplicaState::Diverged),
+        "the replica was not refused: {:?}",
+        repl.status().replicas[0]
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {

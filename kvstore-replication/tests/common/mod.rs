@@ -108,14 +108,19 @@ pub fn assert_all_same(c: &Cluster) -> TestResult {
 
 /// Reopens a replica's store from `dir`, retrying while a courier thread still holds it.
 pub fn reopen(dir: &std::path::Path) -> Result<ReplicaEndpoint, Box<dyn std::error::Error>> {
+    Ok(ReplicaEndpoint::open(open_unlocked(dir)?)?)
+}
+
+/// Opens a test store in `dir`, retrying while threads that just let go of it (a replica's
+/// courier, a dropped replicator's workers) still hold its lock.
+pub fn open_unlocked(dir: &std::path::Path) -> Result<KvStore, Box<dyn std::error::Error>> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match fast().open(dir) {
-            Ok(store) => return Ok(ReplicaEndpoint::open(store)?),
             Err(kvstore_core::Error::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5))
             }
-            Err(e) => return Err(e.into()),
+            other => return Ok(other?),
         }
     }
 }
