@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::frame::Frame;
+use crate::frame::{Frame, Protocol};
 use crate::parse::{Limits, ProtocolError, Request};
 use crate::wire::{Wire, FLUSH_THRESHOLD_BYTES};
 
@@ -188,9 +188,15 @@ impl Connection {
         self.shutdown();
     }
 
-    /// Queues a frame for the next flush.
+    /// Queues a frame, in RESP2, for the next flush.
     pub fn queue(&mut self, frame: &Frame) {
-        self.wire.queue(frame);
+        self.wire.queue(frame, Protocol::Resp2);
+    }
+
+    /// Queues a reply encoded in `protocol` (what its client chose with `HELLO`) for the
+    /// next flush.
+    pub fn queue_as(&mut self, frame: &Frame, protocol: Protocol) {
+        self.wire.queue(frame, protocol);
     }
 
     /// Queues a request (an array of bulk strings) for the next flush.

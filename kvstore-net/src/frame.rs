@@ -1,4 +1,5 @@
-//! RESP2 frames: what a reply is made of, how it is written to the wire, and how a client
+//! RESP frames: what a reply is made of, how it is written to the wire in either protocol
+//! version a client chose ([`Protocol`]: RESP2 unless it said `HELLO 3`), and how a client
 //! reads one back.
 //!
 //! Requests are always arrays of bulk strings (or inline lines), so the server decodes them
@@ -21,7 +22,28 @@ pub const MAX_REPLY_BULK_BYTES: usize = 512 << 20;
 /// Most elements of one reply array a client accepts.
 pub const MAX_REPLY_ARRAY_LEN: usize = 16 << 20;
 
-/// One RESP2 value.
+/// The reply encoding a connection asked for with `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, every connection's start: nulls are `$-1`/`*-1`, maps flat arrays.
+    #[default]
+    Resp2,
+    /// RESP3 (`HELLO 3`): nulls are `_`, maps `%`, sets `~`, `INFO` a verbatim string.
+    Resp3,
+}
+
+impl Protocol {
+    /// The version number `HELLO` names it by.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// One RESP value. The RESP3 kinds (`Map`, `Set`, `Verbatim`) are written as their RESP2
+/// counterparts (a flat array, an array, a bulk string) to a RESP2 connection, as Redis does.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Frame {
     /// `+text\r\n`: a status reply such as `OK` or `PONG`. Must not contain CR or LF.
@@ -39,6 +61,13 @@ pub enum Frame {
     NullArray,
     /// `*n\r\n` followed by `n` frames.
     Array(Vec<Frame>),
+    /// `%n\r\n` followed by `n` key and value frames (RESP3); to RESP2, an array of `2n`.
+    Map(Vec<(Frame, Frame)>),
+    /// `~n\r\n` followed by `n` frames (RESP3); to RESP2, an array.
+    Set(Vec<Frame>),
+    /// `=len\r\ntxt:text\r\n`: text meant to be shown as it is, such as `INFO`'s (RESP3);
+    /// to RESP2, a bulk string of the text.
+    Verbatim(Vec<u8>),
 }
 
 impl Frame {
@@ -59,8 +88,14 @@ impl Frame {
         Frame::Bulk(bytes.into())
     }
 
-    /// Appends the wire encoding of this frame to `out`.
+    /// Appends the RESP2 encoding of this frame to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.write_as(out, Protocol::Resp2);
+    }
+
+    /// Appends the encoding of this frame in `protocol` to `out`.
+    pub fn write_as(&self, out: &mut Vec<u8>, protocol: Protocol) {
+        let resp3 = protocol == Protocol::Resp3;
         match self {
             Frame::Simple(s) => {
                 out.push(b'+');
@@ -78,14 +113,39 @@ impl Frame {
                 out.extend_from_slice(b"\r\n");
             }
             Frame::Bulk(b) => write_bulk(out, b),
+            Frame::Null | Frame::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
             Frame::Null => out.extend_from_slice(b"$-1\r\n"),
             Frame::NullArray => out.extend_from_slice(b"*-1\r\n"),
             Frame::Array(items) => {
                 write_array_header(out, items.len());
                 for item in items {
-                    item.write_to(out);
+                    item.write_as(out, protocol);
                 }
             }
+            Frame::Map(pairs) => {
+                if resp3 {
+                    write_header(out, b'%', pairs.len());
+                } else {
+                    write_array_header(out, 2 * pairs.len());
+                }
+                for (key, value) in pairs {
+                    key.write_as(out, protocol);
+                    value.write_as(out, protocol);
+                }
+            }
+            Frame::Set(items) => {
+                write_header(out, if resp3 { b'~' } else { b'*' }, items.len());
+                for item in items {
+                    item.write_as(out, protocol);
+                }
+            }
+            Frame::Verbatim(text) if resp3 => {
+                write_header(out, b'=', VERBATIM_FORMAT.len() + text.len());
+                out.extend_from_slice(VERBATIM_FORMAT);
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
+            Frame::Verbatim(text) => write_bulk(out, text),
         }
     }
 
@@ -114,9 +174,17 @@ pub(crate) fn write_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The format a verbatim string's text is in, with the colon that ends it: plain text.
+const VERBATIM_FORMAT: &[u8; 4] = b"txt:";
+
 /// Appends `*n\r\n`.
 pub(crate) fn write_array_header(out: &mut Vec<u8>, len: usize) {
-    out.push(b'*');
+    write_header(out, b'*', len);
+}
+
+/// Appends `<tag>n\r\n`: the header of an aggregate or a length-prefixed string.
+fn write_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
     write_decimal(out, len as i64);
     out.extend_from_slice(b"\r\n");
 }
@@ -169,9 +237,10 @@ fn decode_at(
             let n = parse_int(line).ok_or(ProtocolError::InvalidInteger)?;
             Ok(Some((Frame::Integer(n), next)))
         }
-        b'$' => {
+        b'_' if line.is_empty() => Ok(Some((Frame::Null, next))),
+        b'$' | b'=' => {
             let len = parse_int(line).ok_or(ProtocolError::InvalidBulkLength)?;
-            if len == -1 {
+            if len == -1 && tag == b'$' {
                 return Ok(Some((Frame::Null, next)));
             }
             let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
@@ -188,23 +257,39 @@ fn decode_at(
             if &buf[end..end + 2] != b"\r\n" {
                 return Err(ProtocolError::MissingCrlf);
             }
-            Ok(Some((Frame::Bulk(buf[next..end].to_vec()), end + 2)))
+            let bytes = &buf[next..end];
+            let frame = if tag == b'$' {
+                Frame::Bulk(bytes.to_vec())
+            } else {
+                // `xxx:` names the text's format; what follows is the text.
+                match bytes.get(3) {
+                    Some(b':') => Frame::Verbatim(bytes[4..].to_vec()),
+                    _ => return Err(ProtocolError::InvalidBulkLength),
+                }
+            };
+            Ok(Some((frame, end + 2)))
         }
-        b'*' => {
+        b'*' | b'~' | b'%' => {
             let len = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
-            if len == -1 {
+            if len == -1 && tag == b'*' {
                 return Ok(Some((Frame::NullArray, next)));
             }
             let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
-            if len > MAX_REPLY_ARRAY_LEN {
+            // A map's length counts pairs.
+            let frames = if tag == b'%' {
+                len.saturating_mul(2)
+            } else {
+                len
+            };
+            if frames > MAX_REPLY_ARRAY_LEN {
                 return Err(ProtocolError::TooManyArgs {
-                    count: len,
+                    count: frames,
                     max: MAX_REPLY_ARRAY_LEN,
                 });
             }
-            let mut items = Vec::with_capacity(len.min(1024));
+            let mut items = Vec::with_capacity(frames.min(1024));
             let mut at = next;
-            for _ in 0..len {
+            for _ in 0..frames {
                 match decode_at(buf, at, depth + 1)? {
                     Some((item, after)) => {
                         items.push(item);
@@ -213,7 +298,17 @@ fn decode_at(
                     None => return Ok(None),
                 }
             }
-            Ok(Some((Frame::Array(items), at)))
+            let frame = match tag {
+                b'*' => Frame::Array(items),
+                b'~' => Frame::Set(items),
+                _ => {
+                    let mut items = items.into_iter();
+                    Frame::Map(
+                        std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect(),
+                    )
+                }
+            };
+            Ok(Some((frame, at)))
         }
         other => Err(ProtocolError::UnexpectedByte(other)),
     }
@@ -234,7 +329,8 @@ impl fmt::Display for Frame {
             Frame::Integer(n) => write!(f, "(integer) {n}"),
             Frame::Bulk(b) => write!(f, "\"{}\"", b.escape_ascii()),
             Frame::Null | Frame::NullArray => write!(f, "(nil)"),
-            Frame::Array(items) => {
+            Frame::Verbatim(text) => write!(f, "\"{}\"", text.escape_ascii()),
+            Frame::Array(items) | Frame::Set(items) => {
                 write!(f, "[")?;
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -243,6 +339,16 @@ impl fmt::Display for Frame {
                     write!(f, "{item}")?;
                 }
                 write!(f, "]")
+            }
+            Frame::Map(pairs) => {
+                write!(f, "{{")?;
+                for (i, (key, value)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{key}: {value}")?;
+                }
+                write!(f, "}}")
             }
         }
     }
@@ -275,6 +381,37 @@ mod tests {
         assert_eq!(items[3], Frame::Integer(i64::MIN));
         assert_eq!(items[4], Frame::bulk(&b"bin\0ary\r\n"[..]));
         assert_eq!(items.len(), 8);
+    }
+
+    #[test]
+    fn resp3_kinds_round_trip_and_fall_back_to_resp2_shapes() {
+        let frame = Frame::Array(vec![
+            Frame::Map(vec![(Frame::bulk("proto"), Frame::Integer(3))]),
+            Frame::Set(vec![Frame::Simple("write".into())]),
+            Frame::Verbatim(b"# Server\r\n".to_vec()),
+            Frame::Null,
+        ]);
+        let mut resp3 = Vec::new();
+        frame.write_as(&mut resp3, Protocol::Resp3);
+        assert_eq!(
+            resp3,
+            b"*4\r\n%1\r\n$5\r\nproto\r\n:3\r\n~1\r\n+write\r\n=14\r\ntxt:# Server\r\n\r\n_\r\n"
+        );
+        assert_eq!(
+            Frame::decode(&resp3),
+            Ok(Some((frame.clone(), resp3.len())))
+        );
+        for cut in 0..resp3.len() {
+            assert_eq!(Frame::decode(&resp3[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert_eq!(
+            frame.to_bytes(),
+            b"*4\r\n*2\r\n$5\r\nproto\r\n:3\r\n*1\r\n+write\r\n$10\r\n# Server\r\n\r\n$-1\r\n"
+        );
+        assert_eq!(
+            Frame::decode(b"=2\r\nab\r\n"),
+            Err(ProtocolError::InvalidBulkLength)
+        );
     }
 
     #[test]

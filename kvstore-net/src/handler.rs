@@ -62,7 +62,7 @@ pub(crate) fn serve(
                 ServerStats::add(&node.stats.error_replies, count as u64);
             }
             for _ in 0..count {
-                conn.queue(&reply);
+                conn.queue_as(&reply, session.protocol);
             }
         } else if replica_pipeline::coalescible(&request, &session, &node) {
             let mut window = Vec::new();
@@ -75,15 +75,16 @@ pub(crate) fn serve(
             );
             (pending, broken) = (run.next, run.broken);
             if let [one] = window.as_slice() {
-                conn.queue(&run_one(one, &node, &mut session));
+                let reply = run_one(one, &node, &mut session);
+                conn.queue_as(&reply, session.protocol);
             } else {
                 for reply in replica_pipeline::apply(window, &node, &session) {
-                    conn.queue(&reply);
+                    conn.queue_as(&reply, session.protocol);
                 }
             }
         } else {
             let reply = run_one(&request, &node, &mut session);
-            conn.queue(&reply);
+            conn.queue_as(&reply, session.protocol);
         }
         if session.quit {
             break;
@@ -98,7 +99,10 @@ pub(crate) fn serve(
     if let Some(err) = broken {
         ServerStats::add(&node.stats.protocol_errors, 1);
         tracing::debug!(peer = %session.peer, %err, "protocol error; closing");
-        conn.queue(&Frame::error(format!("ERR Protocol error: {err}")));
+        conn.queue_as(
+            &Frame::error(format!("ERR Protocol error: {err}")),
+            session.protocol,
+        );
         conn.close_after_error();
     }
     let _ = conn.flush();

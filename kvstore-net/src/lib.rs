@@ -1,4 +1,4 @@
-//! `kvstore-net`: the network layer of kvstore. A RESP2 server, so `redis-cli`,
+//! `kvstore-net`: the network layer of kvstore. A RESP2 server (RESP3 after `HELLO 3`), so `redis-cli`,
 //! `redis-benchmark` and every Redis client library work unchanged (and the seed's inline
 //! commands, `PUT k v`, work over `nc`); a blocking client; and [`TcpTransport`], which
 //! carries replication between `kvstore-server` processes as `REPLICATE …` commands
@@ -17,7 +17,8 @@
 //!
 //! # Layout
 //! Bytes flow `connection` → `parse` → `cmd` → the store, and replies flow back as [`Frame`]s.
-//! - [`frame`](Frame): RESP2 values, their encoding, and decoding of replies (client side)
+//! - [`frame`](Frame): RESP values, their encoding in either protocol version, and decoding
+//!   of replies (client side)
 //! - [`parse`]: the incremental request decoder (multibulk and inline) and its [`Limits`];
 //!   `inline`: quoting rules of inline lines; `request`: a decoded request, its arguments in
 //!   one buffer

@@ -1,7 +1,7 @@
 //! The state one server shares between its connections: the store, the configuration, the
 //! replication role, counters and SCAN cursors.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use kvstore_core::KvStore;
@@ -30,6 +30,8 @@ pub(crate) struct Node {
     /// replicator's retirement, so a new replicator is never attached while an old one is
     /// still being torn down (its teardown detaches the store's commit hook).
     pub transitions: Mutex<()>,
+    /// The id the last connection got (`CLIENT ID`, `HELLO`'s `id`).
+    last_client_id: AtomicU64,
 }
 
 impl Node {
@@ -46,6 +48,7 @@ impl Node {
             run_id: random_run_id(),
             stopping: AtomicBool::new(false),
             transitions: Mutex::new(()),
+            last_client_id: AtomicU64::new(0),
             config,
         }
     }
@@ -53,6 +56,11 @@ impl Node {
     /// Whether this node refuses client writes (it is a replica).
     pub fn is_replica(&self) -> bool {
         self.role.read().is_replica()
+    }
+
+    /// A new connection's id: 1, 2, 3, … as Redis numbers its clients.
+    pub fn next_client_id(&self) -> u64 {
+        self.last_client_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The name this node uses as a master in `REPLICATE HELLO`.

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::frame::{write_array_header, write_bulk, write_decimal, Frame};
+use crate::frame::{write_array_header, write_bulk, write_decimal, Frame, Protocol};
 use crate::parse::{Limits, ProtocolError, Request, RequestDecoder};
 
 /// Read buffer growth step and initial size.
@@ -123,9 +123,9 @@ impl Wire {
         }
     }
 
-    /// Queues a frame for the next write.
-    pub(crate) fn queue(&mut self, frame: &Frame) {
-        frame.write_to(&mut self.out);
+    /// Queues a reply, encoded in the `protocol` its client chose, for the next write.
+    pub(crate) fn queue(&mut self, frame: &Frame, protocol: Protocol) {
+        frame.write_as(&mut self.out, protocol);
     }
 
     /// Queues a request (an array of bulk strings) for the next write.
@@ -218,8 +218,8 @@ mod tests {
     #[test]
     fn a_partial_write_keeps_the_rest_in_order() {
         let mut wire = Wire::new(Limits::default());
-        wire.queue(&Frame::Bulk(b"hello".to_vec()));
-        wire.queue(&Frame::Integer(42));
+        wire.queue(&Frame::Bulk(b"hello".to_vec()), Protocol::Resp2);
+        wire.queue(&Frame::Integer(42), Protocol::Resp2);
         let mut sink = Trickle {
             taken: Vec::new(),
             accept: 4,

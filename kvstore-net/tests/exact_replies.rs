@@ -175,11 +175,12 @@ fn admin_and_introspection_commands() -> TestResult {
         b"-ERR AUTH <password> called without any password configured for the default user. \
           Are you sure your configuration is correct?\r\n",
     )?;
-    c.check(&resp(&[b"COMMAND", b"COUNT"]), b":26\r\n")?;
+    c.check(&resp(&[b"COMMAND", b"COUNT"]), b":29\r\n")?;
     c.check(&resp(&[b"COMMAND", b"DOCS"]), b"*0\r\n")?;
     c.check(
         &resp(&[b"COMMAND", b"INFO", b"get", b"nope"]),
-        b"*2\r\n*6\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*-1\r\n",
+        b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n\
+          *2\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n*-1\r\n",
     )?;
     c.check(
         &resp(&[b"CONFIG", b"GET", b"appendonly"]),

@@ -10,6 +10,18 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         None => (None, first),
     };
     args.finish()?;
+    authenticate(ctx, user, password)?;
+    Ok(Frame::ok())
+}
+
+/// Marks the session authenticated when `password` (for `user`, which can only be
+/// `default`) is `--requirepass`; else the error `AUTH` replies with. Shared with `HELLO …
+/// AUTH user password`.
+pub(super) fn authenticate(
+    ctx: &mut Ctx<'_>,
+    user: Option<&[u8]>,
+    password: &[u8],
+) -> Result<(), Frame> {
     let Some(expected) = ctx.node.config.requirepass.as_deref() else {
         return Err(Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. \
@@ -19,7 +31,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let user_ok = user.is_none_or(|u| u == b"default");
     if user_ok && constant_time_eq(expected.as_bytes(), password) {
         ctx.session.authenticated = true;
-        Ok(Frame::ok())
+        Ok(())
     } else {
         Err(Frame::error(
             "WRONGPASS invalid username-password pair or user is disabled.",

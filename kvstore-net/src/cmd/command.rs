@@ -5,20 +5,40 @@ use super::args::syntax_error;
 use super::{lookup, Args, Ctx, Spec, COMMANDS};
 use crate::frame::Frame;
 
+/// A command in Redis 7's ten fields: name, arity, flags, first key, last key, step, ACL
+/// categories, tips, key specifications, subcommands (the last three empty here). Flags,
+/// categories and tips are sets, which RESP3 clients (redis-py's `COMMAND` parser) expect.
 fn describe(spec: &Spec) -> Frame {
+    let simple = |text: &'static str| Frame::Simple(text.into());
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity),
-        Frame::Array(
-            spec.flags
-                .iter()
-                .map(|f| Frame::Simple((*f).into()))
-                .collect(),
-        ),
+        Frame::Set(spec.flags.iter().copied().map(simple).collect()),
         Frame::Integer(spec.first_key),
         Frame::Integer(spec.last_key),
         Frame::Integer(spec.step),
+        Frame::Set(categories(spec).map(simple).collect()),
+        Frame::Set(Vec::new()),
+        Frame::Array(Vec::new()),
+        Frame::Array(Vec::new()),
     ])
+}
+
+/// The ACL categories Redis puts commands with these flags in.
+fn categories(spec: &Spec) -> impl Iterator<Item = &'static str> {
+    let of_flag = |flag: &str| -> &'static [&'static str] {
+        match flag {
+            "write" => &["@write"],
+            "readonly" => &["@read"],
+            "fast" => &["@fast"],
+            "admin" => &["@admin", "@dangerous"],
+            "no-auth" => &["@connection"],
+            _ => &[],
+        }
+    };
+    spec.flags
+        .iter()
+        .flat_map(move |flag| of_flag(flag).iter().copied())
 }
 
 pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
@@ -38,7 +58,7 @@ pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
                 .collect(),
         )),
         // No documentation is served; clients fall back to their built-in help.
-        b"DOCS" => Ok(Frame::Array(Vec::new())),
+        b"DOCS" => Ok(Frame::Map(Vec::new())),
         _ => Err(syntax_error()),
     }
 }

@@ -52,9 +52,9 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             .iter()
             .any(|p| Glob::new(&p.to_ascii_lowercase()).matches(name.as_bytes()))
         {
-            out.push(Frame::bulk(name));
-            out.push(Frame::bulk(value));
+            out.push((Frame::bulk(name), Frame::bulk(value)));
         }
     }
-    Ok(Frame::Array(out))
+    // Name, value, name, value… to RESP2 clients; a map to RESP3 ones, as Redis 7 replies.
+    Ok(Frame::Map(out))
 }

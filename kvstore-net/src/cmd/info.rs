@@ -1,5 +1,5 @@
 //! `INFO [section …]`: Redis-style `field:value` lines under `# Section` headings, as one bulk
-//! string. Sections: `server`, `clients`, `persistence`, `replication`, `stats`, `keyspace`;
+//! string (a verbatim string to RESP3 clients, as Redis sends it). Sections: `server`, `clients`, `persistence`, `replication`, `stats`, `keyspace`;
 //! none, `all`, `default` or `everything` means all of them; an unknown one adds nothing.
 //!
 //! `replication` on a master holds, besides Redis's `role`/`connected_slaves`/
@@ -18,6 +18,10 @@ use crate::frame::Frame;
 use crate::node::Node;
 use crate::role::{ReplicaRole, Role};
 use crate::stats::ServerStats;
+
+/// The Redis version whose commands and replies this server follows, as clients read it
+/// (`INFO`'s `redis_version`, `HELLO`'s `version`) to decide what they may send.
+pub(super) const REDIS_VERSION: &str = "7.0.0";
 
 const SECTIONS: [&str; 6] = [
     "server",
@@ -59,7 +63,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
             _ => keyspace(&mut out, node),
         }
     }
-    Ok(Frame::Bulk(out.into_bytes()))
+    Ok(Frame::Verbatim(out.into_bytes()))
 }
 
 macro_rules! field {
@@ -70,7 +74,7 @@ macro_rules! field {
 
 fn server(out: &mut String, node: &Node) {
     field!(out, "kvstore_version", env!("CARGO_PKG_VERSION"));
-    field!(out, "redis_version", "7.0.0");
+    field!(out, "redis_version", REDIS_VERSION);
     field!(out, "redis_mode", "standalone");
     field!(out, "process_id", std::process::id());
     field!(out, "run_id", node.run_id);

@@ -4,6 +4,7 @@
 
 mod args;
 mod auth;
+mod client;
 mod command;
 mod compact;
 mod config;
@@ -12,6 +13,7 @@ mod del;
 mod digest;
 mod exists;
 mod get;
+mod hello;
 mod info;
 mod mget;
 mod mset;
@@ -22,6 +24,7 @@ mod replicaof;
 pub(crate) mod replicate;
 mod role;
 mod scan;
+mod select;
 mod set;
 mod wait;
 
@@ -33,7 +36,7 @@ pub(crate) use args::Args;
 use kvstore_core::WriteBatch;
 
 use crate::config::ReplicationMode;
-use crate::frame::Frame;
+use crate::frame::{Frame, Protocol};
 use crate::node::Node;
 use crate::parse::{Quoted, Request};
 use crate::stats::ServerStats;
@@ -43,12 +46,38 @@ use crate::stats::ServerStats;
 pub(crate) struct Session {
     /// The client's address.
     pub peer: SocketAddr,
+    /// This connection's number, unique in the server's life (`CLIENT ID`).
+    pub id: u64,
     /// Whether `AUTH` succeeded (or no password is configured).
     pub authenticated: bool,
+    /// The reply encoding the client chose with `HELLO` (RESP2 until then).
+    pub protocol: Protocol,
+    /// What the client calls itself: `CLIENT SETNAME`, and `CLIENT SETINFO`'s library name
+    /// and version (`CLIENT INFO` shows them).
+    pub name: Vec<u8>,
+    pub lib_name: Vec<u8>,
+    pub lib_ver: Vec<u8>,
     /// Set by `QUIT`: reply, flush, close.
     pub quit: bool,
     /// The epoch of the replication session `REPLICATE HELLO` opened on this connection.
     pub replication_epoch: Option<u64>,
+}
+
+impl Session {
+    /// The session a new connection from `peer` starts with.
+    pub fn new(peer: SocketAddr, node: &Node) -> Session {
+        Session {
+            peer,
+            id: node.next_client_id(),
+            authenticated: node.config.requirepass.is_none(),
+            protocol: Protocol::Resp2,
+            name: Vec::new(),
+            lib_name: Vec::new(),
+            lib_ver: Vec::new(),
+            quit: false,
+            replication_epoch: None,
+        }
+    }
 }
 
 /// What a command runs against.
@@ -118,6 +147,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("replicaof", 3, ADMIN, 0, 0, 0, replicaof::run),
     spec!("slaveof", 3, ADMIN, 0, 0, 0, replicaof::run),
     spec!("auth", -2, CONN, 0, 0, 0, auth::run),
+    spec!("hello", -1, CONN, 0, 0, 0, hello::run),
+    spec!("client", -2, FAST, 0, 0, 0, client::run),
+    spec!("select", 2, FAST, 0, 0, 0, select::run),
     spec!("compact", 1, ADMIN, 0, 0, 0, compact::run),
     spec!("quit", -1, CONN, 0, 0, 0, quit::run),
     spec!("command", -1, R, 0, 0, 0, command::run),

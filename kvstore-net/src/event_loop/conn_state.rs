@@ -11,6 +11,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 
 use crate::cmd::Session;
+use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::{ProtocolError, Request};
 use crate::stats::ServerStats;
@@ -98,12 +99,7 @@ impl LoopConn {
             stream,
             peer,
             wire: Wire::new(node.config.limits),
-            session: Session {
-                peer,
-                authenticated: node.config.requirepass.is_none(),
-                quit: false,
-                replication_epoch: None,
-            },
+            session: Session::new(peer, node),
             pending: None,
             spare: Request::default(),
             broken: None,
@@ -161,6 +157,11 @@ impl LoopConn {
                 ReadOutcome::Failed(e)
             }
         }
+    }
+
+    /// Queues a reply, in the protocol the client chose.
+    pub(super) fn reply(&mut self, frame: &Frame) {
+        self.wire.queue(frame, self.session.protocol);
     }
 
     /// Writes queued replies without waiting: `Ok(true)` when none are left.

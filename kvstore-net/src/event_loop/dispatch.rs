@@ -105,7 +105,7 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                     },
                 );
                 conn.recycle(request);
-                conn.wire.queue(&reply);
+                conn.reply(&reply);
                 if conn.session.quit {
                     conn.closing = true;
                 }
@@ -147,12 +147,12 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
     conn.recycle(request);
     match prepared {
         // Nothing to write (a `DEL` of keys that do not exist): answered now.
-        Ok((batch, reply)) if batch.is_empty() => conn.wire.queue(&reply),
+        Ok((batch, reply)) if batch.is_empty() => conn.reply(&reply),
         Ok((batch, reply)) => {
             group.add(token, 1, batch, reply);
             conn.in_group = true;
         }
-        Err(reply) => conn.wire.queue(&reply),
+        Err(reply) => conn.reply(&reply),
     }
 }
 

@@ -253,7 +253,7 @@ impl Poller {
                 None => notice(&mut waited, conn, token),
                 Some((reply, count)) => {
                     for _ in 0..count {
-                        conn.wire.queue(&reply);
+                        conn.reply(&reply);
                     }
                     if conn.has_work() {
                         notice(&mut self.attention, conn, token);

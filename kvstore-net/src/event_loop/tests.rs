@@ -54,7 +54,7 @@ fn commit(group: &mut Group, node: &Node, conns: &mut [&mut LoopConn]) -> Vec<us
         let conn = &mut conns[token];
         if let Some((reply, count)) = replies {
             for _ in 0..count {
-                conn.wire.queue(&reply);
+                conn.reply(&reply);
             }
         }
         conn.in_group = false;
