@@ -252,13 +252,21 @@ impl Inner {
         // The copies skipped values that records in the active segment overwrote or deleted;
         // under `EveryMillis`/`Never` those records may not be synced yet. Sync them before the
         // old copies are deleted, or a power loss would lose the old and the new value both.
-        if let Err(e) = self
-            .flush()
-            .and_then(|()| self.sync_dir())
-            .and_then(|()| swap::commit(&self.dir, &plan, &*self.opts.vfs))
-        {
+        if let Err(e) = self.flush().and_then(|()| self.sync_dir()) {
             CompactedWriter::abandon(&outputs, &self.dir);
             return Err(e);
+        }
+        match swap::commit(&self.dir, &plan, &*self.opts.vfs) {
+            Ok(()) => {}
+            Err(swap::CommitError::NotCommitted(e)) => {
+                CompactedWriter::abandon(&outputs, &self.dir);
+                return Err(e);
+            }
+            Err(swap::CommitError::Undecided(e)) => {
+                // The old segments stay on disk and in use until a reopen finishes the swap.
+                self.poison(&format!("committing a compaction failed: {e}"));
+                return Err(e);
+            }
         }
         // The index moves to the copies a chunk at a time, so that readers and writers wait at
         // most one chunk (a whole store's entries under one lock stalled both for tens of

@@ -165,12 +165,21 @@ impl SnapshotInstall {
             install: outputs.iter().map(|o| o.id).collect(),
             delete: old_ids,
         };
-        if let Err(e) = inner
-            .sync_dir()
-            .and_then(|()| swap::commit(&inner.dir, &plan, &*inner.opts.vfs))
-        {
+        if let Err(e) = inner.sync_dir() {
             CompactedWriter::abandon(&outputs, &inner.dir);
             return Err(e);
+        }
+        match swap::commit(&inner.dir, &plan, &*inner.opts.vfs) {
+            Ok(()) => {}
+            Err(swap::CommitError::NotCommitted(e)) => {
+                CompactedWriter::abandon(&outputs, &inner.dir);
+                return Err(e);
+            }
+            Err(swap::CommitError::Undecided(e)) => {
+                // A reopen finishes the install with the snapshot's segments.
+                inner.poison(&format!("committing a snapshot install failed: {e}"));
+                return Err(e);
+            }
         }
         // From here the swap is durable; a failure leaves the on-disk store right but this
         // handle stale, so it is poisoned and a reopen finishes the job.

@@ -72,26 +72,68 @@ impl SwapPlan {
     }
 }
 
+/// A swap that could not be committed.
+#[derive(Debug)]
+pub(crate) enum CommitError {
+    /// Failed before the marker was renamed into place: the swap did not happen, and the
+    /// caller removes the segments it wrote for it.
+    NotCommitted(Error),
+    /// The marker is in place but the directory could not be synced, so whether it survives
+    /// a crash is unknown. The swap must be treated as committed: its new segments stay (a
+    /// reopen finishes the swap with them, as after a crash), and the caller, whose files no
+    /// longer match what it serves, poisons the store. Removing the new segments instead left
+    /// a marker that the next open carried out without them, deleting the old ones too.
+    Undecided(Error),
+}
+
 /// Makes the plan durable; from here on the swap completes even across a crash.
-pub(crate) fn commit(dir: &Path, plan: &SwapPlan, vfs: &dyn Vfs) -> Result<()> {
+pub(crate) fn commit(
+    dir: &Path,
+    plan: &SwapPlan,
+    vfs: &dyn Vfs,
+) -> std::result::Result<(), CommitError> {
     let path = dir.join(MARKER_FILE_NAME);
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, plan.encode()).ctx(|| format!("writing {}", tmp.display()))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .ctx(|| format!("syncing {}", tmp.display()))?;
-    fs::rename(&tmp, &path).ctx(|| format!("renaming {} into place", path.display()))?;
+    (|| {
+        fs::write(&tmp, plan.encode()).ctx(|| format!("writing {}", tmp.display()))?;
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .ctx(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).ctx(|| format!("renaming {} into place", path.display()))
+    })()
+    .map_err(CommitError::NotCommitted)?;
     vfs.sync_dir(dir)
         .ctx(|| format!("syncing directory {}", dir.display()))
+        .map_err(CommitError::Undecided)
 }
 
 /// Carries out a committed plan: installs, deletes, then removes the marker. Idempotent.
+/// Deletes nothing unless every segment the plan installs is in place: a plan whose new
+/// segments are gone would otherwise delete the only copy of the data.
 pub(crate) fn apply(dir: &Path, plan: &SwapPlan, vfs: &dyn Vfs) -> Result<()> {
     for id in &plan.install {
         let pending = pending_path(dir, *id);
-        match fs::rename(&pending, segment_path(dir, *id)) {
+        let installed = segment_path(dir, *id);
+        match fs::rename(&pending, &installed) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Installed before a crash, unless it is missing altogether.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !installed
+                    .try_exists()
+                    .ctx(|| format!("checking {}", installed.display()))?
+                {
+                    return Err(Error::Corrupt {
+                        path: dir.join(MARKER_FILE_NAME),
+                        offset: 0,
+                        reason: format!(
+                            "the segment swap installs segment {id}, which is neither at {} \
+                             nor at {}; the segments it would replace are kept",
+                            pending.display(),
+                            installed.display()
+                        ),
+                    });
+                }
+            }
             Err(e) => return Err(Error::io(format!("installing {}", pending.display()), e)),
         }
     }
@@ -149,5 +191,20 @@ mod tests {
             bad[bit / 8] ^= 1 << (bit % 8);
             assert_eq!(SwapPlan::decode(&bad), None, "bit {bit}");
         }
+    }
+
+    #[test]
+    fn a_plan_whose_new_segments_are_gone_deletes_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().ctx(|| "tempdir".to_string())?;
+        let old = segment_path(dir.path(), 1);
+        fs::write(&old, b"the only copy").ctx(|| "writing".to_string())?;
+        let plan = SwapPlan {
+            install: vec![2],
+            delete: vec![1],
+        };
+        let result = apply(dir.path(), &plan, &crate::io::OsVfs);
+        assert!(matches!(result, Err(Error::Corrupt { .. })), "{result:?}");
+        assert!(old.exists());
+        Ok(())
     }
 }
