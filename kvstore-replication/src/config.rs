@@ -48,6 +48,11 @@ pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Default target size of a snapshot chunk (values larger than this are split).
 pub const DEFAULT_SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Most entries one snapshot chunk carries, whatever their size. Bytes alone let a chunk of
+/// tiny entries (a few bytes of key, empty values) hold 350,000 of them, four arguments each
+/// over TCP: past a replica's 1,048,576-argument limit, so that chunk was refused on every
+/// retry and the resync never finished. 65,536 entries keep a chunk within every limit.
+pub const MAX_SNAPSHOT_CHUNK_ENTRIES: usize = 1 << 16;
 /// Default time an async worker lets a short window of live records fill before sending it.
 /// Sending each record as it is committed would cost the replica one commit group (a write
 /// call) per record and the master a wake-up of the worker per record; waiting this long adds

@@ -3,6 +3,7 @@
 
 use kvstore_core::{KvStore, Lsn, Snapshot, WalIter};
 
+use crate::config::MAX_SNAPSHOT_CHUNK_ENTRIES;
 use crate::error::Result;
 use crate::protocol::{SharedRecord, SnapshotChunk, SnapshotPiece, SnapshotProgress};
 
@@ -111,7 +112,7 @@ impl SnapshotCursor {
     fn generate(&mut self, chunk_bytes: usize) -> Result<SnapshotChunk> {
         let mut pieces = Vec::new();
         let mut bytes = 0usize;
-        while bytes < chunk_bytes {
+        while bytes < chunk_bytes && pieces.len() < MAX_SNAPSHOT_CHUNK_ENTRIES {
             let (key, value, offset) = match self.carry.take() {
                 Some(carry) => carry,
                 None => match self.snapshot.next() {
