@@ -106,11 +106,8 @@ pub(crate) fn serve(
         conn.close_after_error();
     }
     let _ = conn.flush();
-    if session.replication_epoch.is_some() {
-        if let crate::role::Role::Replica(replica) = &*node.role.read() {
-            replica.session_closed();
-        }
-    }
+    // The link is down once the connection is: before the socket closes, as the master sees.
+    session.master_link = None;
     let (read, written) = conn.traffic();
     ServerStats::add(&node.stats.net_input_bytes, read);
     ServerStats::add(&node.stats.net_output_bytes, written);

@@ -57,8 +57,9 @@ pub(crate) struct ReplicaRole {
     /// The master named by `REPLICAOF host port`, if any.
     pub master_addr: Option<(String, u16)>,
     pub link: Mutex<Option<MasterLink>>,
-    /// Replication connections open now (a master reconnecting briefly has two).
-    pub open_links: AtomicUsize,
+    /// Replication connections open now (a master reconnecting briefly has two), each
+    /// counted once by the [`LinkGuard`] its session holds.
+    open_links: Arc<AtomicUsize>,
     since: Instant,
     last_contact_ms: AtomicU64,
 }
@@ -69,7 +70,7 @@ impl ReplicaRole {
             endpoint,
             master_addr,
             link: Mutex::new(None),
-            open_links: AtomicUsize::new(0),
+            open_links: Arc::new(AtomicUsize::new(0)),
             since: Instant::now(),
             last_contact_ms: AtomicU64::new(u64::MAX),
         }
@@ -81,18 +82,15 @@ impl ReplicaRole {
         self.last_contact_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// A `REPLICATE HELLO` was accepted on a connection from `peer`.
-    pub(crate) fn session_opened(&self, master_id: String, peer: SocketAddr) {
+    /// A `REPLICATE HELLO` was accepted on a connection from `peer`: the link counts as
+    /// open while the connection keeps the returned guard (a second HELLO on it replaces
+    /// the guard, so a connection counts once; one that outlives this role uncounts itself
+    /// from this role's links, not from its successor's).
+    pub(crate) fn session_opened(&self, master_id: String, peer: SocketAddr) -> LinkGuard {
         *self.link.lock() = Some(MasterLink { master_id, peer });
         self.open_links.fetch_add(1, Ordering::Relaxed);
         self.touch();
-    }
-
-    /// A connection that had opened a session closed.
-    pub(crate) fn session_closed(&self) {
-        let _ = self
-            .open_links
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        LinkGuard(self.open_links.clone())
     }
 
     /// Whether a master holds a session open now.
@@ -106,6 +104,16 @@ impl ReplicaRole {
             u64::MAX => None,
             ms => Some((self.since.elapsed().as_millis() as u64).saturating_sub(ms) / 1000),
         }
+    }
+}
+
+/// One replication connection counted in its replica role's open links until dropped.
+#[derive(Debug)]
+pub(crate) struct LinkGuard(Arc<AtomicUsize>);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

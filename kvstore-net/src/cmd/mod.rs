@@ -61,6 +61,8 @@ pub(crate) struct Session {
     pub quit: bool,
     /// The epoch of the replication session `REPLICATE HELLO` opened on this connection.
     pub replication_epoch: Option<u64>,
+    /// Counts this connection as the replica's link to its master while it is open.
+    pub master_link: Option<crate::role::LinkGuard>,
 }
 
 impl Session {
@@ -76,6 +78,7 @@ impl Session {
             lib_ver: Vec::new(),
             quit: false,
             replication_epoch: None,
+            master_link: None,
         }
     }
 }

@@ -185,7 +185,7 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
         .map_err(replication_error)?;
     ctx.session.replication_epoch = Some(reply.epoch);
     if let Role::Replica(replica) = &*ctx.node.role.read() {
-        replica.session_opened(master_id, ctx.session.peer);
+        ctx.session.master_link = Some(replica.session_opened(master_id, ctx.session.peer));
     }
     let (snapshot_lsn, next_seq) = match reply.snapshot_in_progress {
         Some(p) => (p.snapshot_lsn as i64, p.next_seq as i64),
