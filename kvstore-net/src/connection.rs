@@ -188,6 +188,11 @@ impl Connection {
         self.shutdown();
     }
 
+    /// Bounds the requests read from now on by `limits`.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.wire.set_limits(limits);
+    }
+
     /// Queues a frame, in RESP2, for the next flush.
     pub fn queue(&mut self, frame: &Frame) {
         self.wire.queue(frame, Protocol::Resp2);

@@ -83,7 +83,11 @@ pub(crate) fn serve(
                 }
             }
         } else {
+            let was_authenticated = session.authenticated;
             let reply = run_one(&request, &node, &mut session);
+            if session.authenticated != was_authenticated {
+                conn.set_limits(cmd::limits_for(&session, &node));
+            }
             conn.queue_as(&reply, session.protocol);
         }
         if session.quit {

@@ -43,6 +43,30 @@ pub struct Limits {
     pub max_request_bytes: usize,
 }
 
+/// Largest bulk a connection may send before it has authenticated: 16 KiB, as Redis allows.
+pub const MAX_UNAUTHENTICATED_BULK_BYTES: usize = 16 << 10;
+
+/// Most arguments a request may have before its connection has authenticated: 10, as Redis
+/// allows (`HELLO 3 AUTH user pass SETNAME name` takes 7).
+pub const MAX_UNAUTHENTICATED_ARGS: usize = 10;
+
+impl Limits {
+    /// The limits of a connection that has not authenticated yet on a server with a
+    /// password: these, or `self` where it is tighter. Without them anyone who can connect,
+    /// password or not, could make the server buffer 128 MiB per connection
+    /// (Redis's CVE-2021-32675).
+    pub fn before_auth(self) -> Limits {
+        Limits {
+            max_inline_bytes: self.max_inline_bytes.min(MAX_UNAUTHENTICATED_BULK_BYTES),
+            max_bulk_bytes: self.max_bulk_bytes.min(MAX_UNAUTHENTICATED_BULK_BYTES),
+            max_args: self.max_args.min(MAX_UNAUTHENTICATED_ARGS),
+            max_request_bytes: self
+                .max_request_bytes
+                .min(MAX_UNAUTHENTICATED_ARGS * MAX_UNAUTHENTICATED_BULK_BYTES),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -192,6 +216,12 @@ impl RequestDecoder {
             current: Request::default(),
             remaining: 0,
         }
+    }
+
+    /// Enforces `limits` from the next request on (a connection that authenticated gets the
+    /// server's full limits instead of [`Limits::before_auth`]).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Decodes from `buf`, adding the bytes it used up to `*consumed` (the caller drops them):

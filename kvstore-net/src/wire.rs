@@ -46,6 +46,11 @@ impl Wire {
         }
     }
 
+    /// Bounds requests by `limits` from the next one on.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.decoder.set_limits(limits);
+    }
+
     /// Decodes a request already in the buffer.
     pub(crate) fn decode_request(&mut self) -> Result<Option<Request>, ProtocolError> {
         let mut request = Request::default();

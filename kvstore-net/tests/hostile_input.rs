@@ -174,3 +174,40 @@ fn hundreds_of_idle_connections_and_the_connection_limit() -> TestResult {
     }));
     assert_untouched(&server, &digest)
 }
+
+/// Before `AUTH`, a connection to a server with a password may send no more than 10
+/// arguments and 16 KiB per bulk, as Redis allows (CVE-2021-32675): anyone who could connect
+/// could otherwise make the server buffer 128 MiB per connection (six such connections grew
+/// the server by 768 MiB, found in review). Once authenticated it gets the full limits.
+#[test]
+fn connections_that_have_not_authenticated_get_tight_limits() -> TestResult {
+    let server = TestServer::start_with(|c| c.requirepass(Some("s3cret".into())))?;
+    let mut big = server.raw()?;
+    big.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$67108864\r\n")?;
+    big.expect(b"-ERR Protocol error: bulk length 67108864 exceeds the limit of 16384 bytes\r\n")?;
+    assert!(big.is_closed()?);
+    let mut many = server.raw()?;
+    many.send(b"*11\r\n")?;
+    many.expect(b"-ERR Protocol error: multibulk length 11 exceeds the limit of 10 arguments\r\n")?;
+    assert!(many.is_closed()?);
+    let mut inline = server.raw()?;
+    inline.send(&vec![b'a'; 20 << 10])?;
+    inline.expect(b"-ERR Protocol error: too big inline request (limit 16384 bytes)\r\n")?;
+    assert!(inline.is_closed()?);
+
+    let mut c = server.raw()?;
+    let value = vec![b'v'; 1 << 20];
+    let mut requests = resp(&[b"AUTH", b"s3cret"]);
+    requests.extend(resp(&[b"SET", b"k", &value]));
+    c.check(&requests, b"+OK\r\n+OK\r\n")?;
+    let mut hello = server.raw()?;
+    hello.send(&resp(&[b"HELLO", b"2", b"AUTH", b"default", b"s3cret"]))?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+        std::io::Read::read_exact(&mut hello.stream, &mut byte)?;
+        reply.push(byte[0]);
+    }
+    hello.check(&resp(&[b"SET", b"k2", &value]), b"+OK\r\n")?;
+    Ok(())
+}

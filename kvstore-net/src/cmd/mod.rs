@@ -38,7 +38,7 @@ use kvstore_core::WriteBatch;
 use crate::config::ReplicationMode;
 use crate::frame::{Frame, Protocol};
 use crate::node::Node;
-use crate::parse::{Quoted, Request};
+use crate::parse::{Limits, Quoted, Request};
 use crate::stats::ServerStats;
 
 /// Per-connection state commands may read or change.
@@ -176,6 +176,16 @@ fn unknown_command<'a>(name: &[u8], args: impl Iterator<Item = &'a [u8]>) -> Fra
         "ERR unknown command '{}', with args beginning with: {shown}",
         Quoted(name)
     ))
+}
+
+/// The protocol limits of a connection in `session`'s state: [`Limits::before_auth`] until
+/// it has authenticated.
+pub(crate) fn limits_for(session: &Session, node: &Node) -> Limits {
+    if session.authenticated {
+        node.config.limits
+    } else {
+        node.config.limits.before_auth()
+    }
 }
 
 /// Runs one request and returns its reply. Never panics on any input.

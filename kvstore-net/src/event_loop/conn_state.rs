@@ -95,11 +95,12 @@ impl LoopConn {
         slot: ClientSlot,
         node: &Node,
     ) -> LoopConn {
+        let session = Session::new(peer, node);
         LoopConn {
             stream,
             peer,
-            wire: Wire::new(node.config.limits),
-            session: Session::new(peer, node),
+            wire: Wire::new(crate::cmd::limits_for(&session, node)),
+            session,
             pending: None,
             spare: Request::default(),
             broken: None,

@@ -97,6 +97,7 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
             }
             Route::Grouped => join_group(conn, request, token, node, group),
             Route::Inline => {
+                let was_authenticated = conn.session.authenticated;
                 let reply = cmd::execute(
                     &request,
                     &mut Ctx {
@@ -104,6 +105,9 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                         session: &mut conn.session,
                     },
                 );
+                if conn.session.authenticated != was_authenticated {
+                    conn.wire.set_limits(cmd::limits_for(&conn.session, node));
+                }
                 conn.recycle(request);
                 conn.reply(&reply);
                 if conn.session.quit {
