@@ -224,6 +224,8 @@ impl Drop for Replicator {
                 tracing::error!("a replication worker panicked during shutdown");
             }
         }
+        // Writers still waiting for a quorum get their answer (not reached) now.
+        self.shared.acks.close();
         for replica in &self.shared.replicas {
             self.store
                 .release_wal(&crate::worker::wal_consumer_name(&replica.name));

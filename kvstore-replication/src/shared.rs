@@ -81,6 +81,8 @@ impl ReplicaShared {
 pub(crate) struct AckBoard {
     acked: Mutex<Vec<Lsn>>,
     changed: Condvar,
+    /// Set (under `acked`'s lock) once no ack can come any more: the workers are gone.
+    closed: AtomicBool,
 }
 
 impl AckBoard {
@@ -88,7 +90,16 @@ impl AckBoard {
         AckBoard {
             acked: Mutex::new(vec![0; replicas]),
             changed: Condvar::new(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// No ack will come any more (the replicator's workers have stopped): quorum waits end
+    /// now with the count they have, instead of sleeping out their timeout.
+    pub fn close(&self) {
+        let _acked = self.acked.lock();
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_all();
     }
 
     /// Sets replica `idx`'s acked LSN (it may go down when a replica restarted with less).
@@ -116,7 +127,7 @@ impl AckBoard {
         let mut acked = self.acked.lock();
         loop {
             let count = quorum::acked_count(&acked, lsn);
-            if count >= required {
+            if count >= required || self.closed.load(Ordering::Acquire) {
                 return count;
             }
             if self.changed.wait_until(&mut acked, deadline).timed_out() {
