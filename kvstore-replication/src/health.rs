@@ -44,6 +44,14 @@ pub enum HealthEvent {
         /// Acked LSN equals the master's last LSN.
         caught_up: bool,
     },
+    /// A session opened (`HELLO` answered): the replica is reachable, but it has not taken a
+    /// record yet unless `caught_up`. Unlike [`HealthEvent::Success`] this does not clear the
+    /// failures: a replica that accepts every HELLO and then fails every send (it refuses a
+    /// record, or the link cannot carry it) must still become unhealthy.
+    Connected {
+        /// The replica already has every committed record: nothing is left to prove.
+        caught_up: bool,
+    },
     /// A call failed (retryable).
     Failure,
     /// The replica refused: diverged log or stale epoch.
@@ -95,6 +103,21 @@ impl ReplicaHealth {
                 if self.state != ReplicaState::Diverged {
                     self.state = if caught_up {
                         ReplicaState::Streaming
+                    } else {
+                        ReplicaState::CatchingUp
+                    };
+                }
+            }
+            HealthEvent::Connected { caught_up } => {
+                self.last_success = Some(now);
+                if caught_up {
+                    self.consecutive_failures = 0;
+                }
+                if self.state != ReplicaState::Diverged {
+                    self.state = if caught_up {
+                        ReplicaState::Streaming
+                    } else if self.consecutive_failures >= failure_threshold {
+                        ReplicaState::Unhealthy
                     } else {
                         ReplicaState::CatchingUp
                     };
@@ -216,5 +239,28 @@ mod tests {
         h.on_event(HealthEvent::Failure, t0, 1);
         assert!(!h.probe_due(t0 + Duration::from_millis(99), Duration::from_millis(100)));
         assert!(h.probe_due(t0 + Duration::from_millis(100), Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_session_alone_keeps_the_failures_until_progress_or_nothing_to_send() {
+        let t0 = Instant::now();
+        let mut h = ReplicaHealth::default();
+        for _ in 0..3 {
+            h.on_event(HealthEvent::Failure, t0, 3);
+        }
+        let connected = HealthEvent::Connected { caught_up: false };
+        assert_eq!(h.on_event(connected, t0, 3), ReplicaState::Unhealthy);
+        assert_eq!(h.consecutive_failures, 3);
+        assert_eq!(h.last_success, Some(t0));
+        assert_eq!(
+            h.on_event(HealthEvent::Success { caught_up: false }, t0, 3),
+            ReplicaState::CatchingUp
+        );
+        assert_eq!(h.consecutive_failures, 0);
+        h.on_event(HealthEvent::Failure, t0, 3);
+        assert_eq!(h.on_event(connected, t0, 3), ReplicaState::CatchingUp);
+        let caught_up = HealthEvent::Connected { caught_up: true };
+        assert_eq!(h.on_event(caught_up, t0, 3), ReplicaState::Streaming);
+        assert_eq!(h.consecutive_failures, 0);
     }
 }

@@ -95,8 +95,13 @@ pub(crate) struct Worker {
     /// snapshot is installed (a transient failure on the way must not drop the request, or the
     /// replica would be refused as diverged again), and cleared by a refusal.
     forcing: bool,
-    /// Failures since the last successful HELLO, for the backoff.
+    /// Failures since the replica last made progress, for the backoff.
     attempt: u32,
+    /// A session opened since the last failure, but the replica has taken nothing on it yet:
+    /// its first progress (an ack that moves forward, a snapshot chunk taken, or nothing left
+    /// to send) clears the failures and the backoff. A HELLO alone does not, or a replica
+    /// that fails every send would be retried at full speed and reported healthy for ever.
+    unproven: bool,
     /// Set once the replicator is closing: the worker stops by then.
     deadline: Option<Instant>,
 }
@@ -126,6 +131,7 @@ impl Worker {
             resync_now: false,
             forcing: false,
             attempt: 0,
+            unproven: false,
             deadline: None,
         }
     }

@@ -69,7 +69,6 @@ impl Worker {
                 return false;
             }
         };
-        self.attempt = 0;
         if rejoin_probe {
             tracing::info!(replica = %self.replica().name, applied = reply.applied_lsn, "a diverged replica accepted the master again");
             self.shared.health_event(self.idx, HealthEvent::Rejoined);
@@ -91,12 +90,15 @@ impl Worker {
             self.snapshot = None;
         }
         self.resync_now = force || resumable;
-        self.shared.health_event(
-            self.idx,
-            HealthEvent::Success {
-                caught_up: !self.resync_now && applied >= master_last,
-            },
-        );
+        let caught_up = !self.resync_now && applied >= master_last;
+        self.shared
+            .health_event(self.idx, HealthEvent::Connected { caught_up });
+        if caught_up {
+            self.attempt = 0;
+            self.unproven = false;
+        } else {
+            self.unproven = true;
+        }
         self.shared.acks.set(self.idx, applied);
         true
     }
@@ -338,8 +340,9 @@ impl Worker {
         }
     }
 
-    /// Health after progress: streaming once caught up, catching up otherwise.
-    fn mark_caught_up(&self, acked: Lsn, master_last: Lsn) {
+    /// Health after progress (or with nothing left to send): streaming once caught up,
+    /// catching up otherwise.
+    fn mark_caught_up(&mut self, acked: Lsn, master_last: Lsn) {
         let caught_up = acked >= master_last;
         let state = self.replica().state();
         let expected = if caught_up {
@@ -347,10 +350,17 @@ impl Worker {
         } else {
             ReplicaState::CatchingUp
         };
-        if state != expected {
+        if state != expected || self.unproven {
+            self.proven();
             self.shared
                 .health_event(self.idx, HealthEvent::Success { caught_up });
         }
+    }
+
+    /// The replica made progress on this session: failures and backoff start over.
+    fn proven(&mut self) {
+        self.unproven = false;
+        self.attempt = 0;
     }
 
     /// Streams a snapshot (resuming an interrupted one when possible), then lets the session
@@ -367,8 +377,10 @@ impl Worker {
             tracing::info!(replica = %self.replica().name, lsn = snapshot.lsn(), "full resync from a snapshot");
             self.snapshot = Some(SnapshotCursor::new(snapshot));
         }
-        self.shared
-            .health_event(self.idx, HealthEvent::Success { caught_up: false });
+        if !self.unproven {
+            self.shared
+                .health_event(self.idx, HealthEvent::Success { caught_up: false });
+        }
         let chunk_bytes = self.shared.settings.snapshot_chunk_bytes;
         loop {
             if self.should_stop() {
@@ -388,6 +400,9 @@ impl Worker {
             match self.transport.send_snapshot_chunk(&chunk) {
                 Ok(ack) if ack.finished => {
                     let lsn = ack.applied_lsn;
+                    self.proven();
+                    self.shared
+                        .health_event(self.idx, HealthEvent::Success { caught_up: false });
                     self.snapshot = None;
                     self.forcing = false;
                     if let Some(s) = self.session.as_mut() {
@@ -400,7 +415,14 @@ impl Worker {
                     self.retain_wal(true);
                     return;
                 }
-                Ok(ack) if ack.next_seq == chunk.seq + 1 => cursor.acknowledged(),
+                Ok(ack) if ack.next_seq == chunk.seq + 1 => {
+                    cursor.acknowledged();
+                    if self.unproven {
+                        self.proven();
+                        self.shared
+                            .health_event(self.idx, HealthEvent::Success { caught_up: false });
+                    }
+                }
                 Ok(ack) => {
                     // The replica lost the install (it restarted): a fresh snapshot is needed.
                     self.snapshot = None;
