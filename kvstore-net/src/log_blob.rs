@@ -20,9 +20,14 @@ use kvstore_core::{EncodedWalRecord, Lsn, ReplicatedRecord, WalRecord};
 use crate::parse::MAX_BULK_BYTES;
 
 /// Most bytes in one blob: the default bulk-length limit, so a replica with default limits
-/// accepts every blob a master sends. A record larger than this alone travels as a text
-/// `REPLICATE` command instead (see `Piece::Text`).
+/// accepts every blob a master sends. A record larger than this travels alone, in parts
+/// (`REPLICATE LOGPART`, see [`Piece::Parts`]).
 pub const MAX_LOG_BLOB_BYTES: usize = MAX_BULK_BYTES;
+/// Bytes of a record one `REPLICATE LOGPART` carries (the last part may be shorter).
+pub(crate) const LOG_PART_BYTES: usize = 16 << 20;
+/// Most bytes a record sent in parts may have: the engine's largest record, with room for
+/// its header and operation framing.
+pub(crate) const MAX_PARTED_RECORD_BYTES: usize = kvstore_core::MAX_RECORD_BYTES + (1 << 20);
 /// Most records in one blob. Bounds what a replica holds per blob beyond the blob itself (a
 /// record handle and a copy of its bytes each); a window with more is sent as several blobs.
 pub const MAX_LOG_BLOB_RECORDS: usize = 1 << 16;
@@ -32,11 +37,17 @@ pub const MAX_LOG_BLOB_RECORDS: usize = 1 << 16;
 /// an error reply, when the blob is empty, a record is cut short, a header is damaged, or the
 /// blob holds more than [`MAX_LOG_BLOB_RECORDS`] records. Nothing is applied by splitting.
 pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
+    // One copy of the blob that all its records share: one allocation, not one per record.
+    split_shared(Bytes::copy_from_slice(blob))
+}
+
+/// [`split`] of a blob the caller already owns (a record assembled from its parts), without
+/// copying it.
+pub(crate) fn split_shared(shared: Bytes) -> Result<Vec<EncodedWalRecord>, String> {
+    let blob: &[u8] = &shared;
     if blob.is_empty() {
         return Err("REPLICATE LOG carries no record".into());
     }
-    // One copy of the blob that all its records share: one allocation, not one per record.
-    let shared = Bytes::copy_from_slice(blob);
     let mut records = Vec::new();
     let mut rest = blob;
     while !rest.is_empty() {
@@ -65,13 +76,14 @@ pub(crate) fn split(blob: &[u8]) -> Result<Vec<EncodedWalRecord>, String> {
 pub(crate) enum Piece {
     /// These records (indexes into the window) as one `REPLICATE LOG` blob.
     Log(Range<usize>),
-    /// The record at this index alone, as a text command: it is too large for a blob.
-    Text(usize),
+    /// The record at this index alone, in `REPLICATE LOGPART` commands of [`LOG_PART_BYTES`]:
+    /// it is too large for a blob.
+    Parts(usize),
 }
 
 /// Cuts a window of records into as few blobs as the limits allow (at most `max_bytes` and
 /// [`MAX_LOG_BLOB_RECORDS`] each), in order. A record larger than `max_bytes` on its own
-/// becomes a [`Piece::Text`].
+/// becomes a [`Piece::Parts`].
 pub(crate) fn plan(records: &[EncodedWalRecord], max_bytes: usize) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut start = 0;
@@ -85,7 +97,7 @@ pub(crate) fn plan(records: &[EncodedWalRecord], max_bytes: usize) -> Vec<Piece>
             bytes = 0;
         }
         if len > max_bytes {
-            pieces.push(Piece::Text(i));
+            pieces.push(Piece::Parts(i));
             start = i + 1;
         } else {
             bytes += len;
@@ -183,7 +195,7 @@ mod tests {
         let records = vec![record(1, 10), record(2, 500), record(3, 10)];
         assert_eq!(
             plan(&records, 100),
-            vec![Piece::Log(0..1), Piece::Text(1), Piece::Log(2..3)]
+            vec![Piece::Log(0..1), Piece::Parts(1), Piece::Log(2..3)]
         );
         assert_eq!(plan(&[], 100), Vec::new());
     }

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
-use kvstore_core::{Lsn, Op};
+use kvstore_core::Lsn;
 use kvstore_replication::{
     Ack, Error, Hello, HelloReply, Result, SharedRecord, SnapshotAck, SnapshotChunk,
     SnapshotProgress, Transport,
@@ -25,7 +25,7 @@ use kvstore_replication::{
 
 use crate::client::{resolve, Client};
 use crate::frame::Frame;
-use crate::log_blob::{plan, Piece, MAX_LOG_BLOB_BYTES};
+use crate::log_blob::{plan, Piece, LOG_PART_BYTES, MAX_LOG_BLOB_BYTES};
 
 /// Default bound on connecting to a replica.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -144,35 +144,6 @@ fn refusal(message: &str) -> Error {
     }
 }
 
-/// The `REPLICATE` command carrying one record (`lsn_text` is the LSN in decimal), borrowing
-/// keys and values so nothing is copied before it reaches the socket buffer.
-pub(crate) fn record_args<'a>(lsn_text: &'a [u8], ops: &'a [Op]) -> Vec<&'a [u8]> {
-    let mut args: Vec<&[u8]> = Vec::with_capacity(3 + 3 * ops.len());
-    args.push(b"REPLICATE");
-    match ops {
-        [Op::Put { key, value }] => args.extend([&b"PUT"[..], lsn_text, key, value]),
-        [Op::Delete { key }] => args.extend([&b"DELETE"[..], lsn_text, key]),
-        ops if ops.iter().all(|op| matches!(op, Op::Put { .. })) => {
-            args.extend([&b"BATCHPUT"[..], lsn_text]);
-            for op in ops {
-                if let Op::Put { key, value } = op {
-                    args.extend([key.as_slice(), value.as_slice()]);
-                }
-            }
-        }
-        ops => {
-            args.extend([&b"BATCH"[..], lsn_text]);
-            for op in ops {
-                match op {
-                    Op::Put { key, value } => args.extend([&b"PUT"[..], key, value]),
-                    Op::Delete { key } => args.extend([&b"DEL"[..], key]),
-                }
-            }
-        }
-    }
-    args
-}
-
 fn int(frame: &Frame) -> Option<u64> {
     match frame {
         Frame::Integer(n) => u64::try_from(*n).ok(),
@@ -247,7 +218,7 @@ impl Transport for TcpTransport {
         let client = self.client()?;
         let mut per_command = Vec::with_capacity(pieces.len());
         let mut parts: Vec<&[u8]> = Vec::new();
-        let mut queued = Ok(());
+        let mut written = client.set_timeout(Some(timeout));
         for piece in &pieces {
             match piece {
                 Piece::Log(range) => {
@@ -256,27 +227,22 @@ impl Transport for TcpTransport {
                     client.queue_joined(&[b"REPLICATE", b"LOG"], &parts);
                     per_command.push(range.len());
                 }
-                Piece::Text(index) => match records[*index].to_wal_record() {
-                    Ok(record) => {
-                        let lsn_text = record.lsn.to_string();
-                        client.queue(&record_args(lsn_text.as_bytes(), &record.ops));
-                        per_command.push(1);
+                Piece::Parts(index) => {
+                    let bytes = records[*index].as_bytes();
+                    let total = bytes.len().to_string();
+                    let mut chunks = bytes.chunks(LOG_PART_BYTES).peekable();
+                    while let Some(part) = chunks.next() {
+                        client.queue(&[&b"REPLICATE"[..], b"LOGPART", total.as_bytes(), part]);
+                        // The replica acks the record with its last part.
+                        per_command.push(usize::from(chunks.peek().is_none()));
+                        // Written part by part: a record of up to 1 GiB is not copied whole
+                        // into the output buffer.
+                        written = written.and_then(|()| client.flush());
                     }
-                    Err(e) => {
-                        queued = Err(e);
-                        break;
-                    }
-                },
+                }
             }
         }
-        if let Err(e) = queued {
-            // Part of the window is queued: drop the connection with it, the worker resends.
-            self.close();
-            return Err(e.into());
-        }
-        let sent = client
-            .set_timeout(Some(timeout))
-            .and_then(|_| client.flush());
+        let sent = written.and_then(|()| client.flush());
         match sent {
             Ok(()) => {
                 self.in_flight.lsns.extend(records.iter().map(|r| r.lsn()));
@@ -313,7 +279,11 @@ impl Transport for TcpTransport {
         match reply {
             Frame::Integer(applied) if applied >= 0 => {
                 self.in_flight.acknowledge(applied as u64);
-                Ok(self.in_flight.ready.pop_front())
+                match self.in_flight.ready.pop_front() {
+                    // A reply to a record's first parts acks nothing: read on.
+                    None if !self.in_flight.per_command.is_empty() => self.recv_ack(timeout),
+                    ack => Ok(ack),
+                }
             }
             Frame::Error(message) => {
                 let err = refusal(&message);
@@ -411,20 +381,5 @@ mod tests {
                 master_lsn: 4
             }
         ));
-    }
-
-    #[test]
-    fn records_pick_the_narrowest_command() {
-        let put = Op::Put {
-            key: b"k".to_vec(),
-            value: b"v".to_vec(),
-        };
-        let del = Op::Delete { key: b"d".to_vec() };
-        let kind = |ops: &[Op]| record_args(b"5", ops)[1].to_vec();
-        assert_eq!(kind(std::slice::from_ref(&put)), b"PUT".to_vec());
-        assert_eq!(kind(std::slice::from_ref(&del)), b"DELETE".to_vec());
-        assert_eq!(kind(&[put.clone(), put.clone()]), b"BATCHPUT".to_vec());
-        assert_eq!(kind(&[put, del]), b"BATCH".to_vec());
-        assert_eq!(record_args(b"5", &[]).len(), 3);
     }
 }

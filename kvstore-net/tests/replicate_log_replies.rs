@@ -214,3 +214,51 @@ fn pipelined_blobs_keep_their_own_replies() -> TestResult {
     assert_eq!((store_len(&server), applied_lsn(&server)), (5, 5));
     Ok(())
 }
+
+/// `REPLICATE LOGPART <total> <bytes>`: parts of one record (a record too large for a blob)
+/// are assembled on the session; each part before the last is answered with the applied LSN
+/// as it stands, the last applies the record. Parts that disagree with the announced length
+/// are refused and drop what was assembled.
+#[test]
+fn a_record_in_parts_applies_with_its_last_part() -> TestResult {
+    let (server, mut c) = session(Limits::default())?;
+    let bytes = blob([1]);
+    let total = bytes.len().to_string();
+    let total = total.as_bytes();
+    let (first, rest) = bytes.split_at(7);
+    let part = |bytes: &[u8]| resp(&[b"REPLICATE", b"LOGPART", total, bytes]);
+    c.check(&part(first), b":0\r\n")?;
+    c.check(&part(rest), b":1\r\n")?;
+    let mut client = server.client()?;
+    assert_eq!(client.get(b"key1")?, Some(b"value1".to_vec()));
+
+    let bytes = blob([2]);
+    let total_2 = bytes.len().to_string();
+    c.check(
+        &resp(&[b"REPLICATE", b"LOGPART", total_2.as_bytes(), &bytes[..5]]),
+        b":1\r\n",
+    )?;
+    let wrong = (bytes.len() + 1).to_string();
+    let reply = format!(
+        "-ERR REPLICATE LOGPART announces {wrong} bytes, its record's first part {total_2}\r\n"
+    );
+    c.check(
+        &resp(&[b"REPLICATE", b"LOGPART", wrong.as_bytes(), &bytes[5..]]),
+        reply.as_bytes(),
+    )?;
+    // What was assembled is gone; a part longer than the length it announces is refused.
+    c.check(
+        &resp(&[b"REPLICATE", b"LOGPART", b"3", &bytes[..4]]),
+        b"-ERR REPLICATE LOGPART parts run past the record's 3 bytes\r\n",
+    )?;
+    c.check(
+        &resp(&[b"REPLICATE", b"LOGPART", b"0", b""]),
+        b"-ERR REPLICATE LOGPART length 0 is not between 1 and 1074790400\r\n",
+    )?;
+    c.check(
+        &resp(&[b"REPLICATE", b"LOGPART", total_2.as_bytes(), &bytes]),
+        b":2\r\n",
+    )?;
+    assert_eq!(client.get(b"key2")?, Some(b"value2".to_vec()));
+    Ok(())
+}

@@ -63,6 +63,8 @@ pub(crate) struct Session {
     pub replication_epoch: Option<u64>,
     /// Counts this connection as the replica's link to its master while it is open.
     pub master_link: Option<crate::role::LinkGuard>,
+    /// A record too large for one request, arriving in `REPLICATE LOGPART`s.
+    pub partial_record: Option<replicate::PartialRecord>,
 }
 
 impl Session {
@@ -79,6 +81,7 @@ impl Session {
             quit: false,
             replication_epoch: None,
             master_link: None,
+            partial_record: None,
         }
     }
 }

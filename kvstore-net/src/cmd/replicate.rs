@@ -5,6 +5,7 @@
 //! REPLICATE HELLO <master-id> <epoch> <master-last-lsn> [FORCE] [TIMELINE <e:i:s,…>]
 //!     -> *4 :applied_lsn :epoch :snapshot_lsn (-1: none in progress) :next_seq
 //! REPLICATE LOG <blob>                              -> :applied_lsn
+//! REPLICATE LOGPART <total-bytes> <bytes>           -> :applied_lsn
 //! REPLICATE PUT <lsn> <key> <value>                 -> :applied_lsn
 //! REPLICATE DELETE <lsn> <key>                      -> :applied_lsn
 //! REPLICATE BATCHPUT <lsn> <k1> <v1> [<k> <v> …]    -> :applied_lsn
@@ -15,8 +16,10 @@
 //! `LOG` carries one or more records in the master's log encoding, concatenated (see
 //! `log_blob`); they are applied together as they are, after every checksum is verified, and
 //! the reply is the applied LSN after them. A blob that is cut short or damaged anywhere is
-//! refused whole (`-ERR …`) and applies nothing. `PUT`, `DELETE`, `BATCHPUT` and `BATCH` are
-//! the text form of one record, for a plain socket (and for a record too large for a blob).
+//! refused whole (`-ERR …`) and applies nothing. A record larger than a blob
+//! (`MAX_LOG_BLOB_BYTES`, up to the engine's 1 GiB) comes in `LOGPART`s of its bytes, each
+//! naming the record's whole length: the last one applies it, as a `LOG` of it would. `PUT`,
+//! `DELETE`, `BATCHPUT` and `BATCH` are the text form of one record, for a plain socket.
 //! An applied LSN below the record's LSN reports a gap (the master resends). Refusals:
 //! `-STALEEPOCH …`, `-DIVERGED …`, `-NOSESSION …`. `TIMELINE` lists the master's
 //! incarnations as `epoch:incarnation:first-lsn` (see `kvstore_replication::timeline`): a
@@ -83,6 +86,9 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         let applied = apply_window(&endpoint, epoch, &records)?;
         return Ok(Frame::Integer(applied as i64));
     }
+    if sub == b"LOGPART" {
+        return log_part(args, ctx, &endpoint, epoch);
+    }
     let record = parse_record(&sub, args)?;
     let ack = endpoint.apply(epoch, &record).map_err(replication_error)?;
     Ok(Frame::Integer(ack.applied_lsn as i64))
@@ -101,6 +107,67 @@ pub(crate) fn apply_window(
         Some(ack) => Ok(ack.applied_lsn),
         None => Err(Frame::error("ERR REPLICATE carries no record")),
     }
+}
+
+/// A record arriving in `REPLICATE LOGPART`s: the length its parts announce, and the bytes
+/// that came so far.
+#[derive(Debug)]
+pub(crate) struct PartialRecord {
+    total: usize,
+    bytes: Vec<u8>,
+}
+
+/// `LOGPART <total> <bytes>`: adds a part to the record being assembled on this session and
+/// applies the record once it is whole. Parts that disagree on the length, or run past it,
+/// drop what was assembled (the master resends the record from its first part after the
+/// error closes the session).
+fn log_part(
+    args: &mut Args,
+    ctx: &mut Ctx<'_>,
+    endpoint: &ReplicaEndpoint,
+    epoch: u64,
+) -> Result<Frame, Frame> {
+    let total = args.next_u64()?;
+    let part = args.next_bytes()?;
+    args.finish()?;
+    let partial = ctx.session.partial_record.take();
+    let total = usize::try_from(total)
+        .ok()
+        .filter(|total| (1..=log_blob::MAX_PARTED_RECORD_BYTES).contains(total))
+        .ok_or_else(|| {
+            Frame::error(format!(
+                "ERR REPLICATE LOGPART length {total} is not between 1 and {}",
+                log_blob::MAX_PARTED_RECORD_BYTES
+            ))
+        })?;
+    let mut partial = match partial {
+        Some(partial) if partial.total != total => {
+            return Err(Frame::error(format!(
+                "ERR REPLICATE LOGPART announces {total} bytes, its record's first part {}",
+                partial.total
+            )))
+        }
+        Some(partial) => partial,
+        None => PartialRecord {
+            total,
+            bytes: Vec::new(),
+        },
+    };
+    if partial.bytes.len() + part.len() > total {
+        return Err(Frame::error(format!(
+            "ERR REPLICATE LOGPART parts run past the record's {total} bytes"
+        )));
+    }
+    partial.bytes.extend_from_slice(part);
+    if partial.bytes.len() < total {
+        ctx.session.partial_record = Some(partial);
+        return Ok(Frame::Integer(endpoint.applied_lsn() as i64));
+    }
+    let records = log_blob::split_shared(partial.bytes.into())
+        .map_err(|reason| Frame::error(format!("ERR {reason}")))?;
+    let records: Vec<WireRecord> = records.into_iter().map(WireRecord::Log).collect();
+    let applied = apply_window(endpoint, epoch, &records)?;
+    Ok(Frame::Integer(applied as i64))
 }
 
 /// Reads `LOG <blob>`'s blob into its records, or the error reply.
@@ -184,6 +251,7 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
         })
         .map_err(replication_error)?;
     ctx.session.replication_epoch = Some(reply.epoch);
+    ctx.session.partial_record = None;
     if let Role::Replica(replica) = &*ctx.node.role.read() {
         ctx.session.master_link = Some(replica.session_opened(master_id, ctx.session.peer));
     }
