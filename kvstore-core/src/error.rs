@@ -110,6 +110,18 @@ pub enum Error {
     /// An option or argument was out of range.
     #[error("invalid option: {0}")]
     InvalidOptions(String),
+    /// [`KvStore::claim_writes`](crate::KvStore::claim_writes) found a write its owner's
+    /// recorded start does not cover: the log changed in between (a snapshot install lowered
+    /// its LSN). Nothing was claimed; the owner records a new start and claims again.
+    #[error(
+        "writes from LSN {first_write} on are not covered by the recorded start {recorded_start}"
+    )]
+    WritesNotCovered {
+        /// What the owner recorded from `unclaimed_writes_start`.
+        recorded_start: crate::Lsn,
+        /// The first write (or the next LSN) below it.
+        first_write: crate::Lsn,
+    },
 }
 
 impl Error {

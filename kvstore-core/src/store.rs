@@ -486,14 +486,28 @@ impl KvStore {
         }
     }
 
-    /// Marks every write of this handle, past and future, as belonging to the owners that
-    /// recorded [`unclaimed_writes_start`](Self::unclaimed_writes_start): from now on that
-    /// is always the next LSN. Writes published since that call have LSNs at or above what
-    /// it returned, so the recorded start covers them.
-    pub fn claim_writes(&self) {
+    /// Marks every write of this handle, past and future, as belonging to the owner that
+    /// recorded `recorded_start` from [`unclaimed_writes_start`](Self::unclaimed_writes_start):
+    /// from now on that is always the next LSN. Fails with [`Error::WritesNotCovered`], and
+    /// claims nothing, when a write below `recorded_start` exists or the next write would get
+    /// an LSN below it: the log moved back in between (a snapshot install), so the owner must
+    /// record a new start. Writes that only followed the recorded call are covered by it.
+    pub fn claim_writes(&self, recorded_start: Lsn) -> Result<()> {
         let _state = self.inner.state.read();
+        let next = self.last_lsn() + 1;
+        let first_write = match self.inner.first_unclaimed_write.load(Ordering::Acquire) {
+            0 => next,
+            lsn => lsn.min(next),
+        };
+        if first_write < recorded_start {
+            return Err(Error::WritesNotCovered {
+                recorded_start,
+                first_write,
+            });
+        }
         self.inner.writes_claimed.store(true, Ordering::Release);
         self.inner.first_unclaimed_write.store(0, Ordering::Release);
+        Ok(())
     }
 
     /// The LSN up to which this store holds the log's effects: on a replica, the master's LSN

@@ -254,12 +254,20 @@ impl Timeline {
 /// replica being promoted) keep their master's incarnation.
 pub fn begin_incarnation(store: &KvStore, epoch: u64) -> Result<Timeline> {
     let dir = store.path();
-    let mut timeline = Timeline::read(dir)?;
-    timeline.begin(epoch, rand::random::<u64>(), store.unclaimed_writes_start());
-    timeline.write(dir)?;
-    // Only once the entry is durable: if storing it failed, the next attempt starts there too.
-    store.claim_writes();
-    Ok(timeline)
+    let mut attempts = 0;
+    loop {
+        let mut timeline = Timeline::read(dir)?;
+        let start = store.unclaimed_writes_start();
+        timeline.begin(epoch, rand::random::<u64>(), start);
+        timeline.write(dir)?;
+        // Only once the entry is durable: if storing it failed, the next attempt starts there
+        // too. A log that moved back meanwhile (a snapshot install) needs an entry that
+        // starts lower, which replaces this one (`Timeline::begin`).
+        match store.claim_writes(start) {
+            Err(kvstore_core::Error::WritesNotCovered { .. }) if attempts < 8 => attempts += 1,
+            claimed => return claimed.map(|()| timeline).map_err(Into::into),
+        }
+    }
 }
 
 #[cfg(test)]
