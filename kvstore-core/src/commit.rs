@@ -9,7 +9,7 @@ use crate::index::{Location, Segment};
 use crate::store::Inner;
 use crate::wal::hint::HintBuilder;
 use crate::wal::record::EncodedRecord;
-use crate::wal::segment::{segment_path, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::wal::segment::{segment_path, EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
 use crate::{Lsn, SyncPolicy};
 
@@ -290,13 +290,14 @@ impl Inner {
         active.unsynced = true; // a sealed segment is always synced, whatever the policy
         self.sync_active(active)?;
         let id = self.next_segment_id.fetch_add(1, Ordering::SeqCst);
+        let sealed = active.id;
         let header = SegmentHeader {
             id,
             compacted: false,
             lsn_mark: last_lsn,
+            end_check: EndCheck::FollowsLog(sealed),
         };
         let file = self.create_active_segment_file(id, &header)?;
-        let sealed = active.id;
         let built_hint =
             std::mem::replace(&mut active.hint, HintBuilder::unknown()).finish(active.len);
         {

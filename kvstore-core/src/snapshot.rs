@@ -10,7 +10,7 @@ use crate::index::{DeadOps, State};
 use crate::iter::Range;
 use crate::wal::compacted::CompactedWriter;
 use crate::wal::record::op_disk_bytes;
-use crate::wal::segment::{SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::wal::segment::{EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::swap::{self, SwapPlan};
 use crate::wal::writer::ActiveSegment;
 use crate::{KvStore, Lsn, MAX_KEY_BYTES};
@@ -190,6 +190,8 @@ impl SnapshotInstall {
                 id,
                 compacted: false,
                 lsn_mark: lsn,
+                // What came before was replaced by the snapshot.
+                end_check: EndCheck::None,
             };
             let file = inner.create_active_segment_file(id, &header)?;
             Ok((id, file))

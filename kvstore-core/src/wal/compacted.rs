@@ -13,7 +13,7 @@ use crate::wal::hint::{self, Hint, HintEntry};
 use crate::wal::record::{
     append_encoded_op, append_op, op_disk_bytes, seal_record, OpSpan, RECORD_HEADER_BYTES,
 };
-use crate::wal::segment::{SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::wal::segment::{EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::swap::pending_path;
 use crate::Lsn;
 
@@ -24,6 +24,8 @@ pub(crate) struct Pending {
     /// What its hint would hold: each op's key (a range of `keys`) and value location.
     entries: Vec<(std::ops::Range<usize>, u32, u32, bool)>,
     keys: Vec<u8>,
+    /// Records written to it, which its header states once it is finished.
+    records: u32,
     pub segment: Segment,
 }
 
@@ -106,10 +108,12 @@ impl CompactedWriter {
             .vfs
             .open(&path, true)
             .ctx(|| format!("creating {}", path.display()))?;
+        // The record count goes into the header once the segment is finished.
         let header = SegmentHeader {
             id,
             compacted: true,
             lsn_mark: self.lsn_mark,
+            end_check: EndCheck::None,
         };
         file.write_all_at(&header.encode(), 0)
             .ctx(|| format!("writing {}", path.display()))?;
@@ -119,6 +123,7 @@ impl CompactedWriter {
             file,
             entries: Vec::new(),
             keys: Vec::new(),
+            records: 0,
         });
         Ok(())
     }
@@ -181,6 +186,7 @@ impl CompactedWriter {
             .write_all_at(&self.record, offset)
             .ctx(|| format!("writing compacted segment {}", out.id))?;
         out.segment.len += len;
+        out.records += 1;
         out.segment.note_lsn(self.lsn_mark);
         for (span, old) in self.record_ops.drain(..) {
             let key =
@@ -222,6 +228,15 @@ impl CompactedWriter {
             self.start_segment()?;
         }
         for out in &mut self.outputs {
+            let header = SegmentHeader {
+                id: out.id,
+                compacted: true,
+                lsn_mark: self.lsn_mark,
+                end_check: EndCheck::Records(out.records),
+            };
+            out.file
+                .write_all_at(&header.encode(), 0)
+                .ctx(|| format!("writing the header of compacted segment {}", out.id))?;
             out.file
                 .sync_data()
                 .ctx(|| format!("syncing compacted segment {}", out.id))?;

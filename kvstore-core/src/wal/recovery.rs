@@ -16,7 +16,7 @@ use crate::wal::hint::{self, EntryRef, Hint, HintBuilder};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
-    parse_hint_name, parse_segment_name, segment_path, SegmentHeader, SegmentId,
+    parse_hint_name, parse_segment_name, segment_path, EndCheck, SegmentHeader, SegmentId,
     SEGMENT_HEADER_BYTES,
 };
 use crate::wal::writer::ActiveSegment;
@@ -99,12 +99,24 @@ pub(crate) fn scan_segment(
 pub(crate) fn visit_segment(
     file: &Arc<dyn FileIo>,
     file_len: u64,
-    mut visit: impl FnMut(EntryRef<'_>),
+    visit: impl FnMut(EntryRef<'_>),
 ) -> std::io::Result<(u64, Option<Damage>)> {
+    let (len, _records, damage) = visit_segment_counting(file, file_len, visit)?;
+    Ok((len, damage))
+}
+
+/// [`visit_segment`], also counting the valid records.
+fn visit_segment_counting(
+    file: &Arc<dyn FileIo>,
+    file_len: u64,
+    mut visit: impl FnMut(EntryRef<'_>),
+) -> std::io::Result<(u64, u64, Option<Damage>)> {
     let mut reader = RecordReader::new(file.clone(), SEGMENT_HEADER_BYTES, file_len);
+    let mut records = 0;
     let damage = loop {
         match reader.next_ref()? {
             Next::Record(rec) => {
+                records += 1;
                 for span in &rec.spans {
                     let key_start = span.key_start as usize;
                     visit(EntryRef {
@@ -130,7 +142,54 @@ pub(crate) fn visit_segment(
             }
         }
     };
-    Ok((reader.position(), damage))
+    Ok((reader.position(), records, damage))
+}
+
+/// Checks that every sealed log segment still reaches the LSN the log segment started after
+/// it begins at (its header's `EndCheck::FollowsLog`): one that lost its last records, cut
+/// at a record boundary, otherwise scans as a clean end. A predecessor compacted away has
+/// nothing to check. In salvage mode a shortfall is logged, not refused.
+fn check_log_continuity(
+    dir: &Path,
+    headers: &BTreeMap<SegmentId, SegmentHeader>,
+    state: &State,
+    salvage: bool,
+) -> Result<()> {
+    for (id, header) in headers {
+        let EndCheck::FollowsLog(sealed) = header.end_check else {
+            continue;
+        };
+        let (Some(segment), Some(sealed_header)) =
+            (state.segments.get(&sealed), headers.get(&sealed))
+        else {
+            continue;
+        };
+        if sealed_header.compacted {
+            continue;
+        }
+        let sealed_last = if segment.is_empty() {
+            sealed_header.lsn_mark
+        } else {
+            segment.max_lsn.max(sealed_header.lsn_mark)
+        };
+        if sealed_last >= header.lsn_mark {
+            continue;
+        }
+        let reason = format!(
+            "log segment {sealed} ends at LSN {sealed_last}, but log segment {id}, started \
+             when it was sealed, follows LSN {}: the records between are missing",
+            header.lsn_mark
+        );
+        if !salvage {
+            return Err(Error::Corrupt {
+                path: segment_path(dir, sealed),
+                offset: segment.len,
+                reason,
+            });
+        }
+        tracing::error!(%reason, "salvage: opening without the missing records");
+    }
+    Ok(())
 }
 
 /// Every operation found in the segments, gathered so that the index can be built by sorting
@@ -530,6 +589,9 @@ pub(crate) fn recover(
     let mut last_lsn: Lsn = 0;
     let mut segments_without_hint = Vec::new();
     let mut active_len = SEGMENT_HEADER_BYTES;
+    let salvage = opts.recovery_mode == RecoveryMode::Salvage;
+    let header_of: BTreeMap<SegmentId, SegmentHeader> =
+        headers.iter().map(|(id, (h, _, _))| (*id, *h)).collect();
     for (id, (header, file, file_len)) in headers {
         let path = segment_path(dir, id);
         let is_active = Some(id) == active_id;
@@ -552,11 +614,33 @@ pub(crate) fn recover(
                 }
             }
         });
+        // A hint describes the whole sealed segment: a file of another length lost records
+        // (or gained bytes) since, which a scan would not notice at a record boundary.
+        let from_hint = match from_hint {
+            Some(hint_len) if !is_active && hint_len != file_len => {
+                let reason = format!(
+                    "the segment is {file_len} bytes long but its hint describes {hint_len}"
+                );
+                if !salvage {
+                    return Err(Error::Corrupt {
+                        path,
+                        offset: hint_len.min(file_len),
+                        reason,
+                    });
+                }
+                tracing::error!(path = %path.display(), %reason, "salvage: scanning the segment instead");
+                gathered.truncate(mark);
+                segment.min_lsn = Lsn::MAX;
+                segment.max_lsn = 0;
+                None
+            }
+            other => other,
+        };
         let has_hint = from_hint.is_some();
         let segment_len = match from_hint {
             Some(len) => len,
             None => {
-                let (scanned_len, damage) = visit_segment(&file, file_len, |e| {
+                let (scanned_len, records, damage) = visit_segment_counting(&file, file_len, |e| {
                     segment.note_lsn(e.lsn);
                     gathered.push(id, e);
                 })
@@ -589,6 +673,22 @@ pub(crate) fn recover(
                     file.sync_data()
                         .ctx(|| format!("syncing {}", path.display()))?;
                 }
+                if let EndCheck::Records(written) = header.end_check {
+                    if records != u64::from(written) {
+                        let reason = format!(
+                            "the compacted segment holds {records} records where {written} \
+                             were written"
+                        );
+                        if !salvage {
+                            return Err(Error::Corrupt {
+                                path,
+                                offset: scanned_len,
+                                reason,
+                            });
+                        }
+                        tracing::error!(path = %path.display(), %reason, "salvage: keeping what is left");
+                    }
+                }
                 if !is_active && !header.compacted {
                     segments_without_hint.push(id);
                 }
@@ -610,6 +710,7 @@ pub(crate) fn recover(
         }
         state.segments.insert(id, segment);
     }
+    check_log_continuity(dir, &header_of, &state, salvage)?;
     let (index, live_bytes, dead) = gathered.resolve();
     state.index = index;
     state.live_bytes = live_bytes;
@@ -658,6 +759,8 @@ pub(crate) fn recover(
                 id,
                 compacted: false,
                 lsn_mark: last_lsn,
+                // No log segment is left to follow.
+                end_check: EndCheck::None,
             };
             let path = segment_path(dir, id);
             let file = opts

@@ -1,11 +1,17 @@
 //! Segment files: a 32-byte header followed by records, and their names on disk.
 //!
 //! ```text
-//! header = magic "KVSTSEG\0" | version:u32 | flags:u32 | id:u32 | reserved:u32 | lsn_mark:u64 | crc32:u32 ...
+//! header = magic "KVSTSEG\0" | version:u32 | flags:u32 | id:u32 | end_check:u32 | lsn_mark:u64 | crc32:u32 ...
 //! ```
 //! `lsn_mark` is, for a log segment, the LSN just before its first record (so the last LSN
 //! survives even when every record was compacted away); for a compacted segment, the highest
 //! LSN of the segments it replaced.
+//!
+//! `end_check` (when flag 2 is set; segments written before it existed leave it 0) lets
+//! recovery tell a sealed segment that lost records at its end, cut at a record boundary,
+//! from a complete one, which a scan alone cannot: for a log segment it is the id of the log
+//! segment written before it (whose last LSN must reach this one's `lsn_mark`), for a
+//! compacted segment the number of records it holds.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +24,7 @@ const MAGIC: &[u8; 8] = b"KVSTSEG\0";
 /// 2: op lengths are varints (see `record`); version 1 segments are refused.
 const VERSION: u32 = 2;
 const FLAG_COMPACTED: u32 = 1;
+const FLAG_END_CHECK: u32 = 2;
 
 /// Identifies a segment; ids only grow.
 pub(crate) type SegmentId = u32;
@@ -28,6 +35,20 @@ pub(crate) struct SegmentHeader {
     pub id: SegmentId,
     pub compacted: bool,
     pub lsn_mark: Lsn,
+    pub end_check: EndCheck,
+}
+
+/// How recovery can tell that a sealed segment still ends where it was written to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndCheck {
+    /// Nothing to check against: the first log segment of a store or of a snapshot install,
+    /// a compacted segment being written, and segments written before end checks existed.
+    None,
+    /// A log segment started when this log segment was sealed: the sealed one's last LSN
+    /// must reach this one's `lsn_mark`.
+    FollowsLog(SegmentId),
+    /// A compacted segment of this many records.
+    Records(u32),
 }
 
 impl SegmentHeader {
@@ -35,9 +56,18 @@ impl SegmentHeader {
         let mut buf = [0u8; SEGMENT_HEADER_BYTES as usize];
         buf[0..8].copy_from_slice(MAGIC);
         buf[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        let flags = if self.compacted { FLAG_COMPACTED } else { 0 };
+        let mut flags = if self.compacted { FLAG_COMPACTED } else { 0 };
+        let end_check = match self.end_check {
+            EndCheck::None => 0,
+            EndCheck::FollowsLog(id) => id,
+            EndCheck::Records(records) => records,
+        };
+        if self.end_check != EndCheck::None {
+            flags |= FLAG_END_CHECK;
+        }
         buf[12..16].copy_from_slice(&flags.to_le_bytes());
         buf[16..20].copy_from_slice(&self.id.to_le_bytes());
+        buf[20..24].copy_from_slice(&end_check.to_le_bytes());
         buf[24..32].copy_from_slice(&self.lsn_mark.to_le_bytes());
         let crc = crate::wal::checksum::crc32(&buf[..32]);
         buf[32..36].copy_from_slice(&crc.to_le_bytes());
@@ -58,10 +88,18 @@ impl SegmentHeader {
         if version != VERSION {
             return Err(format!("unsupported segment version {version}"));
         }
+        let flags = read_u32(buf, 12);
+        let compacted = flags & FLAG_COMPACTED != 0;
+        let end_check = match (flags & FLAG_END_CHECK != 0, compacted) {
+            (false, _) => EndCheck::None,
+            (true, false) => EndCheck::FollowsLog(read_u32(buf, 20)),
+            (true, true) => EndCheck::Records(read_u32(buf, 20)),
+        };
         Ok(SegmentHeader {
             id: read_u32(buf, 16),
-            compacted: read_u32(buf, 12) & FLAG_COMPACTED != 0,
+            compacted,
             lsn_mark: read_u64(buf, 24),
+            end_check,
         })
     }
 }
@@ -98,9 +136,18 @@ mod tests {
             id: 7,
             compacted: true,
             lsn_mark: 99,
+            end_check: EndCheck::Records(12),
         };
         let mut buf = h.encode();
         assert_eq!(SegmentHeader::decode(&buf), Ok(h));
+        for end_check in [EndCheck::None, EndCheck::FollowsLog(6)] {
+            let log = SegmentHeader {
+                compacted: false,
+                end_check,
+                ..h
+            };
+            assert_eq!(SegmentHeader::decode(&log.encode()), Ok(log));
+        }
         buf[17] ^= 1;
         assert!(SegmentHeader::decode(&buf).is_err());
         assert_eq!(parse_segment_name("0000000042.seg"), Some(42));
