@@ -24,7 +24,10 @@ fn open(dir: &std::path::Path) -> kvstore_core::Result<KvStore> {
 
 fn fill(store: &KvStore) -> TestResult {
     for i in 0..300u32 {
-        store.put(format!("key{i:03}"), format!("value-{i}-{}", "x".repeat(40)))?;
+        store.put(
+            format!("key{i:03}"),
+            format!("value-{i}-{}", "x".repeat(40)),
+        )?;
     }
     Ok(())
 }

@@ -32,6 +32,10 @@ pub(crate) struct Node {
     pub transitions: Mutex<()>,
     /// The id the last connection got (`CLIENT ID`, `HELLO`'s `id`).
     last_client_id: AtomicU64,
+    /// Held shared by every write to the store (a commit group, a thread's write, a record
+    /// or snapshot chunk a replica applies) and exclusively by `EXEC`, so that nothing lands
+    /// between a transaction's reads and its commit. Taken after `role`, never before.
+    pub write_gate: RwLock<()>,
 }
 
 impl Node {
@@ -49,6 +53,7 @@ impl Node {
             stopping: AtomicBool::new(false),
             transitions: Mutex::new(()),
             last_client_id: AtomicU64::new(0),
+            write_gate: RwLock::new(()),
             config,
         }
     }

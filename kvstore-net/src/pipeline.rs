@@ -38,6 +38,7 @@ pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> 
                 && session.authenticated
                 && key.len() <= MAX_KEY_BYTES
                 && value.len() <= DEFAULT_MAX_VALUE_BYTES
+                && session.transaction.is_none()
                 && !node.is_replica()
         }
         _ => false,
@@ -173,6 +174,7 @@ pub(crate) fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Resul
     if role.is_replica() {
         return vec![Err(crate::cmd::readonly()); count];
     }
+    let _not_in_a_transaction = node.write_gate.read();
     match node.store.write_batches(batches) {
         Ok(results) => {
             let mut outcomes: Vec<Result<(), Frame>> = results

@@ -36,6 +36,7 @@ pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> 
                 && is_record_subcommand(sub)
                 && session.authenticated
                 && session.replication_epoch.is_some()
+                && session.transaction.is_none()
                 && node.is_replica()
         }
         _ => false,
@@ -64,6 +65,7 @@ pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> V
             let parsed: Vec<Result<Vec<WireRecord>, Frame>> =
                 requests.iter().map(parse_record_request).collect();
             let (records, slots) = split(parsed);
+            let _not_in_a_transaction = node.write_gate.read();
             let before = node.store.applied_lsn();
             match endpoint.apply_many(epoch, &records) {
                 Ok(acks) => {

@@ -17,6 +17,7 @@ mod hello;
 mod info;
 mod mget;
 mod mset;
+pub(crate) mod multi;
 mod ping;
 mod quit;
 mod range;
@@ -65,6 +66,8 @@ pub(crate) struct Session {
     pub master_link: Option<crate::role::LinkGuard>,
     /// A record too large for one request, arriving in `REPLICATE LOGPART`s.
     pub partial_record: Option<replicate::PartialRecord>,
+    /// The commands queued since `MULTI`, until `EXEC` or `DISCARD`.
+    pub transaction: Option<multi::Transaction>,
 }
 
 impl Session {
@@ -82,6 +85,7 @@ impl Session {
             replication_epoch: None,
             master_link: None,
             partial_record: None,
+            transaction: None,
         }
     }
 }
@@ -116,6 +120,7 @@ const FAST_R: &[&str] = &["readonly", "fast"];
 const ADMIN: &[&str] = &["admin"];
 const CONN: &[&str] = &["fast", "no-auth"];
 const FAST: &[&str] = &["fast"];
+const NO_FLAGS: &[&str] = &[];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $run:path) => {
@@ -156,6 +161,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("hello", -1, CONN, 0, 0, 0, hello::run),
     spec!("client", -2, FAST, 0, 0, 0, client::run),
     spec!("select", 2, FAST, 0, 0, 0, select::run),
+    spec!("multi", 1, FAST, 0, 0, 0, multi::run_multi),
+    spec!("exec", 1, NO_FLAGS, 0, 0, 0, multi::run_exec),
+    spec!("discard", 1, FAST, 0, 0, 0, multi::run_discard),
     spec!("compact", 1, ADMIN, 0, 0, 0, compact::run),
     spec!("quit", -1, CONN, 0, 0, 0, quit::run),
     spec!("command", -1, R, 0, 0, 0, command::run),
@@ -205,8 +213,16 @@ pub(crate) fn execute(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
 fn dispatch(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
     let (spec, mut args) = match resolve(request, ctx.session) {
         Ok(resolved) => resolved,
-        Err(reply) => return reply,
+        Err(reply) => {
+            if let Some(transaction) = ctx.session.transaction.as_mut() {
+                transaction.abort();
+            }
+            return reply;
+        }
     };
+    if ctx.session.transaction.is_some() && !multi::controls_transaction(spec) {
+        return multi::queue(spec, &mut args, request, ctx);
+    }
     // A write holds the role (shared) from the check until it has committed, so a
     // concurrent REPLICAOF cannot demote the node in between and leave a client write on a
     // replica. Recursive: a pending role change must not block a reader already inside.
@@ -227,7 +243,7 @@ fn dispatch(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
 
 /// The command a request names and its arguments, once the checks every command gets have
 /// passed (known name, `AUTH` when required, arity); else the error reply.
-fn resolve<'a>(
+pub(crate) fn resolve<'a>(
     request: &'a Request,
     session: &Session,
 ) -> Result<(&'static Spec, Args<'a>), Frame> {
@@ -287,13 +303,22 @@ pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route 
         // Refused at once, whatever the command would have done.
         return Route::Inline;
     }
+    let sync_mode = matches!(node.config.mode, ReplicationMode::Sync { .. });
+    if session.transaction.is_some() {
+        // Queued, or refused, at once; `EXEC` waits for its quorum in sync mode.
+        return if spec.name == "exec" && sync_mode {
+            Route::Blocking
+        } else {
+            Route::Inline
+        };
+    }
     if BLOCKING.contains(&spec.name) {
         return Route::Blocking;
     }
     if !spec.flags.contains(&"write") {
         return Route::Inline;
     }
-    if matches!(node.config.mode, ReplicationMode::Sync { .. }) {
+    if sync_mode {
         // Every write waits for its quorum's acknowledgements (up to the sync timeout).
         return Route::Blocking;
     }

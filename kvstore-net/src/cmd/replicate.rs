@@ -70,6 +70,8 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     if let Role::Replica(replica) = &*ctx.node.role.read() {
         replica.touch();
     }
+    // Whatever follows writes to the store: not while an EXEC runs.
+    let _not_in_a_transaction = ctx.node.write_gate.read();
     if sub == b"SNAPSHOT" {
         let chunk = parse_chunk(args)?;
         let ack = endpoint

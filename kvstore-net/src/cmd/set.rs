@@ -45,6 +45,7 @@ pub(super) fn run_put(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame
 /// Commits a blind write's batch: `+OK` once durable (and replicated) per the server's
 /// policy, else the engine's error.
 pub(super) fn commit(batch: WriteBatch, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    let _not_in_a_transaction = ctx.node.write_gate.read();
     ctx.node.store.write_batch(batch).map_err(store_error)?;
     Ok(Frame::ok())
 }

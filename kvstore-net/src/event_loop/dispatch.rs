@@ -96,6 +96,13 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                 return Step::HandOff;
             }
             Route::Grouped => join_group(conn, request, token, node, group),
+            Route::Inline if cmd::multi::is_exec(&request, &conn.session) && group.has_writes() => {
+                // A transaction runs on what is committed: writes waiting in the group (a
+                // `DEL` among them counted keys before the transaction's writes) go first.
+                conn.pending = Some(request);
+                group.wait(token);
+                conn.in_group = true;
+            }
             Route::Inline => {
                 let was_authenticated = conn.session.authenticated;
                 let reply = cmd::execute(

@@ -72,6 +72,11 @@ impl Group {
     }
 
     /// Whether no connection waits on the group.
+    /// Whether any write waits in the group for its commit.
+    pub(super) fn has_writes(&self) -> bool {
+        !self.batches.is_empty()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.batches.is_empty() && self.waiters.is_empty()
     }

@@ -1,0 +1,282 @@
+//! `MULTI`, `EXEC`, `DISCARD`: Redis transactions, which redis-py's default `pipeline()` and
+//! other clients wrap their commands in.
+//!
+//! After `MULTI` a connection's commands are checked (known, authenticated, arity, arguments)
+//! and queued (`+QUEUED`); one that fails the check gets its error and makes `EXEC` answer
+//! `-EXECABORT`. `EXEC` runs the queue in isolation: it holds the node's write gate
+//! exclusively, so no other write (a client's, or a record a replica applies) lands between
+//! its reads and its commit; reads see the transaction's own earlier writes; all its writes
+//! are one batch, committed atomically (one record, all or nothing after a crash) before the
+//! replies go out. If that commit fails, `EXEC` answers the error and nothing was applied.
+//!
+//! Served inside a transaction: `PING`, `GET`/`READ`, `MGET`, `EXISTS`, `DBSIZE`, `SET`/`PUT`,
+//! `MSET`/`BATCHPUT`, `DEL`/`DELETE`; anything else gets `-ERR Command not allowed inside a
+//! transaction` (and aborts it). `WATCH` is not served.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kvstore_core::{KvStore, Op, WriteBatch};
+
+use super::{del, mset, readonly, reply_budget, resolve, set, store_error, Args, Ctx, Spec};
+use crate::frame::Frame;
+use crate::node::Node;
+use crate::parse::Request;
+
+/// Most commands one transaction may queue.
+pub(crate) const MAX_QUEUED_COMMANDS: usize = 1 << 16;
+
+/// A transaction being queued on a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Transaction {
+    queued: Vec<Request>,
+    /// Argument bytes queued, bounded by the server's request limit.
+    bytes: usize,
+    /// A queued command was refused: `EXEC` discards the transaction.
+    aborted: bool,
+}
+
+impl Transaction {
+    /// A command was refused while queueing: `EXEC` will discard the transaction.
+    pub(crate) fn abort(&mut self) {
+        self.aborted = true;
+    }
+}
+
+/// Whether `request` is an `EXEC` on a session with a transaction to run.
+pub(crate) fn is_exec(request: &Request, session: &super::Session) -> bool {
+    session.transaction.is_some()
+        && request
+            .get(0)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"EXEC"))
+}
+
+/// The commands a transaction may hold.
+const ALLOWED: &[&str] = &[
+    "ping", "get", "read", "mget", "exists", "dbsize", "set", "put", "mset", "batchput", "del",
+    "delete",
+];
+
+/// Whether `spec` ends or nests a transaction rather than joining its queue.
+pub(crate) fn controls_transaction(spec: &Spec) -> bool {
+    matches!(spec.name, "multi" | "exec" | "discard" | "quit")
+}
+
+/// `MULTI`.
+pub(super) fn run_multi(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    args.finish()?;
+    if ctx.session.transaction.is_some() {
+        return Err(Frame::error("ERR MULTI calls can not be nested"));
+    }
+    ctx.session.transaction = Some(Transaction::default());
+    Ok(Frame::ok())
+}
+
+/// `DISCARD`.
+pub(super) fn run_discard(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    args.finish()?;
+    match ctx.session.transaction.take() {
+        Some(_) => Ok(Frame::ok()),
+        None => Err(Frame::error("ERR DISCARD without MULTI")),
+    }
+}
+
+/// Queues `request` (already resolved to `spec`, with `args` after its name) on the
+/// session's transaction, or refuses it and marks the transaction aborted.
+pub(super) fn queue(spec: &Spec, args: &mut Args, request: &Request, ctx: &mut Ctx<'_>) -> Frame {
+    let limit = ctx.node.config.limits.max_request_bytes;
+    let Some(transaction) = ctx.session.transaction.as_mut() else {
+        return Frame::error("ERR internal: no transaction to queue on");
+    };
+    let refusal = if !ALLOWED.contains(&spec.name) {
+        Some(Frame::error("ERR Command not allowed inside a transaction"))
+    } else if spec.flags.contains(&"write") && ctx.node.is_replica() {
+        Some(readonly())
+    } else if transaction.queued.len() == MAX_QUEUED_COMMANDS
+        || transaction.bytes + request.arg_bytes() > limit
+    {
+        Some(Frame::error(format!(
+            "ERR a transaction holds at most {MAX_QUEUED_COMMANDS} commands and {limit} bytes"
+        )))
+    } else {
+        // Checked now, as Redis checks arity when queueing, so that EXEC cannot meet a
+        // malformed command halfway.
+        check_arguments(spec, args).err()
+    };
+    match refusal {
+        Some(reply) => {
+            transaction.aborted = true;
+            reply
+        }
+        None => {
+            transaction.bytes += request.arg_bytes();
+            transaction.queued.push(request.clone());
+            Frame::Simple("QUEUED".into())
+        }
+    }
+}
+
+/// Parses a queued command's arguments the way running it would.
+fn check_arguments(spec: &Spec, args: &mut Args) -> Result<(), Frame> {
+    match spec.name {
+        "set" => set::parse_set(args).map(drop),
+        "put" => set::parse_put_batch(args).map(drop),
+        "mset" | "batchput" => mset::parse_batch(args).map(drop),
+        "get" | "read" => args.next_bytes().and_then(|_| args.finish()),
+        "ping" => {
+            args.next_opt();
+            args.finish()
+        }
+        "dbsize" => args.finish(),
+        _ => del::parse_keys(args).map(drop),
+    }
+}
+
+/// `EXEC`.
+pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    args.finish()?;
+    let Some(transaction) = ctx.session.transaction.take() else {
+        return Err(Frame::error("ERR EXEC without MULTI"));
+    };
+    if transaction.aborted {
+        return Err(Frame::error(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    let node: &Node = ctx.node;
+    // The role first, then the gate: the order every writer takes them in.
+    let role = node.role.read_recursive();
+    let _isolated = node.write_gate.write();
+    let mut view = View::new(&node.store, role.is_replica());
+    let mut replies = Vec::with_capacity(transaction.queued.len());
+    for request in &transaction.queued {
+        let reply = match resolve(request, ctx.session) {
+            Ok((spec, mut args)) => view.run(spec, &mut args, node).unwrap_or_else(|e| e),
+            Err(reply) => reply,
+        };
+        replies.push(reply);
+    }
+    if !view.batch.is_empty() {
+        node.store.write_batch(view.batch).map_err(store_error)?;
+    }
+    Ok(Frame::Array(replies))
+}
+
+/// The store as a transaction sees it: with its own writes so far.
+struct View<'a> {
+    store: &'a KvStore,
+    /// Keys the transaction wrote: their new value, or `None` once deleted.
+    written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    batch: WriteBatch,
+    replica: bool,
+    reply_bytes: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(store: &'a KvStore, replica: bool) -> Self {
+        View {
+            store,
+            written: BTreeMap::new(),
+            batch: WriteBatch::new(),
+            replica,
+            reply_bytes: 0,
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Frame> {
+        match self.written.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(key).map_err(store_error),
+        }
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, Frame> {
+        match self.written.get(key) {
+            Some(value) => Ok(value.is_some()),
+            None => self.store.contains_key(key).map_err(store_error),
+        }
+    }
+
+    fn len(&self) -> Result<i64, Frame> {
+        let mut len = self.store.len() as i64;
+        for (key, value) in &self.written {
+            let before = self.store.contains_key(key).map_err(store_error)?;
+            len += i64::from(value.is_some()) - i64::from(before);
+        }
+        Ok(len)
+    }
+
+    /// Adds a write's operations to the transaction's batch and to what it sees.
+    fn write(&mut self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Put { key, value } => {
+                    self.batch.put(key, value);
+                    self.written.insert(key.clone(), Some(value.clone()));
+                }
+                Op::Delete { key } => {
+                    self.batch.delete(key);
+                    self.written.insert(key.clone(), None);
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, spec: &Spec, args: &mut Args, node: &Node) -> Result<Frame, Frame> {
+        let writes = spec.flags.contains(&"write");
+        if writes && self.replica {
+            return Err(readonly());
+        }
+        match spec.name {
+            "ping" => match args.next_opt() {
+                Some(message) => Ok(Frame::bulk(message)),
+                None => Ok(Frame::Simple("PONG".into())),
+            },
+            "get" | "read" => {
+                let value = self.get(args.next_bytes()?)?;
+                Ok(value.map_or(Frame::Null, Frame::Bulk))
+            }
+            "mget" => {
+                let mut values = Vec::new();
+                for key in del::parse_keys(args)? {
+                    values.push(match self.get(key)? {
+                        Some(value) => {
+                            let hint = "ask for fewer keys";
+                            reply_budget(node, &mut self.reply_bytes, value.len(), hint)?;
+                            Frame::Bulk(value)
+                        }
+                        None => Frame::Null,
+                    });
+                }
+                Ok(Frame::Array(values))
+            }
+            "exists" => {
+                let mut count = 0;
+                for key in del::parse_keys(args)? {
+                    count += i64::from(self.contains(key)?);
+                }
+                Ok(Frame::Integer(count))
+            }
+            "dbsize" => Ok(Frame::Integer(self.len()?)),
+            "set" | "put" | "mset" | "batchput" => {
+                let batch = match spec.name {
+                    "set" => set::parse_set(args)?,
+                    "put" => set::parse_put_batch(args)?,
+                    _ => mset::parse_batch(args)?,
+                };
+                self.write(batch.ops());
+                Ok(Frame::ok())
+            }
+            _ => {
+                let mut seen = HashSet::new();
+                let mut deletes = Vec::new();
+                for key in del::parse_keys(args)? {
+                    if seen.insert(key) && self.contains(key)? {
+                        deletes.push(Op::Delete { key: key.to_vec() });
+                    }
+                }
+                self.write(&deletes);
+                Ok(Frame::Integer(deletes.len() as i64))
+            }
+        }
+    }
+}
