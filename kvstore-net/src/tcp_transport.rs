@@ -220,6 +220,10 @@ impl Transport for TcpTransport {
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut written = client.set_timeout(Some(timeout));
         for piece in &pieces {
+            if written.is_err() {
+                // The connection is lost with what was queued: queue nothing more.
+                break;
+            }
             match piece {
                 Piece::Log(range) => {
                     parts.clear();
@@ -232,6 +236,9 @@ impl Transport for TcpTransport {
                     let total = bytes.len().to_string();
                     let mut chunks = bytes.chunks(LOG_PART_BYTES).peekable();
                     while let Some(part) = chunks.next() {
+                        if written.is_err() {
+                            break;
+                        }
                         client.queue(&[&b"REPLICATE"[..], b"LOGPART", total.as_bytes(), part]);
                         // The replica acks the record with its last part.
                         per_command.push(usize::from(chunks.peek().is_none()));

@@ -180,7 +180,7 @@ fn admin_and_introspection_commands() -> TestResult {
     c.check(
         &resp(&[b"COMMAND", b"INFO", b"get", b"nope"]),
         b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n\
-          *2\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n*-1\r\n",
+          *2\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n$-1\r\n",
     )?;
     c.check(
         &resp(&[b"CONFIG", b"GET", b"appendonly"]),

@@ -52,7 +52,7 @@ fn hello_3_switches_the_connection_to_resp3() -> TestResult {
     c.check(
         &resp(&[b"COMMAND", b"INFO", b"set", b"nope"]),
         b"*2\r\n*10\r\n$3\r\nset\r\n:-3\r\n~1\r\n+write\r\n:1\r\n:1\r\n:1\r\n\
-          ~1\r\n+@write\r\n~0\r\n*0\r\n*0\r\n_\r\n",
+          ~1\r\n+@write\r\n~0\r\n*0\r\n~0\r\n_\r\n",
     )?;
     c.check(
         &resp(&[b"INFO", b"keyspace"]),
@@ -124,6 +124,19 @@ fn hello_authenticates_with_requirepass() -> TestResult {
     c.check(
         &resp(&[b"HELLO", b"3", b"AUTH", b"default", b"wrong"]),
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    )?;
+    // Refused for its name, a HELLO with the right password authenticates nothing.
+    c.check(
+        &resp(&[
+            b"HELLO",
+            b"3",
+            b"AUTH",
+            b"default",
+            b"s3cret",
+            b"SETNAME",
+            b"bad name",
+        ]),
+        b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
     )?;
     c.check(
         &resp(&[b"CLIENT", b"ID"]),

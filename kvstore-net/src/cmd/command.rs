@@ -7,7 +7,7 @@ use crate::frame::Frame;
 
 /// A command in Redis 7's ten fields: name, arity, flags, first key, last key, step, ACL
 /// categories, tips, key specifications, subcommands (the last three empty here). Flags,
-/// categories and tips are sets, which RESP3 clients (redis-py's `COMMAND` parser) expect.
+/// categories, tips and subcommands are sets, as Redis 7 sends them to RESP3 clients.
 fn describe(spec: &Spec) -> Frame {
     let simple = |text: &'static str| Frame::Simple(text.into());
     Frame::Array(vec![
@@ -20,7 +20,7 @@ fn describe(spec: &Spec) -> Frame {
         Frame::Set(categories(spec).map(simple).collect()),
         Frame::Set(Vec::new()),
         Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
+        Frame::Set(Vec::new()),
     ])
 }
 
@@ -54,7 +54,7 @@ pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         b"INFO" => Ok(Frame::Array(
             args.take_rest()
                 .iter()
-                .map(|name| lookup(name).map_or(Frame::NullArray, describe))
+                .map(|name| lookup(name).map_or(Frame::Null, describe))
                 .collect(),
         )),
         // No documentation is served; clients fall back to their built-in help.

@@ -28,7 +28,10 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         if option.eq_ignore_ascii_case(b"AUTH") && left >= 2 {
             credentials = Some((args.next_bytes()?, args.next_bytes()?));
         } else if option.eq_ignore_ascii_case(b"SETNAME") && left >= 1 {
-            name = Some(args.next_bytes()?);
+            let given = args.next_bytes()?;
+            // Before authenticating, as Redis does: a refused HELLO changes nothing.
+            validate_name(given)?;
+            name = Some(given);
         } else {
             return Err(Frame::error(format!(
                 "ERR Syntax error in HELLO option '{}'",
@@ -54,7 +57,6 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         ));
     }
     if let Some(name) = name {
-        validate_name(name)?;
         ctx.session.name = name.to_vec();
     }
     if let Some(protocol) = protocol {
