@@ -32,7 +32,8 @@ fn fill(store: &KvStore) -> TestResult {
     Ok(())
 }
 
-/// Opening fails with `Corrupt` naming `path`; salvage mode opens without the lost records.
+/// Opening fails with `Corrupt` naming `path`; salvage mode opens without the lost records,
+/// and so does the normal mode after it.
 fn refused_naming(dir: &std::path::Path, path: &std::path::Path) -> TestResult {
     match open(dir) {
         Err(Error::Corrupt { path: named, .. }) => assert_eq!(named, path),
@@ -41,8 +42,13 @@ fn refused_naming(dir: &std::path::Path, path: &std::path::Path) -> TestResult {
             return Err(format!("opened silently with {} keys", store.len()).into());
         }
     }
-    let salvaged = options().recovery_mode(RecoveryMode::Salvage).open(dir)?;
-    assert!(salvaged.len() < 300);
+    let kept = {
+        let salvaged = options().recovery_mode(RecoveryMode::Salvage).open(dir)?;
+        assert!(salvaged.len() < 300);
+        salvaged.len()
+    };
+    // What salvage accepted stays accepted: the store opens normally from then on.
+    assert_eq!(open(dir)?.len(), kept);
     Ok(())
 }
 

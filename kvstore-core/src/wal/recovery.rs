@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{DeadOps, Location, Segment, State};
-use crate::io::FileIo;
+use crate::io::{FileIo, Vfs};
 use crate::keymap::{KeyMap, KeyMapBuilder};
 use crate::options::{Options, RecoveryMode};
 use crate::tail_cache::{CachedTail, TailChunks};
@@ -16,8 +16,8 @@ use crate::wal::hint::{self, EntryRef, Hint, HintBuilder};
 use crate::wal::reader::{Next, RecordReader};
 use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
-    parse_hint_name, parse_segment_name, segment_path, EndCheck, SegmentHeader, SegmentId,
-    SEGMENT_HEADER_BYTES,
+    hint_path, parse_hint_name, parse_segment_name, segment_path, EndCheck, SegmentHeader,
+    SegmentId, SEGMENT_HEADER_BYTES,
 };
 use crate::wal::writer::ActiveSegment;
 use crate::Lsn;
@@ -101,22 +101,35 @@ pub(crate) fn visit_segment(
     file_len: u64,
     visit: impl FnMut(EntryRef<'_>),
 ) -> std::io::Result<(u64, Option<Damage>)> {
-    let (len, _records, damage) = visit_segment_counting(file, file_len, visit)?;
-    Ok((len, damage))
+    let scan = visit_segment_counting(file, file_len, visit)?;
+    Ok((scan.len, scan.damage))
 }
 
-/// [`visit_segment`], also counting the valid records.
+/// What [`visit_segment_counting`] found besides the operations.
+struct Scan {
+    /// Where the valid records end.
+    len: u64,
+    records: u64,
+    /// The last valid record's LSN, also when it holds no operation (a replica can apply
+    /// such a record), which the operations alone would not show.
+    last_lsn: Option<Lsn>,
+    damage: Option<Damage>,
+}
+
+/// [`visit_segment`], also counting the valid records and noting the last one's LSN.
 fn visit_segment_counting(
     file: &Arc<dyn FileIo>,
     file_len: u64,
     mut visit: impl FnMut(EntryRef<'_>),
-) -> std::io::Result<(u64, u64, Option<Damage>)> {
+) -> std::io::Result<Scan> {
     let mut reader = RecordReader::new(file.clone(), SEGMENT_HEADER_BYTES, file_len);
     let mut records = 0;
+    let mut last_lsn = None;
     let damage = loop {
         match reader.next_ref()? {
             Next::Record(rec) => {
                 records += 1;
+                last_lsn = Some(rec.lsn);
                 for span in &rec.spans {
                     let key_start = span.key_start as usize;
                     visit(EntryRef {
@@ -142,15 +155,22 @@ fn visit_segment_counting(
             }
         }
     };
-    Ok((reader.position(), records, damage))
+    Ok(Scan {
+        len: reader.position(),
+        records,
+        last_lsn,
+        damage,
+    })
 }
 
 /// Checks that every sealed log segment still reaches the LSN the log segment started after
 /// it begins at (its header's `EndCheck::FollowsLog`): one that lost its last records, cut
 /// at a record boundary, otherwise scans as a clean end. A predecessor compacted away has
-/// nothing to check. In salvage mode a shortfall is logged, not refused.
+/// nothing to check. In salvage mode a shortfall is logged and accepted for good: the later
+/// segment's header stops naming the cut one, so that later opens in the normal mode agree.
 fn check_log_continuity(
     dir: &Path,
+    vfs: &dyn Vfs,
     headers: &BTreeMap<SegmentId, SegmentHeader>,
     state: &State,
     salvage: bool,
@@ -167,11 +187,18 @@ fn check_log_continuity(
         if sealed_header.compacted {
             continue;
         }
-        let sealed_last = if segment.is_empty() {
+        let mut sealed_last = if segment.is_empty() {
             sealed_header.lsn_mark
         } else {
             segment.max_lsn.max(sealed_header.lsn_mark)
         };
+        if sealed_last < header.lsn_mark && segment.has_hint {
+            // A hint lists operations: a last record without any (a replica may apply one)
+            // shows only in the segment itself.
+            let scan = visit_segment_counting(&segment.file, segment.len, |_| {})
+                .ctx(|| format!("scanning {}", segment_path(dir, sealed).display()))?;
+            sealed_last = sealed_last.max(scan.last_lsn.unwrap_or(0));
+        }
         if sealed_last >= header.lsn_mark {
             continue;
         }
@@ -188,8 +215,23 @@ fn check_log_continuity(
             });
         }
         tracing::error!(%reason, "salvage: opening without the missing records");
+        let accepted = SegmentHeader {
+            end_check: EndCheck::None,
+            ..*header
+        };
+        let path = segment_path(dir, *id);
+        rewrite_header(vfs, &path, &accepted)
+            .ctx(|| format!("rewriting the header of {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Writes `header` over the header of the segment at `path`, durably, through a handle of its
+/// own (the one reads use may be mapped): what salvage accepted stays accepted.
+fn rewrite_header(vfs: &dyn Vfs, path: &Path, header: &SegmentHeader) -> std::io::Result<()> {
+    let file = vfs.open(path, false)?;
+    file.write_all_at(&header.encode(), 0)?;
+    file.sync_data()
 }
 
 /// Every operation found in the segments, gathered so that the index can be built by sorting
@@ -629,6 +671,14 @@ pub(crate) fn recover(
                     });
                 }
                 tracing::error!(path = %path.display(), %reason, "salvage: scanning the segment instead");
+                // Gone for good, so that later opens scan the segment too.
+                let stale = hint_path(dir, id);
+                match fs::remove_file(&stale) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(format!("removing {}", stale.display()), e));
+                    }
+                    _ => {}
+                }
                 gathered.truncate(mark);
                 segment.min_lsn = Lsn::MAX;
                 segment.max_lsn = 0;
@@ -640,11 +690,19 @@ pub(crate) fn recover(
         let segment_len = match from_hint {
             Some(len) => len,
             None => {
-                let (scanned_len, records, damage) = visit_segment_counting(&file, file_len, |e| {
+                let Scan {
+                    len: scanned_len,
+                    records,
+                    last_lsn: last_record_lsn,
+                    damage,
+                } = visit_segment_counting(&file, file_len, |e| {
                     segment.note_lsn(e.lsn);
                     gathered.push(id, e);
                 })
                 .ctx(|| format!("scanning {}", path.display()))?;
+                if let Some(lsn) = last_record_lsn {
+                    segment.note_lsn(lsn);
+                }
                 if let Some(Damage {
                     offset,
                     reason,
@@ -687,6 +745,13 @@ pub(crate) fn recover(
                             });
                         }
                         tracing::error!(path = %path.display(), %reason, "salvage: keeping what is left");
+                        let kept = u32::try_from(records).unwrap_or(u32::MAX);
+                        let accepted = SegmentHeader {
+                            end_check: EndCheck::Records(kept),
+                            ..header
+                        };
+                        rewrite_header(&*opts.vfs, &path, &accepted)
+                            .ctx(|| format!("rewriting the header of {}", path.display()))?;
                     }
                 }
                 if !is_active && !header.compacted {
@@ -710,7 +775,7 @@ pub(crate) fn recover(
         }
         state.segments.insert(id, segment);
     }
-    check_log_continuity(dir, &header_of, &state, salvage)?;
+    check_log_continuity(dir, &*opts.vfs, &header_of, &state, salvage)?;
     let (index, live_bytes, dead) = gathered.resolve();
     state.index = index;
     state.live_bytes = live_bytes;
