@@ -7,7 +7,10 @@
 //! exclusively, so no other write (a client's, or a record a replica applies) lands between
 //! its reads and its commit; reads see the transaction's own earlier writes; all its writes
 //! are one batch, committed atomically (one record, all or nothing after a crash) before the
-//! replies go out. If that commit fails, `EXEC` answers the error and nothing was applied.
+//! replies go out. If that commit fails, `EXEC` answers the error instead of the replies, as a
+//! lone write would: refused up front (a key too large, too few replicas), nothing was
+//! applied; a quorum not reached in sync mode leaves the batch durable on the master and on
+//! its way to the replicas, as for any write (no fake rollback).
 //!
 //! Served inside a transaction: `PING`, `GET`/`READ`, `MGET`, `EXISTS`, `DBSIZE`, `SET`/`PUT`,
 //! `MSET`/`BATCHPUT`, `DEL`/`DELETE`; anything else gets `-ERR Command not allowed inside a
