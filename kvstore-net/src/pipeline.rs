@@ -164,17 +164,51 @@ pub(crate) fn commit(ops: Vec<Op>, node: &Node) -> Frame {
 /// outcome per batch, committed or the error reply that batch (or the whole group) met.
 /// Shared by the event loop's round group and a thread's run of pipelined `SET`s.
 pub(crate) fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
+    commit_group(node, GateHold::Shared, || batches)
+}
+
+/// How a commit holds the node's write gate (`Node::write_gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GateHold {
+    /// Blind writes: they commit beside each other.
+    Shared,
+    /// Writes planned from the data (a `DEL`'s count): nothing else commits between the
+    /// plan and the commit.
+    Exclusive,
+}
+
+/// Commits the batches `plan` returns, planned once the role and the write gate are held (as
+/// `hold` says), so that batches that depend on the data (a `DEL`'s) see what they commit
+/// over. One outcome per batch, as [`commit_batches`].
+pub(crate) fn commit_group(
+    node: &Node,
+    hold: GateHold,
+    plan: impl FnOnce() -> Vec<WriteBatch>,
+) -> Vec<Result<(), Frame>> {
+    // Held until the group committed, so a concurrent REPLICAOF cannot demote the node
+    // between the check and the commit (see `cmd::dispatch`); then the gate, as every writer
+    // takes them.
+    let role = node.role.read_recursive();
+    match hold {
+        GateHold::Shared => {
+            let _gate = node.write_gate.read();
+            commit_planned(node, role.is_replica(), plan())
+        }
+        GateHold::Exclusive => {
+            let _gate = node.write_gate.write();
+            commit_planned(node, role.is_replica(), plan())
+        }
+    }
+}
+
+fn commit_planned(node: &Node, replica: bool, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
     let count = batches.len();
     if count == 0 {
         return Vec::new();
     }
-    // Held until the group committed, so a concurrent REPLICAOF cannot demote the node
-    // between the check and the commit (see `cmd::dispatch`).
-    let role = node.role.read_recursive();
-    if role.is_replica() {
+    if replica {
         return vec![Err(crate::cmd::readonly()); count];
     }
-    let _not_in_a_transaction = node.write_gate.read();
     match node.store.write_batches(batches) {
         Ok(results) => {
             let mut outcomes: Vec<Result<(), Frame>> = results

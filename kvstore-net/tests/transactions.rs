@@ -3,12 +3,13 @@
 
 mod common;
 
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{resp, TestResult, TestServer};
-use kvstore_net::Frame;
+use kvstore_net::{Frame, Limits};
 
 #[test]
 fn a_transaction_queues_then_runs_with_its_own_writes_visible() -> TestResult {
@@ -164,6 +165,303 @@ fn transactions_are_isolated_from_writers_on_other_loops() -> TestResult {
     assert!(
         checked > 10 && writes > 10,
         "{checked} transactions, {writes} writes"
+    );
+    Ok(())
+}
+
+/// `max_reply_bytes` bounds what one reply may hold, an `EXEC`'s too: its `GET`s count as an
+/// `MGET`'s values do (they did not, found in review).
+#[test]
+fn an_exec_reply_is_bounded_by_max_reply_bytes() -> TestResult {
+    const LIMIT: usize = 1 << 20;
+    let server = TestServer::start_with(|c| c.max_reply_bytes(LIMIT))?;
+    let mut client = server.client()?;
+    let value = vec![b'v'; 512 << 10];
+    client.set(b"big", &value)?;
+    // The same data through MGET: refused, as documented.
+    let mget = client.command(&["MGET", "big", "big", "big", "big"])?;
+    assert!(matches!(mget, Frame::Error(_)), "MGET replied {mget:?}");
+    // Through EXEC: 64 GETs of 512 KiB = 32 MiB in one reply, 32x the limit.
+    client.expect_ok(&["MULTI"])?;
+    for _ in 0..64 {
+        client.queue(&["GET", "big"]);
+    }
+    client.flush()?;
+    for _ in 0..64 {
+        assert_eq!(client.read_reply()?, Frame::Simple("QUEUED".into()));
+    }
+    let reply = client.command(&["EXEC"])?;
+    let bytes: usize = match &reply {
+        Frame::Array(items) => items
+            .iter()
+            .map(|f| match f {
+                Frame::Bulk(b) => b.len(),
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    };
+    assert!(
+        bytes <= LIMIT,
+        "EXEC built a reply of {bytes} value bytes, over max_reply_bytes = {LIMIT}"
+    );
+    Ok(())
+}
+
+fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A transaction's queue is bounded by `max_request_bytes`, counting each argument's offset
+/// too: empty arguments used to be free, and 100 `DEL`s of 100,000 empty keys each (300
+/// counted bytes) made the server hold 80 MB (found in review).
+#[test]
+fn queued_transaction_memory_is_bounded_by_the_byte_limit() -> TestResult {
+    const LIMIT: usize = 1 << 20;
+    let server = TestServer::start_with(|c| {
+        c.limits(Limits {
+            max_request_bytes: LIMIT,
+            ..Limits::default()
+        })
+    })?;
+    let mut raw = server.raw()?;
+    raw.check(&resp(&[b"MULTI"]), b"+OK\r\n")?;
+    const KEYS: usize = 100_000;
+    let mut request = format!("*{}\r\n$3\r\nDEL\r\n", KEYS + 1).into_bytes();
+    for _ in 0..KEYS {
+        request.extend_from_slice(b"$0\r\n\r\n");
+    }
+    // 100,001 offsets of 8 bytes: 800 KB of the 1 MiB allowed.
+    raw.check(&request, b"+QUEUED\r\n")?;
+    std::thread::sleep(Duration::from_millis(100));
+    let before = rss_bytes();
+    let refused = format!("-ERR a transaction holds at most 65536 commands and {LIMIT} bytes\r\n");
+    for _ in 0..100 {
+        raw.check(&request, refused.as_bytes())?;
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 16 << 20,
+        "100 refused DELs grew the server by {} MiB",
+        grown >> 20
+    );
+    raw.check(
+        &resp(&[b"EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    )?;
+    Ok(())
+}
+
+/// `DBSIZE` in a transaction does not cost a lookup per key the transaction wrote (it did:
+/// an `MSET` of 50,000 keys and 5,000 `DBSIZE`s held the write gate and the event loop for
+/// 27 s; found in review): a `PING` on another connection does not wait a second.
+#[test]
+fn dbsize_in_a_transaction_does_not_stall_the_server() -> TestResult {
+    let server = TestServer::start()?;
+    let mut raw = server.raw()?;
+    raw.stream
+        .set_read_timeout(Some(Duration::from_secs(120)))?;
+    raw.check(&resp(&[b"MULTI"]), b"+OK\r\n")?;
+    let keys: Vec<Vec<u8>> = (0..50_000).map(|i| format!("k{i}").into_bytes()).collect();
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    for key in &keys {
+        mset.push(key);
+        mset.push(b"v");
+    }
+    raw.check(&resp(&mset), b"+QUEUED\r\n")?;
+    let dbsizes = resp(&[b"DBSIZE"]).repeat(5000);
+    raw.check(&dbsizes, &b"+QUEUED\r\n".repeat(5000))?;
+    raw.send(&resp(&[b"EXEC"]))?;
+    std::thread::sleep(Duration::from_millis(200));
+    let mut other = server.raw()?;
+    other
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(120)))?;
+    let start = Instant::now();
+    other.check(&resp(&[b"PING"]), b"+PONG\r\n")?;
+    let waited = start.elapsed();
+    // Drain EXEC's reply.
+    let mut head = [0u8; 8];
+    raw.stream.read_exact(&mut head)?;
+    assert!(
+        waited < Duration::from_secs(1),
+        "a PING on another connection waited {waited:?} for one EXEC"
+    );
+    Ok(())
+}
+
+/// Errors inside an EXEC's reply count in `total_error_replies`, as Redis counts them.
+#[test]
+fn errors_inside_exec_are_counted() -> TestResult {
+    let server = TestServer::start_with(|c| c.max_reply_bytes(1 << 10))?;
+    let mut client = server.client()?;
+    client.set(b"big", &[b'v'; 800])?;
+    let errors = |c: &mut kvstore_net::Client| -> TestResult<u64> {
+        Ok(common::info_field(c, "stats", "total_error_replies")?.parse()?)
+    };
+    let before = errors(&mut client)?;
+    client.expect_ok(&["MULTI"])?;
+    assert_eq!(
+        client.command(&["MGET", "big", "big"])?,
+        Frame::Simple("QUEUED".into())
+    );
+    let reply = client.command(&["EXEC"])?;
+    let Frame::Array(items) = &reply else {
+        return Err(format!("EXEC replied {reply:?}").into());
+    };
+    assert!(matches!(items[0], Frame::Error(_)), "{reply:?}");
+    let after = errors(&mut client)?;
+    assert_eq!(
+        after - before,
+        1,
+        "EXEC answered an error; error replies counted: {}",
+        after - before
+    );
+    Ok(())
+}
+
+/// In sync mode a transaction whose batch misses its quorum is durable on the master, as
+/// any write that misses it: EXEC answers the error, which says so, and the writes are there
+/// (no fake rollback).
+#[test]
+fn an_exec_that_misses_its_quorum_says_its_writes_are_durable() -> TestResult {
+    // The only replica is an address where nothing listens: no write reaches its quorum.
+    let server = TestServer::start_with(|c| {
+        c.replicas(vec!["127.0.0.1:1".into()]).replication_mode(
+            kvstore_net::ReplicationMode::Sync {
+                quorum: 1,
+                timeout: Duration::from_millis(200),
+            },
+        )
+    })?;
+    let mut client = server.client()?;
+    client.expect_ok(&["MULTI"])?;
+    assert_eq!(
+        client.command(&["SET", "k", "v"])?,
+        Frame::Simple("QUEUED".into())
+    );
+    let reply = client.command(&["EXEC"])?;
+    let Frame::Error(message) = &reply else {
+        return Err(format!("EXEC replied {reply:?}").into());
+    };
+    assert!(message.contains("durable on the master"), "{message}");
+    assert_eq!(client.get(b"k")?, Some(b"v".to_vec()));
+    Ok(())
+}
+
+/// A `DEL` in an event loop's group and an `EXEC` on another loop deleting one key: only one
+/// of them counts it. The `DEL` used to count when prepared, outside the write gate, and an
+/// `EXEC` committing in between made both count it. `DEL`s in a group are now planned at the
+/// commit, with the gate held exclusively.
+#[test]
+fn a_grouped_del_and_an_exec_never_both_delete_one_key() -> TestResult {
+    let server = TestServer::start_with(|c| c.io_threads(2))?;
+    let addr = server.addr();
+    // Connections are dealt to the loops in turn: a to loop 0, b to loop 1.
+    let mut a = kvstore_net::Client::connect(&addr)?;
+    let mut b = kvstore_net::Client::connect(&addr)?;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let (to_b, from_a) = std::sync::mpsc::channel::<bool>();
+    let (to_a, from_b) = std::sync::mpsc::channel::<i64>();
+    let tx_side = {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || -> Result<(), String> {
+            while from_a.recv().unwrap_or(false) {
+                b.queue(&["MULTI"]);
+                b.queue(&["DEL", "k"]);
+                barrier.wait();
+                b.queue(&["EXEC"]);
+                b.flush().map_err(|e| e.to_string())?;
+                let mut last = Frame::Null;
+                for _ in 0..3 {
+                    last = b.read_reply().map_err(|e| e.to_string())?;
+                }
+                let n = match last {
+                    Frame::Array(items) => match items.first() {
+                        Some(Frame::Integer(n)) => *n,
+                        _ => -100,
+                    },
+                    _ => -100,
+                };
+                let _ = to_a.send(n);
+            }
+            Ok(())
+        })
+    };
+    let mut rounds = 0u64;
+    let mut doubles = 0u64;
+    while Instant::now() < deadline && doubles == 0 {
+        a.set(b"k", b"v")?;
+        to_b.send(true)?;
+        barrier.wait();
+        let plain = a.integer(&["DEL", "k"])?;
+        let other = from_b.recv()?;
+        assert!(other >= 0, "the other side failed");
+        if plain + other != 1 {
+            doubles += 1;
+            eprintln!("round {rounds}: DEL -> {plain}, the other DEL -> {other}");
+        }
+        rounds += 1;
+    }
+    let _ = to_b.send(false);
+    tx_side.join().map_err(|_| "panicked")??;
+    assert_eq!(
+        doubles, 0,
+        "after {rounds} rounds: one SET, two deletions counted"
+    );
+    Ok(())
+}
+
+/// Two plain `DEL`s of one key on two event loops: one of them counts it. Their counts used
+/// to be taken when each was prepared, before either committed, so both could count it.
+#[test]
+fn two_grouped_dels_on_two_loops_never_both_delete_one_key() -> TestResult {
+    let server = TestServer::start_with(|c| c.io_threads(2))?;
+    let addr = server.addr();
+    // Connections are dealt to the loops in turn: a to loop 0, b to loop 1.
+    let mut a = kvstore_net::Client::connect(&addr)?;
+    let mut b = kvstore_net::Client::connect(&addr)?;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let (to_b, from_a) = std::sync::mpsc::channel::<bool>();
+    let (to_a, from_b) = std::sync::mpsc::channel::<i64>();
+    let tx_side = {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || -> Result<(), String> {
+            while from_a.recv().unwrap_or(false) {
+                barrier.wait();
+                let n = b.integer(&["DEL", "k"]).map_err(|e| e.to_string())?;
+                let _ = to_a.send(n);
+            }
+            Ok(())
+        })
+    };
+    let mut rounds = 0u64;
+    let mut doubles = 0u64;
+    while Instant::now() < deadline && doubles == 0 {
+        a.set(b"k", b"v")?;
+        to_b.send(true)?;
+        barrier.wait();
+        let plain = a.integer(&["DEL", "k"])?;
+        let other = from_b.recv()?;
+        assert!(other >= 0, "the other side failed");
+        if plain + other != 1 {
+            doubles += 1;
+            eprintln!("round {rounds}: DEL -> {plain}, the other DEL -> {other}");
+        }
+        rounds += 1;
+    }
+    let _ = to_b.send(false);
+    tx_side.join().map_err(|_| "panicked")??;
+    assert_eq!(
+        doubles, 0,
+        "after {rounds} rounds: one SET, two deletions counted"
     );
     Ok(())
 }

@@ -47,8 +47,9 @@ pub(crate) fn plan(keys: &[&[u8]], store: &KvStore) -> Result<(WriteBatch, Frame
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let keys = parse_keys(args)?;
-    // Held from the count to the commit: an EXEC in between would make the count stale.
-    let _not_in_a_transaction = ctx.node.write_gate.read();
+    // Held exclusively from the count to the commit: a write in between (an EXEC, another
+    // DEL of these keys) would make the count stale.
+    let _counted_alone = ctx.node.write_gate.write();
     let (batch, removed) = plan(&keys, &ctx.node.store)?;
     ctx.node.store.write_batch(batch).map_err(store_error)?;
     Ok(removed)

@@ -9,7 +9,7 @@ mod command;
 mod compact;
 mod config;
 mod dbsize;
-mod del;
+pub(crate) mod del;
 mod digest;
 mod exists;
 mod get;

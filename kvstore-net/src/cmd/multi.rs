@@ -24,6 +24,7 @@ use super::{del, mset, readonly, reply_budget, resolve, set, store_error, Args, 
 use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::Request;
+use crate::stats::ServerStats;
 
 /// Most commands one transaction may queue.
 pub(crate) const MAX_QUEUED_COMMANDS: usize = 1 << 16;
@@ -32,7 +33,7 @@ pub(crate) const MAX_QUEUED_COMMANDS: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub(crate) struct Transaction {
     queued: Vec<Request>,
-    /// Argument bytes queued, bounded by the server's request limit.
+    /// Bytes queued (arguments and their offsets), bounded by the server's request limit.
     bytes: usize,
     /// A queued command was refused: `EXEC` discards the transaction.
     aborted: bool,
@@ -95,7 +96,7 @@ pub(super) fn queue(spec: &Spec, args: &mut Args, request: &Request, ctx: &mut C
     } else if spec.flags.contains(&"write") && ctx.node.is_replica() {
         Some(readonly())
     } else if transaction.queued.len() == MAX_QUEUED_COMMANDS
-        || transaction.bytes + request.arg_bytes() > limit
+        || transaction.bytes + queued_bytes(request) > limit
     {
         Some(Frame::error(format!(
             "ERR a transaction holds at most {MAX_QUEUED_COMMANDS} commands and {limit} bytes"
@@ -111,11 +112,17 @@ pub(super) fn queue(spec: &Spec, args: &mut Args, request: &Request, ctx: &mut C
             reply
         }
         None => {
-            transaction.bytes += request.arg_bytes();
+            transaction.bytes += queued_bytes(request);
             transaction.queued.push(request.clone());
             Frame::Simple("QUEUED".into())
         }
     }
+}
+
+/// What a queued request costs against the limit: its argument bytes and, per argument, the
+/// offset it is kept with (empty arguments are not free).
+fn queued_bytes(request: &Request) -> usize {
+    request.arg_bytes() + request.len() * std::mem::size_of::<usize>()
 }
 
 /// Parses a queued command's arguments the way running it would.
@@ -161,6 +168,12 @@ pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fram
     if !view.batch.is_empty() {
         node.store.write_batch(view.batch).map_err(store_error)?;
     }
+    // Redis counts each error inside an EXEC's reply as an error reply.
+    let errors = replies
+        .iter()
+        .filter(|r| matches!(r, Frame::Error(_)))
+        .count();
+    ServerStats::add(&node.stats.error_replies, errors as u64);
     Ok(Frame::Array(replies))
 }
 
@@ -169,6 +182,9 @@ struct View<'a> {
     store: &'a KvStore,
     /// Keys the transaction wrote: their new value, or `None` once deleted.
     written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// How many keys the transaction's writes add (or, negative, remove) so far: `DBSIZE`
+    /// must not cost a lookup per key written.
+    added_keys: i64,
     batch: WriteBatch,
     replica: bool,
     reply_bytes: usize,
@@ -179,6 +195,7 @@ impl<'a> View<'a> {
         View {
             store,
             written: BTreeMap::new(),
+            added_keys: 0,
             batch: WriteBatch::new(),
             replica,
             reply_bytes: 0,
@@ -199,29 +216,28 @@ impl<'a> View<'a> {
         }
     }
 
-    fn len(&self) -> Result<i64, Frame> {
-        let mut len = self.store.len() as i64;
-        for (key, value) in &self.written {
-            let before = self.store.contains_key(key).map_err(store_error)?;
-            len += i64::from(value.is_some()) - i64::from(before);
-        }
-        Ok(len)
+    fn len(&self) -> i64 {
+        self.store.len() as i64 + self.added_keys
     }
 
     /// Adds a write's operations to the transaction's batch and to what it sees.
-    fn write(&mut self, ops: &[Op]) {
+    fn write(&mut self, ops: &[Op]) -> Result<(), Frame> {
         for op in ops {
+            let existed = self.contains(op.key())?;
             match op {
                 Op::Put { key, value } => {
+                    self.added_keys += i64::from(!existed);
                     self.batch.put(key, value);
                     self.written.insert(key.clone(), Some(value.clone()));
                 }
                 Op::Delete { key } => {
+                    self.added_keys -= i64::from(existed);
                     self.batch.delete(key);
                     self.written.insert(key.clone(), None);
                 }
             }
         }
+        Ok(())
     }
 
     fn run(&mut self, spec: &Spec, args: &mut Args, node: &Node) -> Result<Frame, Frame> {
@@ -234,16 +250,22 @@ impl<'a> View<'a> {
                 Some(message) => Ok(Frame::bulk(message)),
                 None => Ok(Frame::Simple("PONG".into())),
             },
-            "get" | "read" => {
-                let value = self.get(args.next_bytes()?)?;
-                Ok(value.map_or(Frame::Null, Frame::Bulk))
-            }
+            "get" | "read" => match self.get(args.next_bytes()?)? {
+                // Every value of the reply counts against the server's reply limit, as an
+                // MGET's do: one EXEC of many GETs is one reply.
+                Some(value) => {
+                    let hint = "read fewer values in one transaction";
+                    reply_budget(node, &mut self.reply_bytes, value.len(), hint)?;
+                    Ok(Frame::Bulk(value))
+                }
+                None => Ok(Frame::Null),
+            },
             "mget" => {
                 let mut values = Vec::new();
                 for key in del::parse_keys(args)? {
                     values.push(match self.get(key)? {
                         Some(value) => {
-                            let hint = "ask for fewer keys";
+                            let hint = "read fewer values in one transaction";
                             reply_budget(node, &mut self.reply_bytes, value.len(), hint)?;
                             Frame::Bulk(value)
                         }
@@ -259,14 +281,14 @@ impl<'a> View<'a> {
                 }
                 Ok(Frame::Integer(count))
             }
-            "dbsize" => Ok(Frame::Integer(self.len()?)),
+            "dbsize" => Ok(Frame::Integer(self.len())),
             "set" | "put" | "mset" | "batchput" => {
                 let batch = match spec.name {
                     "set" => set::parse_set(args)?,
                     "put" => set::parse_put_batch(args)?,
                     _ => mset::parse_batch(args)?,
                 };
-                self.write(batch.ops());
+                self.write(batch.ops())?;
                 Ok(Frame::ok())
             }
             _ => {
@@ -277,7 +299,7 @@ impl<'a> View<'a> {
                         deletes.push(Op::Delete { key: key.to_vec() });
                     }
                 }
-                self.write(&deletes);
+                self.write(&deletes)?;
                 Ok(Frame::Integer(deletes.len() as i64))
             }
         }

@@ -155,10 +155,18 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
         return;
     }
     let prepared = cmd::prepare_write(&request, &conn.session, node);
+    let deleted: Vec<Vec<u8>> = cmd::keys_read_by_write(&request)
+        .map(<[u8]>::to_vec)
+        .collect();
     conn.recycle(request);
     match prepared {
         // Nothing to write (a `DEL` of keys that do not exist): answered now.
         Ok((batch, reply)) if batch.is_empty() => conn.reply(&reply),
+        // Counted again at the commit, when nothing else can commit in between.
+        Ok(_) if !deleted.is_empty() => {
+            group.add_delete(token, deleted);
+            conn.in_group = true;
+        }
         Ok((batch, reply)) => {
             group.add(token, 1, batch, reply);
             conn.in_group = true;

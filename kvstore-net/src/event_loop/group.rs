@@ -3,18 +3,23 @@
 //! is its own record, and all share one write and, under `--fsync always`, one `fdatasync`
 //! (as Redis fsyncs once per event-loop iteration, before it sleeps).
 //!
-//! A `DEL`'s reply counts the keys that exist when it is prepared, but the group's earlier
-//! batches commit before it: so a `DEL` of a key some batch in the group writes waits for the
-//! group ([`Group::wait`]) and is prepared again once it committed. [`Group::touches`] says
-//! when; its key index is built only once a `DEL` asks, so rounds of `SET`s pay nothing.
+//! A `DEL`'s reply counts the keys that exist, but the group's earlier batches commit before
+//! it: so a `DEL` of a key some batch in the group writes waits for the group
+//! ([`Group::wait`]) and is prepared again once it committed. [`Group::touches`] says when;
+//! its key index is built only once a `DEL` asks, so rounds of `SET`s pay nothing. A `DEL`
+//! in the group is planned (which keys exist, its count) at the commit, with the node's
+//! write gate held exclusively: a write committed meanwhile elsewhere (another event loop, a
+//! thread, an `EXEC`) would otherwise make its count stale, and two `DEL`s of one key could
+//! both count it.
 
 use std::collections::HashSet;
 
 use kvstore_core::WriteBatch;
 
+use crate::cmd::del;
 use crate::frame::Frame;
 use crate::node::Node;
-use crate::pipeline;
+use crate::pipeline::{self, GateHold};
 use crate::stats::ServerStats;
 
 /// Writes waiting for the round's commit, with whom to answer.
@@ -24,6 +29,8 @@ pub(super) struct Group {
     /// each of them gets if the batch commits.
     members: Vec<(usize, usize, Frame)>,
     batches: Vec<WriteBatch>,
+    /// Per batch, a `DEL`'s keys: its batch and reply are planned at the commit.
+    deletes: Vec<Option<Vec<Vec<u8>>>>,
     /// Connections that wait for this group to commit before their next request runs.
     waiters: Vec<usize>,
     /// Every key the batches write, once [`Group::touches`] needed it.
@@ -48,6 +55,17 @@ impl Group {
         }
         self.members.push((token, requests, reply));
         self.batches.push(batch);
+        self.deletes.push(None);
+    }
+
+    /// Adds connection `token`'s `DEL` of `keys`, planned when the group commits.
+    pub(super) fn add_delete(&mut self, token: usize, keys: Vec<Vec<u8>>) {
+        if let Some(index) = self.keys.as_mut() {
+            index.extend(keys.iter().cloned());
+        }
+        self.members.push((token, 1, Frame::Integer(0)));
+        self.batches.push(WriteBatch::new());
+        self.deletes.push(Some(keys));
     }
 
     /// Makes connection `token` wait for this group's commit without adding a write.
@@ -61,22 +79,23 @@ impl Group {
         if self.batches.is_empty() || keys.peek().is_none() {
             return false;
         }
-        let batches = &self.batches;
+        let (batches, deletes) = (&self.batches, &self.deletes);
         let index = self.keys.get_or_insert_with(|| {
-            batches
+            let written = batches
                 .iter()
-                .flat_map(|batch| batch.ops().iter().map(|op| op.key().to_vec()))
-                .collect()
+                .flat_map(|b| b.ops().iter().map(|op| op.key()));
+            let deleted = deletes.iter().flatten().flatten().map(Vec::as_slice);
+            written.chain(deleted).map(<[u8]>::to_vec).collect()
         });
         keys.any(|key| index.contains(key))
     }
 
-    /// Whether no connection waits on the group.
     /// Whether any write waits in the group for its commit.
     pub(super) fn has_writes(&self) -> bool {
         !self.batches.is_empty()
     }
 
+    /// Whether no connection waits on the group.
     pub(super) fn is_empty(&self) -> bool {
         self.batches.is_empty() && self.waiters.is_empty()
     }
@@ -87,8 +106,28 @@ impl Group {
         self.keys = None;
         // The engine takes the batches; the next round's list starts at this one's size.
         let capacity = self.batches.len();
-        let batches = std::mem::replace(&mut self.batches, Vec::with_capacity(capacity));
-        let outcomes = pipeline::commit_batches(node, batches);
+        let mut batches = std::mem::replace(&mut self.batches, Vec::with_capacity(capacity));
+        let deletes = std::mem::take(&mut self.deletes);
+        let outcomes = if deletes.iter().any(Option::is_some) {
+            let members = &mut self.members;
+            pipeline::commit_group(node, GateHold::Exclusive, || {
+                for ((batch, keys), member) in batches.iter_mut().zip(&deletes).zip(members) {
+                    if let Some(keys) = keys {
+                        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+                        (*batch, member.2) = match del::plan(&keys, &node.store) {
+                            Ok(planned) => planned,
+                            Err(reply) => {
+                                ServerStats::add(&node.stats.error_replies, 1);
+                                (WriteBatch::new(), reply)
+                            }
+                        };
+                    }
+                }
+                batches
+            })
+        } else {
+            pipeline::commit_batches(node, batches)
+        };
         let mut answers: Vec<Answer> = self
             .members
             .drain(..)
