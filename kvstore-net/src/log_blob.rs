@@ -21,7 +21,7 @@ use crate::parse::MAX_BULK_BYTES;
 
 /// Most bytes in one blob: the default bulk-length limit, so a replica with default limits
 /// accepts every blob a master sends. A record larger than this travels alone, in parts
-/// (`REPLICATE LOGPART`, see [`Piece::Parts`]).
+/// (`REPLICATE LOGPART`, see `Piece::Parts`).
 pub const MAX_LOG_BLOB_BYTES: usize = MAX_BULK_BYTES;
 /// Bytes of a record one `REPLICATE LOGPART` carries (the last part may be shorter).
 pub(crate) const LOG_PART_BYTES: usize = 16 << 20;
