@@ -337,6 +337,24 @@ impl KvStore {
         Ok(self.inner.state.read().index.contains_key(key.as_ref()))
     }
 
+    /// The LSN of the write that gave `key` its current value, or `None` if it has no value
+    /// (no disk read). Every write of a key gives it a higher LSN than it had, even when the
+    /// bytes are the same; compaction may raise it too (its copies carry the highest LSN it
+    /// covered) but never lowers it. So two looks that return the same answer mean the key
+    /// kept one value in between, or had none both times (it may have been written and
+    /// deleted in between); a different answer usually means a write. This is what a
+    /// server's `WATCH` compares. (A replica that installs a snapshot takes the master's keys
+    /// at the snapshot's LSN: after a diverged replica's resync, a key may hold another value
+    /// under the LSN it had.)
+    pub fn key_lsn(&self, key: impl AsRef<[u8]>) -> Option<Lsn> {
+        self.inner
+            .state
+            .read()
+            .index
+            .get(key.as_ref())
+            .map(|loc| loc.lsn)
+    }
+
     /// Removes `key`; returns whether it existed. Deleting a missing key logs nothing.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();

@@ -305,3 +305,46 @@ fn keys_lists_a_range_without_values_in_pages() -> TestResult {
     assert!(store.keys::<&[u8], _>(.., 0).is_empty());
     Ok(())
 }
+
+/// `key_lsn` names the write that gave a key its value: a new one for every write (the
+/// same bytes included), never lower after compaction, kept through reopen, gone with the key.
+#[test]
+fn key_lsn_rises_with_every_write_and_never_falls() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let opts = || Options::default().segment_bytes(4 << 10);
+    let kept;
+    {
+        let store = KvStore::open_with(dir.path(), opts())?;
+        assert_eq!(store.key_lsn(b"k"), None);
+        let first = store.put(b"k", b"v")?;
+        assert_eq!(store.key_lsn(b"k"), Some(first));
+        let again = store.put(b"k", b"v")?;
+        assert!(again > first);
+        assert_eq!(store.key_lsn(b"k"), Some(again));
+        let mut batch = WriteBatch::new();
+        batch.put(b"other", b"x");
+        batch.put(b"k", b"w");
+        let in_batch = store.write_batch(batch)?;
+        assert_eq!(store.key_lsn(b"k"), Some(in_batch));
+        assert_eq!(store.key_lsn(b"other"), Some(in_batch));
+        assert!(store.delete(b"other")?);
+        assert_eq!(store.key_lsn(b"other"), None);
+        // Enough overwrites of other keys to seal segments that compaction rewrites.
+        for i in 0..400u32 {
+            store.put(format!("filler{}", i % 20), [b'x'; 64])?;
+        }
+        let report = store.compact()?;
+        assert!(report.segments_compacted > 0, "{report:?}");
+        // The copy carries the compaction's horizon: higher, never lower.
+        let compacted = store.key_lsn(b"k").ok_or("k lost its value")?;
+        assert!(compacted >= in_batch, "{compacted} < {in_batch}");
+        assert_eq!(store.get(b"k")?, Some(b"w".to_vec()));
+        kept = store.put(b"k", b"w")?;
+        assert!(kept > compacted);
+        assert_eq!(store.key_lsn(b"k"), Some(kept));
+    }
+    let store = KvStore::open_with(dir.path(), opts())?;
+    assert_eq!(store.key_lsn(b"k"), Some(kept));
+    assert_eq!(store.key_lsn(b"other"), None);
+    Ok(())
+}

@@ -28,6 +28,7 @@ mod scan;
 mod select;
 mod set;
 mod wait;
+pub(crate) mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub(crate) struct Session {
     pub partial_record: Option<replicate::PartialRecord>,
     /// The commands queued since `MULTI`, until `EXEC` or `DISCARD`.
     pub transaction: Option<multi::Transaction>,
+    /// The keys `WATCH`ed for the next `EXEC`.
+    pub watched: watch::Watched,
 }
 
 impl Session {
@@ -86,6 +89,7 @@ impl Session {
             master_link: None,
             partial_record: None,
             transaction: None,
+            watched: watch::Watched::default(),
         }
     }
 }
@@ -164,6 +168,8 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("multi", 1, FAST, 0, 0, 0, multi::run_multi),
     spec!("exec", 1, NO_FLAGS, 0, 0, 0, multi::run_exec),
     spec!("discard", 1, FAST, 0, 0, 0, multi::run_discard),
+    spec!("watch", -2, FAST, 1, -1, 1, watch::run_watch),
+    spec!("unwatch", 1, FAST, 0, 0, 0, watch::run_unwatch),
     spec!("compact", 1, ADMIN, 0, 0, 0, compact::run),
     spec!("quit", -1, CONN, 0, 0, 0, quit::run),
     spec!("command", -1, R, 0, 0, 0, command::run),

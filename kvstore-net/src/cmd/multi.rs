@@ -14,12 +14,15 @@
 //!
 //! Served inside a transaction: `PING`, `GET`/`READ`, `MGET`, `EXISTS`, `DBSIZE`, `SET`/`PUT`,
 //! `MSET`/`BATCHPUT`, `DEL`/`DELETE`; anything else gets `-ERR Command not allowed inside a
-//! transaction` (and aborts it). `WATCH` is not served.
+//! transaction` (and aborts it). `UNWATCH` is queued and answers `+OK`; `WATCH` inside a
+//! transaction is refused without aborting it. A transaction whose `WATCH`ed keys changed
+//! (see [`watch`](super::watch)) answers `EXEC` with a null array and writes nothing.
 
 use std::collections::{BTreeMap, HashSet};
 
 use kvstore_core::{KvStore, Op, WriteBatch};
 
+use super::watch::Watched;
 use super::{del, mset, readonly, reply_budget, resolve, set, store_error, Args, Ctx, Spec};
 use crate::frame::Frame;
 use crate::node::Node;
@@ -57,12 +60,12 @@ pub(crate) fn is_exec(request: &Request, session: &super::Session) -> bool {
 /// The commands a transaction may hold.
 const ALLOWED: &[&str] = &[
     "ping", "get", "read", "mget", "exists", "dbsize", "set", "put", "mset", "batchput", "del",
-    "delete",
+    "delete", "unwatch",
 ];
 
 /// Whether `spec` ends or nests a transaction rather than joining its queue.
 pub(crate) fn controls_transaction(spec: &Spec) -> bool {
-    matches!(spec.name, "multi" | "exec" | "discard" | "quit")
+    matches!(spec.name, "multi" | "exec" | "discard" | "quit" | "watch")
 }
 
 /// `MULTI`.
@@ -79,7 +82,10 @@ pub(super) fn run_multi(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fra
 pub(super) fn run_discard(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     args.finish()?;
     match ctx.session.transaction.take() {
-        Some(_) => Ok(Frame::ok()),
+        Some(_) => {
+            ctx.session.watched = Watched::default();
+            Ok(Frame::ok())
+        }
         None => Err(Frame::error("ERR DISCARD without MULTI")),
     }
 }
@@ -136,7 +142,7 @@ fn check_arguments(spec: &Spec, args: &mut Args) -> Result<(), Frame> {
             args.next_opt();
             args.finish()
         }
-        "dbsize" => args.finish(),
+        "dbsize" | "unwatch" => args.finish(),
         _ => del::parse_keys(args).map(drop),
     }
 }
@@ -147,6 +153,7 @@ pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fram
     let Some(transaction) = ctx.session.transaction.take() else {
         return Err(Frame::error("ERR EXEC without MULTI"));
     };
+    let watched = std::mem::take(&mut ctx.session.watched);
     if transaction.aborted {
         return Err(Frame::error(
             "EXECABORT Transaction discarded because of previous errors.",
@@ -156,6 +163,9 @@ pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fram
     // The role first, then the gate: the order every writer takes them in.
     let role = node.role.read_recursive();
     let _isolated = node.write_gate.write();
+    if watched.changed(&node.store) {
+        return Ok(Frame::NullArray);
+    }
     let mut view = View::new(&node.store, role.is_replica());
     let mut replies = Vec::with_capacity(transaction.queued.len());
     for request in &transaction.queued {
@@ -282,6 +292,8 @@ impl<'a> View<'a> {
                 Ok(Frame::Integer(count))
             }
             "dbsize" => Ok(Frame::Integer(self.len())),
+            // The watched keys were compared before the queue ran; nothing is left to forget.
+            "unwatch" => Ok(Frame::ok()),
             "set" | "put" | "mset" | "batchput" => {
                 let batch = match spec.name {
                     "set" => set::parse_set(args)?,
