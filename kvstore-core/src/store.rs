@@ -355,6 +355,16 @@ impl KvStore {
             .map(|loc| loc.lsn)
     }
 
+    /// The length in bytes of `key`'s value, or `None` if it has none (no disk read).
+    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Option<usize> {
+        self.inner
+            .state
+            .read()
+            .index
+            .get(key.as_ref())
+            .map(|loc| loc.value_len as usize)
+    }
+
     /// Removes `key`; returns whether it existed. Deleting a missing key logs nothing.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();

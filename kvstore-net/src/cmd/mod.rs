@@ -11,10 +11,12 @@ mod config;
 mod dbsize;
 pub(crate) mod del;
 mod digest;
+mod echo;
 mod exists;
 mod get;
 mod hello;
 mod info;
+mod key_type;
 mod mget;
 mod mset;
 pub(crate) mod multi;
@@ -27,6 +29,9 @@ mod role;
 mod scan;
 mod select;
 mod set;
+mod strlen;
+mod time;
+mod ttl;
 mod wait;
 pub(crate) mod watch;
 
@@ -143,6 +148,8 @@ macro_rules! spec {
 /// Every command this server knows, aliases included.
 pub(crate) static COMMANDS: &[Spec] = &[
     spec!("ping", -1, FAST, 0, 0, 0, ping::run),
+    spec!("echo", 2, FAST, 0, 0, 0, echo::run),
+    spec!("time", 1, FAST, 0, 0, 0, time::run),
     spec!("get", 2, FAST_R, 1, 1, 1, get::run),
     spec!("read", 2, FAST_R, 1, 1, 1, get::run),
     spec!("set", -3, W, 1, 1, 1, set::run_set),
@@ -153,6 +160,10 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("batchput", -3, W, 1, -1, 2, mset::run),
     spec!("mget", -2, FAST_R, 1, -1, 1, mget::run),
     spec!("exists", -2, FAST_R, 1, -1, 1, exists::run),
+    spec!("type", 2, FAST_R, 1, 1, 1, key_type::run),
+    spec!("strlen", 2, FAST_R, 1, 1, 1, strlen::run),
+    spec!("ttl", 2, FAST_R, 1, 1, 1, ttl::run),
+    spec!("pttl", 2, FAST_R, 1, 1, 1, ttl::run),
     spec!("range", -3, R, 1, 2, 1, range::run),
     spec!("scan", -2, R, 0, 0, 0, scan::run),
     spec!("dbsize", 1, FAST_R, 0, 0, 0, dbsize::run),

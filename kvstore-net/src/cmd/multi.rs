@@ -12,9 +12,9 @@
 //! applied; a quorum not reached in sync mode leaves the batch durable on the master and on
 //! its way to the replicas, as for any write (no fake rollback).
 //!
-//! Served inside a transaction: `PING`, `GET`/`READ`, `MGET`, `EXISTS`, `DBSIZE`, `SET`/`PUT`,
-//! `MSET`/`BATCHPUT`, `DEL`/`DELETE`; anything else gets `-ERR Command not allowed inside a
-//! transaction` (and aborts it). `UNWATCH` is queued and answers `+OK`; `WATCH` inside a
+//! Served inside a transaction: `PING`, `ECHO`, `TIME`, `GET`/`READ`, `MGET`, `EXISTS`,
+//! `TYPE`, `STRLEN`, `TTL`, `PTTL`, `DBSIZE`, `SET`/`PUT`, `MSET`/`BATCHPUT`, `DEL`/`DELETE`;
+//! anything else gets `-ERR Command not allowed inside a transaction` (and aborts it). `UNWATCH` is queued and answers `+OK`; `WATCH` inside a
 //! transaction is refused without aborting it. A transaction whose `WATCH`ed keys changed
 //! (see [`watch`](super::watch)) answers `EXEC` with a null array and writes nothing.
 
@@ -59,8 +59,8 @@ pub(crate) fn is_exec(request: &Request, session: &super::Session) -> bool {
 
 /// The commands a transaction may hold.
 const ALLOWED: &[&str] = &[
-    "ping", "get", "read", "mget", "exists", "dbsize", "set", "put", "mset", "batchput", "del",
-    "delete", "unwatch",
+    "ping", "echo", "time", "get", "read", "mget", "exists", "type", "strlen", "ttl", "pttl",
+    "dbsize", "set", "put", "mset", "batchput", "del", "delete", "unwatch",
 ];
 
 /// Whether `spec` ends or nests a transaction rather than joining its queue.
@@ -137,12 +137,14 @@ fn check_arguments(spec: &Spec, args: &mut Args) -> Result<(), Frame> {
         "set" => set::parse_set(args).map(drop),
         "put" => set::parse_put_batch(args).map(drop),
         "mset" | "batchput" => mset::parse_batch(args).map(drop),
-        "get" | "read" => args.next_bytes().and_then(|_| args.finish()),
+        "get" | "read" | "echo" | "type" | "strlen" | "ttl" | "pttl" => {
+            args.next_bytes().and_then(|_| args.finish())
+        }
         "ping" => {
             args.next_opt();
             args.finish()
         }
-        "dbsize" | "unwatch" => args.finish(),
+        "dbsize" | "unwatch" | "time" => args.finish(),
         _ => del::parse_keys(args).map(drop),
     }
 }
@@ -290,6 +292,18 @@ impl<'a> View<'a> {
                     count += i64::from(self.contains(key)?);
                 }
                 Ok(Frame::Integer(count))
+            }
+            "echo" => Ok(Frame::bulk(args.next_bytes()?)),
+            "time" => Ok(super::time::now()),
+            "type" => Ok(super::key_type::type_of(self.contains(args.next_bytes()?)?)),
+            "ttl" | "pttl" => Ok(super::ttl::ttl_of(self.contains(args.next_bytes()?)?)),
+            "strlen" => {
+                let key = args.next_bytes()?;
+                let len = match self.written.get(key) {
+                    Some(value) => value.as_ref().map_or(0, Vec::len),
+                    None => self.store.value_len(key).unwrap_or(0),
+                };
+                Ok(Frame::Integer(len as i64))
             }
             "dbsize" => Ok(Frame::Integer(self.len())),
             // The watched keys were compared before the queue ran; nothing is left to forget.
