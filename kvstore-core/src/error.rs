@@ -56,6 +56,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// Values read together ([`crate::KvStore::get_many`]) add up to more than the caller's
+    /// limit; nothing was read.
+    #[error("values read together add up to {len} bytes, more than the maximum of {max} bytes")]
+    ReadTooLarge {
+        /// Bytes the values add up to.
+        len: usize,
+        /// The caller's limit.
+        max: usize,
+    },
     /// A write batch whose encoded size exceeds [`crate::MAX_RECORD_BYTES`].
     #[error("write batch of {len} encoded bytes exceeds the maximum of {max} bytes")]
     BatchTooLarge {

@@ -332,6 +332,63 @@ impl KvStore {
         loc.read_value(&*file, key, &self.inner.dir).map(Some)
     }
 
+    /// The values of `keys`, in order, as they all were at one moment: the writes of one
+    /// batch (or one commit group) are seen all or none, which one [`get`](Self::get) per
+    /// key does not promise. Refused with [`Error::ReadTooLarge`], before any value is read,
+    /// if the values add up to more than `max_bytes` (a key named twice counts twice).
+    pub fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let found = {
+            let state = self.inner.state.read();
+            let mut found = Vec::with_capacity(keys.len());
+            let mut len = 0usize;
+            for key in keys {
+                let Some(loc) = state.index.get(key.as_ref()) else {
+                    found.push(None);
+                    continue;
+                };
+                len = len.saturating_add(loc.value_len as usize);
+                let file = state
+                    .segments
+                    .get(&loc.segment)
+                    .map(|s| s.file.clone())
+                    .ok_or_else(|| missing_segment(&self.inner.dir, loc.segment))?;
+                found.push(Some((loc, file)));
+            }
+            if len > max_bytes {
+                return Err(Error::ReadTooLarge {
+                    len,
+                    max: max_bytes,
+                });
+            }
+            found
+        };
+        // Read outside the lock: a location's bytes never change, and the file handle keeps
+        // a segment readable even if compaction retires it meanwhile.
+        found
+            .into_iter()
+            .zip(keys)
+            .map(|(found, key)| match found {
+                Some((loc, file)) => loc
+                    .read_value(&*file, key.as_ref(), &self.inner.dir)
+                    .map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    /// Whether each of `keys` has a value, all as of one moment (see
+    /// [`get_many`](Self::get_many)); no disk read.
+    pub fn contains_keys<K: AsRef<[u8]>>(&self, keys: &[K]) -> Vec<bool> {
+        let state = self.inner.state.read();
+        keys.iter()
+            .map(|key| state.index.contains_key(key.as_ref()))
+            .collect()
+    }
+
     /// Whether `key` has a value (no disk read).
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         Ok(self.inner.state.read().index.contains_key(key.as_ref()))

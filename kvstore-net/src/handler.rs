@@ -88,9 +88,11 @@ pub(crate) fn serve(
             if session.authenticated != was_authenticated {
                 conn.set_limits(cmd::limits_for(&session, &node));
             }
-            conn.queue_as(&reply, session.protocol);
+            if !session.hang_up {
+                conn.queue_as(&reply, session.protocol);
+            }
         }
-        if session.quit {
+        if session.quit || session.hang_up {
             break;
         }
         if conn.should_flush() {

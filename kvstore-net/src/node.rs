@@ -2,6 +2,7 @@
 //! replication role, counters and SCAN cursors.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kvstore_core::KvStore;
@@ -10,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::ServerConfig;
 use crate::role::Role;
 use crate::scan_cursors::ScanCursors;
+use crate::shutdown::ShutdownRequest;
 use crate::stats::ServerStats;
 
 /// Shared by every connection of a server (behind an `Arc`).
@@ -36,6 +38,8 @@ pub(crate) struct Node {
     /// or snapshot chunk a replica applies) and exclusively by `EXEC`, so that nothing lands
     /// between a transaction's reads and its commit. Taken after `role`, never before.
     pub write_gate: RwLock<()>,
+    /// Where `SHUTDOWN` asks the program running this server to stop it.
+    pub shutdown: Arc<ShutdownRequest>,
 }
 
 impl Node {
@@ -54,6 +58,7 @@ impl Node {
             transitions: Mutex::new(()),
             last_client_id: AtomicU64::new(0),
             write_gate: RwLock::new(()),
+            shutdown: Arc::default(),
             config,
         }
     }

@@ -170,13 +170,17 @@ pub(crate) fn find_line_within(
     }
 }
 
-/// Parses a strict decimal `i64`: optional `-`, digits only, no spaces or `+`.
+/// Parses a strict decimal `i64` as Redis's `string2ll` does: optional `-`, digits only, no
+/// spaces, `+` or leading zeros (`0` alone, but not `-0`, `03` or `-03`).
 pub(crate) fn parse_int(bytes: &[u8]) -> Option<i64> {
     let (negative, digits) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
     if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    if digits[0] == b'0' && (digits.len() > 1 || negative) {
         return None;
     }
     let mut value: i64 = 0;
@@ -515,5 +519,12 @@ mod tests {
         assert_eq!(parse_int(b""), None);
         assert_eq!(parse_int(b"-"), None);
         assert_eq!(parse_int(b"99999999999999999999"), None);
+        // As Redis's string2ll: no leading zeros, no negative zero.
+        assert_eq!(parse_int(b"0"), Some(0));
+        assert_eq!(parse_int(b"10"), Some(10));
+        assert_eq!(parse_int(b"03"), None);
+        assert_eq!(parse_int(b"-0"), None);
+        assert_eq!(parse_int(b"-03"), None);
+        assert_eq!(parse_int(b"00"), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::event_loop::EventLoops;
 use crate::node::Node;
+use crate::shutdown::ShutdownRequest;
 
 /// Starts servers.
 #[derive(Debug)]
@@ -64,6 +65,14 @@ impl ServerHandle {
     /// The store the server serves (for embedding and tests).
     pub fn store(&self) -> &kvstore_core::KvStore {
         &self.node.store
+    }
+
+    /// The request a client's `SHUTDOWN` makes, for the program running this server to wait
+    /// on (and to make itself, from a signal handler's thread). Once taken, `SHUTDOWN` is
+    /// accepted; the server stops only when the program calls [`shutdown`](Self::shutdown).
+    pub fn shutdown_request(&self) -> Arc<ShutdownRequest> {
+        self.node.shutdown.heed();
+        self.node.shutdown.clone()
     }
 
     /// Stops accepting, closes every connection, stops replication and flushes the store.

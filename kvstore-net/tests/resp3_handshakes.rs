@@ -52,7 +52,7 @@ fn hello_3_switches_the_connection_to_resp3() -> TestResult {
     c.check(
         &resp(&[b"COMMAND", b"INFO", b"set", b"nope"]),
         b"*2\r\n*10\r\n$3\r\nset\r\n:-3\r\n~1\r\n+write\r\n:1\r\n:1\r\n:1\r\n\
-          ~1\r\n+@write\r\n~0\r\n*0\r\n~0\r\n_\r\n",
+          ~1\r\n+@write\r\n~0\r\n~0\r\n~0\r\n_\r\n",
     )?;
     c.check(
         &resp(&[b"INFO", b"keyspace"]),
@@ -81,10 +81,13 @@ fn hello_refuses_what_redis_refuses_and_changes_nothing() -> TestResult {
         &resp(&[b"HELLO", b"4"]),
         b"-NOPROTO unsupported protocol version\r\n",
     )?;
-    c.check(
-        &resp(&[b"HELLO", b"three"]),
-        b"-ERR Protocol version is not an integer or out of range\r\n",
-    )?;
+    // Redis reads the version as a strict integer: no leading zeros, no negative zero.
+    for version in [&b"three"[..], b"03", b"-0"] {
+        c.check(
+            &resp(&[b"HELLO", version]),
+            b"-ERR Protocol version is not an integer or out of range\r\n",
+        )?;
+    }
     c.check(
         &resp(&[b"HELLO", b"3", b"AUTH", b"default"]),
         b"-ERR Syntax error in HELLO option 'AUTH'\r\n",

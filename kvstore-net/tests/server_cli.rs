@@ -1,9 +1,10 @@
 //! The `kvstore-server` command line: `--help` explains every flag, bad values exit with code
-//! 2 and a clear message, SIGTERM shuts down cleanly with the data kept.
+//! 2 and a clear message, SIGTERM and `SHUTDOWN` shut down cleanly with the data kept.
 
 mod common;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::{server_binary, ServerProcess, TestResult};
 
@@ -92,6 +93,51 @@ fn sigterm_shuts_down_cleanly_and_keeps_the_data() -> TestResult {
         server.terminate()?,
         "kvstore-server did not exit cleanly on SIGTERM"
     );
+    server.restart()?;
+    assert_eq!(server.client()?.get(b"kept")?, Some(b"yes".to_vec()));
+    Ok(())
+}
+
+/// `SHUTDOWN` stops the server as SIGTERM does: the connection closes without a reply (what
+/// redis-cli and redis-py expect), the process exits 0, and the data is there after a restart.
+/// Everything pipelined before it is answered first.
+#[test]
+fn shutdown_command_stops_the_server_cleanly_and_keeps_the_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut server = ServerProcess::start(dir.path(), 0, &["--fsync".into(), "no".into()])?;
+    let mut raw = common::Raw::connect(&server.addr)?;
+    raw.check(
+        &common::resp(&[b"SHUTDOWN", b"SAVE", b"NOSAVE"]),
+        b"-ERR syntax error\r\n",
+    )?;
+    raw.check(
+        &common::resp(&[b"SHUTDOWN", b"ABORT"]),
+        b"-ERR No shutdown in progress.\r\n",
+    )?;
+    raw.send(
+        &[
+            common::resp(&[b"SET", b"kept", b"yes"]),
+            common::resp(&[b"SHUTDOWN", b"nosave", b"NOW"]),
+            common::resp(&[b"GET", b"kept"]),
+        ]
+        .concat(),
+    )?;
+    raw.expect(b"+OK\r\n")?;
+    assert!(
+        raw.is_closed()?,
+        "the connection stayed open after SHUTDOWN"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            return Err("kvstore-server still runs 10 s after SHUTDOWN".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
     server.restart()?;
     assert_eq!(server.client()?.get(b"kept")?, Some(b"yes".to_vec()));
     Ok(())

@@ -465,3 +465,37 @@ fn two_grouped_dels_on_two_loops_never_both_delete_one_key() -> TestResult {
     );
     Ok(())
 }
+
+/// An `EXEC` refused by its argument count ends the transaction, as Redis's does: the next
+/// write runs instead of being queued (it used to be queued, so the client's later writes
+/// vanished into a transaction it believed over).
+#[test]
+fn an_exec_with_arguments_discards_the_transaction() -> TestResult {
+    let server = TestServer::start()?;
+    let mut c = server.raw()?;
+    let mut other = server.client()?;
+    other.set(b"w", b"0")?;
+    c.check(&resp(&[b"WATCH", b"w"]), b"+OK\r\n")?;
+    c.check(&resp(&[b"MULTI"]), b"+OK\r\n")?;
+    c.check(&resp(&[b"SET", b"a", b"1"]), b"+QUEUED\r\n")?;
+    c.check(
+        &resp(&[b"EXEC", b"now"]),
+        b"-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n",
+    )?;
+    c.check(&resp(&[b"SET", b"b", b"2"]), b"+OK\r\n")?;
+    c.check(&resp(&[b"EXEC"]), b"-ERR EXEC without MULTI\r\n")?;
+    assert_eq!(other.get(b"a")?, None);
+    assert_eq!(other.get(b"b")?, Some(b"2".to_vec()));
+    // The watch went with the transaction.
+    other.set(b"w", b"1")?;
+    c.check(
+        &[
+            resp(&[b"MULTI"]),
+            resp(&[b"SET", b"c", b"3"]),
+            resp(&[b"EXEC"]),
+        ]
+        .concat(),
+        b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n",
+    )?;
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! `kvstore-server`: serves a kvstore data directory over RESP2 (redis-cli compatible) and
 //! replicates it to other `kvstore-server`s. `--help` explains every flag; a bad flag value
-//! prints a clear message and exits with code 2; SIGINT/SIGTERM shut down gracefully
-//! (connections closed, replication drained, store flushed).
+//! prints a clear message and exits with code 2; SIGINT/SIGTERM and a client's `SHUTDOWN`
+//! shut down gracefully (connections closed, replication drained, store flushed).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -151,9 +151,16 @@ fn main() -> ExitCode {
     };
     // Tests and scripts read the bound port from this line.
     println!("listening on {}", server.local_addr());
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!(signal, "shutting down");
-    }
+    // A signal and a client's SHUTDOWN both end up as the one request the main thread waits on.
+    let request = server.shutdown_request();
+    let from_signal = request.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            from_signal.request(format!("signal {signal}"));
+        }
+    });
+    let reason = request.wait();
+    tracing::info!(%reason, "shutting down");
     match server.shutdown() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,8 +6,8 @@ use super::{lookup, Args, Ctx, Spec, COMMANDS};
 use crate::frame::Frame;
 
 /// A command in Redis 7's ten fields: name, arity, flags, first key, last key, step, ACL
-/// categories, tips, key specifications, subcommands (the last three empty here). Flags,
-/// categories, tips and subcommands are sets, as Redis 7 sends them to RESP3 clients.
+/// categories, tips, key specifications, subcommands (the last three empty here). All but
+/// the scalars are sets, as Redis 7 sends them to RESP3 clients.
 fn describe(spec: &Spec) -> Frame {
     let simple = |text: &'static str| Frame::Simple(text.into());
     Frame::Array(vec![
@@ -19,7 +19,7 @@ fn describe(spec: &Spec) -> Frame {
         Frame::Integer(spec.step),
         Frame::Set(categories(spec).map(simple).collect()),
         Frame::Set(Vec::new()),
-        Frame::Array(Vec::new()),
+        Frame::Set(Vec::new()),
         Frame::Set(Vec::new()),
     ])
 }

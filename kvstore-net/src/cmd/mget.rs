@@ -1,22 +1,25 @@
-//! `MGET key [key …]`: an array with each value, or a null bulk for a missing key. Values
-//! adding up to more than the server's `max_reply_bytes` get `-ERR reply exceeds …`.
+//! `MGET key [key …]`: an array with each value, or a null bulk for a missing key, all as of
+//! one moment (an `MSET` or `EXEC` on another connection is seen whole or not at all). Values
+//! adding up to more than the server's `max_reply_bytes` get `-ERR reply exceeds …`, before
+//! any is read.
 
 use super::del::parse_keys;
-use super::{reply_budget, store_error, Args, Ctx};
+use super::{store_error, Args, Ctx};
 use crate::frame::Frame;
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let keys = parse_keys(args)?;
-    let mut values = Vec::with_capacity(keys.len());
-    let mut bytes = 0;
-    for key in keys {
-        values.push(match ctx.node.store.get(key).map_err(store_error)? {
-            Some(value) => {
-                reply_budget(ctx.node, &mut bytes, value.len(), "ask for fewer keys")?;
-                Frame::Bulk(value)
-            }
-            None => Frame::Null,
-        });
+    let limit = ctx.node.config.max_reply_bytes;
+    match ctx.node.store.get_many(&keys, limit) {
+        Ok(values) => Ok(Frame::Array(
+            values
+                .into_iter()
+                .map(|value| value.map_or(Frame::Null, Frame::Bulk))
+                .collect(),
+        )),
+        Err(kvstore_core::Error::ReadTooLarge { .. }) => Err(Frame::error(format!(
+            "ERR reply exceeds the limit of {limit} bytes; ask for fewer keys"
+        ))),
+        Err(err) => Err(store_error(err)),
     }
-    Ok(Frame::Array(values))
 }

@@ -29,6 +29,7 @@ mod role;
 mod scan;
 mod select;
 mod set;
+mod shutdown;
 mod strlen;
 mod time;
 mod ttl;
@@ -66,6 +67,8 @@ pub(crate) struct Session {
     pub lib_ver: Vec<u8>,
     /// Set by `QUIT`: reply, flush, close.
     pub quit: bool,
+    /// Set by `SHUTDOWN`: close without replying to this request (earlier replies go out).
+    pub hang_up: bool,
     /// The epoch of the replication session `REPLICATE HELLO` opened on this connection.
     pub replication_epoch: Option<u64>,
     /// Counts this connection as the replica's link to its master while it is open.
@@ -90,6 +93,7 @@ impl Session {
             lib_name: Vec::new(),
             lib_ver: Vec::new(),
             quit: false,
+            hang_up: false,
             replication_epoch: None,
             master_link: None,
             partial_record: None,
@@ -182,6 +186,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("watch", -2, FAST, 1, -1, 1, watch::run_watch),
     spec!("unwatch", 1, FAST, 0, 0, 0, watch::run_unwatch),
     spec!("compact", 1, ADMIN, 0, 0, 0, compact::run),
+    spec!("shutdown", -1, ADMIN, 0, 0, 0, shutdown::run),
     spec!("quit", -1, CONN, 0, 0, 0, quit::run),
     spec!("command", -1, R, 0, 0, 0, command::run),
     spec!("config", -2, ADMIN, 0, 0, 0, config::run),
@@ -231,6 +236,10 @@ fn dispatch(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
     let (spec, mut args) = match resolve(request, ctx.session) {
         Ok(resolved) => resolved,
         Err(reply) => {
+            if multi::is_exec(request, ctx.session) {
+                // A refused EXEC ends the transaction, as Redis's does.
+                return multi::abort_exec(&reply, ctx.session);
+            }
             if let Some(transaction) = ctx.session.transaction.as_mut() {
                 transaction.abort();
             }

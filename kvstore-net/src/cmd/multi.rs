@@ -57,6 +57,18 @@ pub(crate) fn is_exec(request: &Request, session: &super::Session) -> bool {
             .is_some_and(|n| n.eq_ignore_ascii_case(b"EXEC"))
 }
 
+/// Ends the session's transaction (and its watches) for an `EXEC` refused before it could
+/// run (a wrong argument count): `-EXECABORT Transaction discarded because of: <why>`.
+pub(crate) fn abort_exec(refusal: &Frame, session: &mut super::Session) -> Frame {
+    session.transaction = None;
+    session.watched = Watched::default();
+    let why = match refusal {
+        Frame::Error(message) => message.strip_prefix("ERR ").unwrap_or(message),
+        _ => "an internal error",
+    };
+    Frame::error(format!("EXECABORT Transaction discarded because of: {why}"))
+}
+
 /// The commands a transaction may hold.
 const ALLOWED: &[&str] = &[
     "ping", "echo", "time", "get", "read", "mget", "exists", "type", "strlen", "ttl", "pttl",

@@ -18,9 +18,16 @@ const DEFAULT_SCAN_COUNT: u64 = 10;
 const MAX_SCAN_COUNT: u64 = 100_000;
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let cursor = args
-        .next_bytes()
-        .and_then(|c| crate::parse::parse_int(c).ok_or_else(invalid_cursor))?;
+    // Leading zeros are fine in a cursor, as Redis reads it with `strtoul`.
+    let cursor = args.next_bytes().and_then(|c| {
+        let digits = c.len() - c.iter().take_while(|b| **b == b'0').count();
+        let c = if digits == 0 {
+            &b"0"[..]
+        } else {
+            &c[c.len() - digits..]
+        };
+        crate::parse::parse_int(c).ok_or_else(invalid_cursor)
+    })?;
     let cursor = u64::try_from(cursor).map_err(|_| invalid_cursor())?;
     let mut pattern = None;
     let mut count = DEFAULT_SCAN_COUNT;

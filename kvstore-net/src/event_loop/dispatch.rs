@@ -116,8 +116,10 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                     conn.wire.set_limits(cmd::limits_for(&conn.session, node));
                 }
                 conn.recycle(request);
-                conn.reply(&reply);
-                if conn.session.quit {
+                if !conn.session.hang_up {
+                    conn.reply(&reply);
+                }
+                if conn.session.quit || conn.session.hang_up {
                     conn.closing = true;
                 }
             }
