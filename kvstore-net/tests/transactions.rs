@@ -205,6 +205,36 @@ fn an_exec_reply_is_bounded_by_max_reply_bytes() -> TestResult {
         bytes <= LIMIT,
         "EXEC built a reply of {bytes} value bytes, over max_reply_bytes = {LIMIT}"
     );
+    // Echoed messages count too: 4 PINGs and ECHOs of 512 KiB are 2 MiB.
+    let message = vec![b'm'; 512 << 10];
+    client.expect_ok(&["MULTI"])?;
+    for name in [&b"PING"[..], b"ECHO", b"PING", b"ECHO"] {
+        client.queue(&[name, &message[..]]);
+    }
+    client.flush()?;
+    for _ in 0..4 {
+        assert_eq!(client.read_reply()?, Frame::Simple("QUEUED".into()));
+    }
+    let reply = client.command(&["EXEC"])?;
+    match &reply {
+        Frame::Array(items) => {
+            assert!(
+                matches!(items[0], Frame::Bulk(_)),
+                "first item: {:?}",
+                items[0]
+            );
+            assert!(
+                matches!(items[1], Frame::Bulk(_)),
+                "second item: {:?}",
+                items[1]
+            );
+            assert!(
+                matches!(items[2], Frame::Error(_)),
+                "third item is not refused"
+            );
+        }
+        other => return Err(format!("EXEC replied {other:?}").into()),
+    }
     Ok(())
 }
 

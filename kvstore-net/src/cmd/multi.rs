@@ -270,8 +270,13 @@ impl<'a> View<'a> {
             return Err(readonly());
         }
         match spec.name {
-            "ping" => match args.next_opt() {
-                Some(message) => Ok(Frame::bulk(message)),
+            "ping" | "echo" => match args.next_opt() {
+                // Echoed messages count against the reply limit as values do.
+                Some(message) => {
+                    let hint = "echo less in one transaction";
+                    reply_budget(node, &mut self.reply_bytes, message.len(), hint)?;
+                    Ok(Frame::bulk(message))
+                }
                 None => Ok(Frame::Simple("PONG".into())),
             },
             "get" | "read" => match self.get(args.next_bytes()?)? {
@@ -305,7 +310,6 @@ impl<'a> View<'a> {
                 }
                 Ok(Frame::Integer(count))
             }
-            "echo" => Ok(Frame::bulk(args.next_bytes()?)),
             "time" => Ok(super::time::now()),
             "type" => Ok(super::key_type::type_of(self.contains(args.next_bytes()?)?)),
             "ttl" | "pttl" => Ok(super::ttl::ttl_of(self.contains(args.next_bytes()?)?)),

@@ -160,6 +160,11 @@ fn log_part(
             "ERR REPLICATE LOGPART parts run past the record's {total} bytes"
         )));
     }
+    // Grown by doubling, but never past the declared length: plain doubling would hold up to
+    // twice a near-1-GiB record.
+    let len = partial.bytes.len();
+    let wanted = (len * 2).max(len + part.len()).min(total);
+    partial.bytes.reserve_exact(wanted - len);
     partial.bytes.extend_from_slice(part);
     if partial.bytes.len() < total {
         ctx.session.partial_record = Some(partial);
