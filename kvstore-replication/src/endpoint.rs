@@ -60,6 +60,11 @@ struct EndpointState {
     pending_timeline: Option<Timeline>,
     /// Refusing every call: the node is being promoted to master.
     closed: bool,
+    /// A HELLO was accepted since this endpoint opened. Until then every record is refused
+    /// (`NoSession`), even one that carries the stored epoch: only a HELLO checks the
+    /// master's timeline against this store's, and a restarted replica may hold another
+    /// master's log.
+    session_opened: bool,
     install: Option<InstallInProgress>,
 }
 
@@ -107,6 +112,7 @@ impl ReplicaEndpoint {
                 timeline,
                 pending_timeline: None,
                 closed: false,
+                session_opened: false,
                 install: None,
             })),
             counters: Arc::new(EndpointCounters::default()),
@@ -176,6 +182,7 @@ impl ReplicaEndpoint {
             state.timeline = hello.timeline.clone();
         }
         state.rewind_allowed = hello.force_resync;
+        state.session_opened = true;
         tracing::debug!(master = %hello.master_id, epoch = hello.epoch, applied, "replication session opened");
         Ok(HelloReply {
             applied_lsn: applied,
@@ -218,7 +225,7 @@ impl ReplicaEndpoint {
                 replica_epoch: state.epoch,
             });
         }
-        if epoch > state.epoch {
+        if epoch > state.epoch || !state.session_opened {
             return Err(Error::NoSession);
         }
         Ok(())

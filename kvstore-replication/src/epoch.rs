@@ -92,9 +92,15 @@ pub fn master_epoch(dir: &Path, requested: Option<u64>) -> Result<u64> {
 
 /// Promotes the store in `dir` (a former replica) to master: stores and returns an epoch one
 /// above any it has seen, so that replicas of the old master accept it and the old master is
-/// refused from then on.
+/// refused from then on. Refused if the stored epoch is already the largest (it came from a master's HELLO): the
+/// next one would wrap to 0, which every replica refuses as stale.
 pub fn promote(dir: &Path) -> Result<u64> {
-    let next = read_epoch(dir)?.unwrap_or(0) + 1;
+    let stored = read_epoch(dir)?.unwrap_or(0);
+    let next = stored.checked_add(1).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "cannot promote: the stored epoch {stored} is the largest there is"
+        ))
+    })?;
     write_epoch(dir, next)?;
     Ok(next)
 }

@@ -132,7 +132,7 @@ impl Replicator {
     /// Waits until at least `replicas` replicas are healthy or `timeout` passes; returns whether
     /// they are (useful right after attaching, before `min_replicas_to_write` admits writes).
     pub fn wait_healthy(&self, replicas: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::shared::deadline_after(timeout);
         loop {
             if self.shared.healthy_count() >= replicas {
                 return true;

@@ -76,6 +76,16 @@ impl ReplicaShared {
     }
 }
 
+/// The instant `timeout` from now; for a timeout longer than the clock can count
+/// (`Duration::MAX` meaning "no limit"), a century from now instead of a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 /// Each replica's cumulative acked LSN, with a condition variable for quorum waits.
 #[derive(Debug, Default)]
 pub(crate) struct AckBoard {
@@ -123,7 +133,7 @@ impl AckBoard {
 
     /// Waits until `required` replicas acked `lsn` or `timeout` passes; returns how many did.
     pub fn wait_for(&self, lsn: Lsn, required: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut acked = self.acked.lock();
         loop {
             let count = quorum::acked_count(&acked, lsn);

@@ -70,11 +70,15 @@ impl InProcessReplica {
     /// Takes the replica down: calls fail and messages are lost until [`start`](Self::start).
     /// Returns the endpoint so the caller can drop it (closing the store) or keep it.
     pub fn stop(&self) -> Option<ReplicaEndpoint> {
+        // A restart ends the session, as it drops a TCP connection: the next call fails and
+        // the master's next HELLO checks the restarted replica's log.
+        self.faults.disconnect();
         self.slot.write().take()
     }
 
-    /// Brings the replica (back) up with `endpoint`.
+    /// Brings the replica (back) up with `endpoint`, in a new session (see [`stop`](Self::stop)).
     pub fn start(&self, endpoint: ReplicaEndpoint) {
+        self.faults.disconnect();
         *self.slot.write() = Some(endpoint);
     }
 

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::health::{HealthEvent, ReplicaState};
 use crate::protocol::SharedRecord;
 use crate::queue::{Backlog, Chunk};
-use crate::shared::{ReplicaShared, Shared};
+use crate::shared::{deadline_after, ReplicaShared, Shared};
 use crate::transport::BoxedTransport;
 use cursor::{SnapshotCursor, WalCursor};
 
@@ -102,6 +102,11 @@ pub(crate) struct Worker {
     /// to send) clears the failures and the backoff. A HELLO alone does not, or a replica
     /// that fails every send would be retried at full speed and reported healthy for ever.
     unproven: bool,
+    /// The most snapshot chunks any attempt has had taken since the last install finished.
+    /// A chunk counts as progress only past it: a replica that fails every install at the
+    /// same chunk (a value over its limit) restarts at chunk 0 each time, and counting those
+    /// chunks would reset its failures and backoff for ever.
+    snapshot_furthest: u64,
     /// Set once the replicator is closing: the worker stops by then.
     deadline: Option<Instant>,
 }
@@ -132,6 +137,7 @@ impl Worker {
             forcing: false,
             attempt: 0,
             unproven: false,
+            snapshot_furthest: 0,
             deadline: None,
         }
     }
@@ -191,7 +197,7 @@ impl Worker {
         }
         let deadline = *self
             .deadline
-            .get_or_insert_with(|| Instant::now() + self.shared.settings.shutdown_timeout);
+            .get_or_insert_with(|| deadline_after(self.shared.settings.shutdown_timeout));
         Instant::now() >= deadline
     }
 
@@ -263,9 +269,7 @@ impl Worker {
     /// Waits up to `timeout` for `want` records in the live queue, then pulls it. Returns
     /// false when the queue is closed and empty.
     fn wait_for_queue(&mut self, want: usize, timeout: Duration) -> bool {
-        let closed = self
-            .backlog()
-            .wait(self.idx, want, Instant::now() + timeout);
+        let closed = self.backlog().wait(self.idx, want, deadline_after(timeout));
         self.pull_queue();
         !(closed && self.queue.is_empty() && self.backlog().is_finished(self.idx))
     }
@@ -290,7 +294,7 @@ impl Worker {
             self.backlog().wait(
                 self.idx,
                 want,
-                Instant::now() + self.shared.settings.async_batch_delay,
+                deadline_after(self.shared.settings.async_batch_delay),
             );
         }
         self.pull_queue();

@@ -404,6 +404,7 @@ impl Worker {
                     self.shared
                         .health_event(self.idx, HealthEvent::Success { caught_up: false });
                     self.snapshot = None;
+                    self.snapshot_furthest = 0;
                     self.forcing = false;
                     if let Some(s) = self.session.as_mut() {
                         s.acked = lsn;
@@ -417,7 +418,9 @@ impl Worker {
                 }
                 Ok(ack) if ack.next_seq == chunk.seq + 1 => {
                     cursor.acknowledged();
-                    if self.unproven {
+                    let further = ack.next_seq > self.snapshot_furthest;
+                    self.snapshot_furthest = self.snapshot_furthest.max(ack.next_seq);
+                    if self.unproven && further {
                         self.proven();
                         self.shared
                             .health_event(self.idx, HealthEvent::Success { caught_up: false });
