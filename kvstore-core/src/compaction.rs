@@ -256,6 +256,12 @@ impl Inner {
             CompactedWriter::abandon(&outputs, &self.dir);
             return Err(e);
         }
+        // A write failed while the copies were made (the store is poisoned for writes): give
+        // up rather than change the files of a store that must be reopened to recover.
+        if let Some(reason) = self.poison_reason() {
+            CompactedWriter::abandon(&outputs, &self.dir);
+            return Err(Error::Poisoned { reason });
+        }
         match swap::commit(&self.dir, &plan, &*self.opts.vfs) {
             Ok(()) => {}
             Err(swap::CommitError::NotCommitted(e)) => {

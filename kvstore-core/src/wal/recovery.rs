@@ -557,8 +557,11 @@ pub(crate) fn recover(
     }
 
     let mut headers: BTreeMap<SegmentId, (SegmentHeader, Arc<dyn FileIo>, u64)> = BTreeMap::new();
-    let newest = ids.last().copied();
-    for id in &ids {
+    // Newest first: a segment whose creation was cut short can hold no record, and may be
+    // dropped if no log segment was started after it (only compacted ones, which a compaction
+    // running beside the failed roll can install with higher ids).
+    let mut only_compacted_after = true;
+    for id in ids.iter().rev() {
         let path = segment_path(dir, *id);
         let file = opts
             .vfs
@@ -572,15 +575,18 @@ pub(crate) fn recover(
             .ctx(|| format!("reading header of {}", path.display()))?;
         match SegmentHeader::decode(&buf) {
             Ok(h) if h.id == *id => {
+                only_compacted_after &= h.compacted;
                 headers.insert(*id, (h, file, len));
             }
-            Ok(_) | Err(_) if Some(*id) == newest && len <= SEGMENT_HEADER_BYTES => {
-                // Created but never completed before a crash: it cannot hold a record.
+            Ok(_) | Err(_) if only_compacted_after && len <= SEGMENT_HEADER_BYTES => {
+                // Created but never completed (a crash, or a failed write that poisoned the
+                // store): it cannot hold a record.
                 tracing::warn!(path = %path.display(), "removing a segment whose creation was cut short");
                 drop(file);
                 fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
             }
             Ok(_) | Err(_) if opts.recovery_mode == RecoveryMode::Salvage => {
+                only_compacted_after = false;
                 tracing::error!(path = %path.display(), "salvage: skipping a segment with a bad header");
             }
             Ok(h) => {
