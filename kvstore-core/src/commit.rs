@@ -406,6 +406,7 @@ impl Inner {
                     let key = p.record.key(span);
                     if span.is_delete {
                         state.apply_delete(key, p.segment);
+                        state.last_delete_lsn = p.lsn;
                     } else {
                         let loc = Location {
                             segment: p.segment,

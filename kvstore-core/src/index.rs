@@ -215,6 +215,12 @@ pub(crate) struct State {
     pub segments: BTreeMap<SegmentId, Segment>,
     /// Bytes of operations that currently decide a key's value.
     pub live_bytes: u64,
+    /// The LSN of the newest delete this handle applied (0: none since it opened), so that
+    /// a key without a value can be told apart from one created and deleted in between
+    /// (see [`crate::KeyVersion`]).
+    pub last_delete_lsn: u64,
+    /// Snapshot installs this handle made: each replaced every value at once.
+    pub installs: u64,
 }
 
 impl State {

@@ -216,6 +216,8 @@ impl SnapshotInstall {
         );
         {
             let mut state = inner.state.write();
+            new_state.installs = state.installs + 1;
+            new_state.last_delete_lsn = state.last_delete_lsn;
             *state = new_state;
             inner.last_lsn.store(lsn, Ordering::Release);
             // The log now holds the master's records only: no local write of this handle is

@@ -41,6 +41,17 @@ pub struct KvStore {
     _closer: Arc<Closer>,
 }
 
+/// What a key held at one moment, from [`KvStore::key_version`]: compare two with `==`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyVersion {
+    /// The LSN of the write that gave the key its value, if it had one.
+    lsn: Option<Lsn>,
+    /// For a key without a value: the newest delete applied by then.
+    deletes_up_to: Lsn,
+    /// Snapshot installs made by then.
+    installs: u64,
+}
+
 /// Shared by the user-visible handles only (never by the background thread), so that the last
 /// handle's drop stops the thread and syncs on the dropping thread, before the lock is freed.
 struct Closer(Arc<Inner>);
@@ -394,22 +405,26 @@ impl KvStore {
         Ok(self.inner.state.read().index.contains_key(key.as_ref()))
     }
 
-    /// The LSN of the write that gave `key` its current value, or `None` if it has no value
-    /// (no disk read). Every write of a key gives it a higher LSN than it had, even when the
-    /// bytes are the same; compaction may raise it too (its copies carry the highest LSN it
-    /// covered) but never lowers it. So two looks that return the same answer mean the key
-    /// kept one value in between, or had none both times (it may have been written and
-    /// deleted in between); a different answer usually means a write. This is what a
-    /// server's `WATCH` compares. (A replica that installs a snapshot takes the master's keys
-    /// at the snapshot's LSN: after a diverged replica's resync, a key may hold another value
-    /// under the LSN it had.)
-    pub fn key_lsn(&self, key: impl AsRef<[u8]>) -> Option<Lsn> {
-        self.inner
-            .state
-            .read()
-            .index
-            .get(key.as_ref())
-            .map(|loc| loc.lsn)
+    /// A token of what `key` holds now, to compare with one taken later (no disk read): if
+    /// the two are equal, the key kept one value in between, or had none all along. Any
+    /// write of the key changes it (even of the same bytes), and so does a snapshot install.
+    /// It may also change without a change of the key (a compaction that moved its value;
+    /// while it has no value, a delete of any key), never the other way round. This is what
+    /// a server's `WATCH` compares.
+    pub fn key_version(&self, key: impl AsRef<[u8]>) -> KeyVersion {
+        let state = self.inner.state.read();
+        match state.index.get(key.as_ref()) {
+            Some(loc) => KeyVersion {
+                lsn: Some(loc.lsn),
+                deletes_up_to: 0,
+                installs: state.installs,
+            },
+            None => KeyVersion {
+                lsn: None,
+                deletes_up_to: state.last_delete_lsn,
+                installs: state.installs,
+            },
+        }
     }
 
     /// The length in bytes of `key`'s value, or `None` if it has none (no disk read).

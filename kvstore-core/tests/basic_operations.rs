@@ -306,45 +306,62 @@ fn keys_lists_a_range_without_values_in_pages() -> TestResult {
     Ok(())
 }
 
-/// `key_lsn` names the write that gave a key its value: a new one for every write (the
-/// same bytes included), never lower after compaction, kept through reopen, gone with the key.
+/// `key_version` changes with every write of the key (the same bytes included), with a
+/// key created and deleted again between two looks, and with a snapshot install; writes of
+/// other keys leave it alone; compaction may change it, but two looks after it agree.
 #[test]
-fn key_lsn_rises_with_every_write_and_never_falls() -> TestResult {
+fn key_version_tells_whether_a_key_changed() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let opts = || Options::default().segment_bytes(4 << 10);
-    let kept;
-    {
-        let store = KvStore::open_with(dir.path(), opts())?;
-        assert_eq!(store.key_lsn(b"k"), None);
-        let first = store.put(b"k", b"v")?;
-        assert_eq!(store.key_lsn(b"k"), Some(first));
-        let again = store.put(b"k", b"v")?;
-        assert!(again > first);
-        assert_eq!(store.key_lsn(b"k"), Some(again));
-        let mut batch = WriteBatch::new();
-        batch.put(b"other", b"x");
-        batch.put(b"k", b"w");
-        let in_batch = store.write_batch(batch)?;
-        assert_eq!(store.key_lsn(b"k"), Some(in_batch));
-        assert_eq!(store.key_lsn(b"other"), Some(in_batch));
-        assert!(store.delete(b"other")?);
-        assert_eq!(store.key_lsn(b"other"), None);
-        // Enough overwrites of other keys to seal segments that compaction rewrites.
-        for i in 0..400u32 {
-            store.put(format!("filler{}", i % 20), [b'x'; 64])?;
-        }
-        let report = store.compact()?;
-        assert!(report.segments_compacted > 0, "{report:?}");
-        // The copy carries the compaction's horizon: higher, never lower.
-        let compacted = store.key_lsn(b"k").ok_or("k lost its value")?;
-        assert!(compacted >= in_batch, "{compacted} < {in_batch}");
-        assert_eq!(store.get(b"k")?, Some(b"w".to_vec()));
-        kept = store.put(b"k", b"w")?;
-        assert!(kept > compacted);
-        assert_eq!(store.key_lsn(b"k"), Some(kept));
+    let store = KvStore::open_with(dir.path(), Options::default().segment_bytes(4 << 10))?;
+    let absent = store.key_version(b"k");
+    store.put(b"other", b"x")?;
+    assert_eq!(store.key_version(b"k"), absent, "a write of another key");
+    store.put(b"k", b"v")?;
+    let first = store.key_version(b"k");
+    assert_ne!(first, absent);
+    store.put(b"k", b"v")?;
+    let again = store.key_version(b"k");
+    assert_ne!(again, first, "the same bytes written again");
+    assert!(store.delete(b"other")?);
+    assert_eq!(store.key_version(b"k"), again, "a delete of another key");
+    let mut batch = WriteBatch::new();
+    batch.put(b"other", b"y");
+    batch.put(b"k", b"w");
+    store.write_batch(batch)?;
+    assert_ne!(store.key_version(b"k"), again, "a batch");
+
+    // Created and deleted between two looks: not the same "no value".
+    let gone = store.key_version(b"brief");
+    store.put(b"brief", b"1")?;
+    assert!(store.delete(b"brief")?);
+    assert_ne!(store.key_version(b"brief"), gone);
+
+    // Compaction may move the version; after it, looks agree again, and the value is kept.
+    for i in 0..400u32 {
+        store.put(format!("filler{}", i % 20), [b'x'; 64])?;
     }
-    let store = KvStore::open_with(dir.path(), opts())?;
-    assert_eq!(store.key_lsn(b"k"), Some(kept));
-    assert_eq!(store.key_lsn(b"other"), None);
+    let report = store.compact()?;
+    assert!(report.segments_compacted > 0, "{report:?}");
+    let compacted = store.key_version(b"k");
+    assert_eq!(store.key_version(b"k"), compacted);
+    assert_eq!(store.get(b"k")?, Some(b"w".to_vec()));
+    store.put(b"k", b"w")?;
+    assert_ne!(store.key_version(b"k"), compacted);
+
+    // A snapshot install replaces every value: every version changes, even of a key that
+    // ends with the LSN it had.
+    let other_dir = tempfile::tempdir()?;
+    let source = KvStore::open(other_dir.path())?;
+    source.put(b"k", b"from elsewhere")?;
+    let before = store.key_version(b"k");
+    let snapshot = source.snapshot();
+    let mut install = store.begin_snapshot_install(snapshot.lsn())?;
+    for entry in snapshot {
+        let (k, v) = entry?;
+        install.put(k, v)?;
+    }
+    install.finish()?;
+    assert_ne!(store.key_version(b"k"), before);
+    assert_eq!(store.get(b"k")?, Some(b"from elsewhere".to_vec()));
     Ok(())
 }

@@ -101,16 +101,24 @@ fn cmd() -> impl Strategy<Value = Cmd> {
 }
 
 /// What a key holds in the model: its value and the version of the write that gave it (a
-/// new version per write command, one for a whole `MSET` or `EXEC`), as `WATCH` compares.
+/// new version per write command, one for a whole `MSET` or `EXEC`), and the version of the
+/// last write that deleted a key: what `WATCH` compares.
 #[derive(Debug, Default)]
 struct Data {
     values: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
     next_version: u64,
+    last_delete: u64,
 }
 
+/// A watched key's state: the version of its value, or, without one, the last delete.
+type WatchedState = (Option<u64>, u64);
+
 impl Data {
-    fn version(&self, key: &[u8]) -> Option<u64> {
-        self.values.get(key).map(|(_, version)| *version)
+    fn watched_state(&self, key: &[u8]) -> WatchedState {
+        match self.values.get(key) {
+            Some((_, version)) => (Some(*version), 0),
+            None => (None, self.last_delete),
+        }
     }
 
     /// Runs a command outside `MULTI` (or queued, inside `EXEC`, with `version` for every
@@ -130,10 +138,14 @@ impl Data {
             }
             Cmd::Del(ks) => {
                 let distinct: BTreeSet<&u8> = ks.iter().collect();
-                int(distinct
+                let removed = distinct
                     .into_iter()
                     .filter(|k| self.values.remove(&key(**k)).is_some())
-                    .count())
+                    .count();
+                if removed > 0 {
+                    self.last_delete = version;
+                }
+                int(removed)
             }
             Cmd::Get(k) => self
                 .values
@@ -178,7 +190,7 @@ impl Data {
 struct Connection {
     /// Commands queued since `MULTI`, and whether one was refused.
     transaction: Option<(Vec<Cmd>, bool)>,
-    watched: BTreeMap<Vec<u8>, Option<u64>>,
+    watched: BTreeMap<Vec<u8>, WatchedState>,
 }
 
 #[derive(Debug, Default)]
@@ -214,7 +226,7 @@ impl Model {
                     }
                     if watched
                         .iter()
-                        .any(|(k, version)| self.data.version(k) != *version)
+                        .any(|(k, state)| self.data.watched_state(k) != *state)
                     {
                         return Frame::NullArray;
                     }
@@ -246,8 +258,8 @@ impl Model {
             Cmd::BadSet(_) => Frame::error("ERR wrong number of arguments for 'set' command"),
             Cmd::Watch(ks) => {
                 for k in ks {
-                    let version = self.data.version(&key(*k));
-                    c.watched.entry(key(*k)).or_insert(version);
+                    let state = self.data.watched_state(&key(*k));
+                    c.watched.entry(key(*k)).or_insert(state);
                 }
                 ok()
             }

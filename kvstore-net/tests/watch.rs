@@ -111,11 +111,16 @@ fn unchanged_keys_let_exec_run_and_every_kind_of_change_aborts_it() -> TestResul
     other.set(b"k", b"once more")?;
     c.check(&exec_sets_y, ran)?;
 
-    // A key written and deleted again between WATCH and EXEC has no value at either: the
-    // transaction runs on exactly the state its client saw.
+    // A key written and deleted again between WATCH and EXEC has no value at either, but it
+    // changed in between: aborted, as in Redis.
     c.check(&resp(&[b"WATCH", b"gone"]), b"+OK\r\n")?;
     other.set(b"gone", b"briefly")?;
     assert!(other.del(b"gone")?);
+    c.check(&exec_sets_y, aborted)?;
+
+    // A key without a value is left alone by writes of other keys.
+    c.check(&resp(&[b"WATCH", b"gone"]), b"+OK\r\n")?;
+    other.set(b"unrelated", b"1")?;
     c.check(&exec_sets_y, ran)?;
     Ok(())
 }

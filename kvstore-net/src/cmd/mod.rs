@@ -236,8 +236,8 @@ fn dispatch(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
     let (spec, mut args) = match resolve(request, ctx.session) {
         Ok(resolved) => resolved,
         Err(reply) => {
-            if multi::is_exec(request, ctx.session) {
-                // A refused EXEC ends the transaction, as Redis's does.
+            if multi::names_exec(request) {
+                // A refused EXEC ends the transaction (and the watch), as Redis's does.
                 return multi::abort_exec(&reply, ctx.session);
             }
             if let Some(transaction) = ctx.session.transaction.as_mut() {

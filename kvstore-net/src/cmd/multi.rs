@@ -51,14 +51,19 @@ impl Transaction {
 
 /// Whether `request` is an `EXEC` on a session with a transaction to run.
 pub(crate) fn is_exec(request: &Request, session: &super::Session) -> bool {
-    session.transaction.is_some()
-        && request
-            .get(0)
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"EXEC"))
+    session.transaction.is_some() && names_exec(request)
 }
 
-/// Ends the session's transaction (and its watches) for an `EXEC` refused before it could
-/// run (a wrong argument count): `-EXECABORT Transaction discarded because of: <why>`.
+/// Whether `request` is an `EXEC`, well formed or not.
+pub(crate) fn names_exec(request: &Request) -> bool {
+    request
+        .get(0)
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"EXEC"))
+}
+
+/// Ends the session's transaction (if any) and its watches for an `EXEC` refused before it
+/// could run (a wrong argument count, a write queued on a node demoted to replica since):
+/// `-EXECABORT Transaction discarded because of: <why>`, as Redis answers.
 pub(crate) fn abort_exec(refusal: &Frame, session: &mut super::Session) -> Frame {
     session.transaction = None;
     session.watched = Watched::default();
@@ -176,6 +181,10 @@ pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fram
     let node: &Node = ctx.node;
     // The role first, then the gate: the order every writer takes them in.
     let role = node.role.read_recursive();
+    if role.is_replica() && transaction.queued.iter().any(is_write) {
+        // Demoted since the writes were queued: nothing runs, as in Redis.
+        return Err(abort_exec(&readonly(), ctx.session));
+    }
     let _isolated = node.write_gate.write();
     if watched.changed(&node.store) {
         return Ok(Frame::NullArray);
@@ -199,6 +208,14 @@ pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fram
         .count();
     ServerStats::add(&node.stats.error_replies, errors as u64);
     Ok(Frame::Array(replies))
+}
+
+/// Whether a queued request writes.
+fn is_write(request: &Request) -> bool {
+    request
+        .get(0)
+        .and_then(super::lookup)
+        .is_some_and(|spec| spec.flags.contains(&"write"))
 }
 
 /// The store as a transaction sees it: with its own writes so far.

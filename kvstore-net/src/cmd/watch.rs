@@ -1,20 +1,19 @@
 //! `WATCH key [key …]` and `UNWATCH`: optimistic locking for transactions, as Redis clients
 //! use it for check-and-set (redis-py's `Redis.transaction`, `pipeline.watch`).
 //!
-//! `WATCH` notes each key's state: the LSN of the write that gave it its value
-//! ([`KvStore::key_lsn`](kvstore_core::KvStore::key_lsn)), or that it has none. The next
-//! `EXEC` compares them again while it holds the write gate exclusively, and runs its queue
-//! only if every watched key is as it was; else it answers a null array and writes nothing.
-//! Any write of a watched key counts, by anyone, this connection included, even of the same
-//! bytes; so does a compaction that moved its value in between (rare; the client retries as
-//! after any abort, and a compaction never makes a changed key look unchanged). A key that had no value at `WATCH` and has none at `EXEC` counts as unchanged
-//! even if it was written and deleted in between (Redis would abort): the transaction then
-//! runs on exactly the state its client looked at, which is what the lock promises. `EXEC`,
-//! `DISCARD` and `UNWATCH` forget the watched keys.
+//! `WATCH` notes each key's [`KeyVersion`], and the next `EXEC` compares them again while it
+//! holds the write gate exclusively: it runs its queue only if every watched key is as it
+//! was, else it answers a null array and writes nothing. Any write of a watched key counts,
+//! by anyone, this connection included, even of the same bytes; so does a replica's full
+//! resync (a snapshot install replaces every value, as Redis's full sync touches every
+//! watched key). Spurious aborts are possible, never missed changes: a compaction that moved
+//! a watched value, or, while a watched key has no value, a delete of any key (which is how a
+//! key created and deleted again in between is told from one left alone). The client
+//! retries, as after any abort. `EXEC`, `DISCARD` and `UNWATCH` forget the watched keys.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kvstore_core::{KvStore, Lsn};
+use kvstore_core::{KeyVersion, KvStore};
 
 use super::{del, Args, Ctx};
 use crate::frame::Frame;
@@ -22,7 +21,7 @@ use crate::frame::Frame;
 /// The keys a connection watches and the state each had when it was first watched.
 #[derive(Debug, Default)]
 pub(crate) struct Watched {
-    keys: BTreeMap<Vec<u8>, Option<Lsn>>,
+    keys: BTreeMap<Vec<u8>, KeyVersion>,
     /// Bytes held (keys and their per-key cost), bounded by the server's request limit.
     bytes: usize,
 }
@@ -35,7 +34,7 @@ impl Watched {
     pub(crate) fn changed(&self, store: &KvStore) -> bool {
         self.keys
             .iter()
-            .any(|(key, lsn)| store.key_lsn(key) != *lsn)
+            .any(|(key, version)| store.key_version(key) != *version)
     }
 }
 
@@ -62,7 +61,7 @@ pub(super) fn run_watch(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fra
     for key in new {
         watched
             .keys
-            .insert(key.to_vec(), ctx.node.store.key_lsn(key));
+            .insert(key.to_vec(), ctx.node.store.key_version(key));
     }
     watched.bytes += added;
     Ok(Frame::ok())
