@@ -1,8 +1,9 @@
 //! Model-based test of the server's data commands: random sequences of `SET`, `DEL`, `MSET`,
-//! `GET`, `MGET`, `EXISTS`, `DBSIZE`, `TYPE`, `STRLEN`, `MULTI`/`EXEC`/`DISCARD` and
-//! `WATCH`/`UNWATCH` from three connections (spread over two event loops), each reply
-//! compared with what a `BTreeMap` model and a model of each connection's transaction and
-//! watched keys say it must be. One request at a time, so the order is total.
+//! `INCRBY`, `SETNX`, `GET`, `MGET`, `EXISTS`, `DBSIZE`, `TYPE`, `STRLEN`,
+//! `MULTI`/`EXEC`/`DISCARD` and `WATCH`/`UNWATCH` from three connections (spread over two
+//! event loops), each reply compared with what a `BTreeMap` model and a model of each
+//! connection's transaction and watched keys say it must be. One request at a time, so the
+//! order is total.
 
 mod common;
 
@@ -33,6 +34,8 @@ enum Cmd {
     Discard,
     Watch(Vec<u8>),
     Unwatch,
+    IncrBy(u8, i8),
+    SetNx(u8, u8),
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -74,6 +77,8 @@ impl Cmd {
             Cmd::Discard => named("DISCARD", vec![]),
             Cmd::Watch(ks) => named("WATCH", keys(ks)),
             Cmd::Unwatch => named("UNWATCH", vec![]),
+            Cmd::IncrBy(k, n) => named("INCRBY", vec![key(*k), n.to_string().into_bytes()]),
+            Cmd::SetNx(k, v) => named("SETNX", vec![key(*k), value(*v)]),
         }
     }
 }
@@ -97,6 +102,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         1 => Just(Cmd::Discard),
         3 => ks.prop_map(Cmd::Watch),
         1 => Just(Cmd::Unwatch),
+        2 => (0..KEYS, any::<i8>()).prop_map(|(k, n)| Cmd::IncrBy(k, n)),
+        2 => (0..KEYS, any::<u8>()).prop_map(|(k, v)| Cmd::SetNx(k, v)),
     ]
 }
 
@@ -175,6 +182,31 @@ impl Data {
             ),
             Cmd::Strlen(k) => int(self.values.get(&key(*k)).map_or(0, |(v, _)| v.len())),
             Cmd::Unwatch => Frame::Simple("OK".into()),
+            Cmd::IncrBy(k, n) => {
+                let current = match self.values.get(&key(*k)) {
+                    None => Some(0),
+                    Some((v, _)) => std::str::from_utf8(v)
+                        .ok()
+                        .filter(|t| *t == "0" || !(t.starts_with('0') || t.starts_with("-0")))
+                        .and_then(|t| t.parse::<i64>().ok()),
+                };
+                match current {
+                    Some(current) => {
+                        let next = current + i64::from(*n);
+                        self.values
+                            .insert(key(*k), (next.to_string().into_bytes(), version));
+                        Frame::Integer(next)
+                    }
+                    None => Frame::error("ERR value is not an integer or out of range"),
+                }
+            }
+            Cmd::SetNx(k, v) => match self.values.entry(key(*k)) {
+                std::collections::btree_map::Entry::Occupied(_) => Frame::Integer(0),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert((value(*v), version));
+                    Frame::Integer(1)
+                }
+            },
             Cmd::BadSet(_) | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch(_) => {
                 Frame::error("model: not run here")
             }
@@ -182,7 +214,10 @@ impl Data {
     }
 
     fn is_write(cmd: &Cmd) -> bool {
-        matches!(cmd, Cmd::Set(..) | Cmd::MSet(_) | Cmd::Del(_))
+        matches!(
+            cmd,
+            Cmd::Set(..) | Cmd::MSet(_) | Cmd::Del(_) | Cmd::IncrBy(..) | Cmd::SetNx(..)
+        )
     }
 }
 

@@ -42,6 +42,11 @@ impl<'a> Args<'a> {
         ))
     }
 
+    /// The whole request, name included.
+    pub(crate) fn request(&self) -> &'a Request {
+        self.request
+    }
+
     /// Arguments not taken yet.
     pub(crate) fn remaining(&self) -> usize {
         self.request.len().saturating_sub(self.next)

@@ -2,6 +2,7 @@
 //! `COMMAND` reports); the command parses its arguments with [`args::Args`], runs against the
 //! node and yields one reply [`Frame`].
 
+mod append;
 mod args;
 mod auth;
 mod client;
@@ -14,11 +15,16 @@ mod digest;
 mod echo;
 mod exists;
 mod get;
+mod getdel;
+mod getset;
 mod hello;
+mod incr;
 mod info;
+mod isolated;
 mod key_type;
 mod mget;
 mod mset;
+mod msetnx;
 pub(crate) mod multi;
 mod ping;
 mod quit;
@@ -29,10 +35,12 @@ mod role;
 mod scan;
 mod select;
 mod set;
+mod setnx;
 mod shutdown;
 mod strlen;
 mod time;
 mod ttl;
+mod view;
 mod wait;
 pub(crate) mod watch;
 
@@ -163,6 +171,15 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("mset", -3, W, 1, -1, 2, mset::run),
     spec!("batchput", -3, W, 1, -1, 2, mset::run),
     spec!("mget", -2, FAST_R, 1, -1, 1, mget::run),
+    spec!("incr", 2, W, 1, 1, 1, isolated::run),
+    spec!("decr", 2, W, 1, 1, 1, isolated::run),
+    spec!("incrby", 3, W, 1, 1, 1, isolated::run),
+    spec!("decrby", 3, W, 1, 1, 1, isolated::run),
+    spec!("setnx", 3, W, 1, 1, 1, isolated::run),
+    spec!("msetnx", -3, W, 1, -1, 2, isolated::run),
+    spec!("getset", 3, W, 1, 1, 1, isolated::run),
+    spec!("getdel", 2, W, 1, 1, 1, isolated::run),
+    spec!("append", 3, W, 1, 1, 1, isolated::run),
     spec!("exists", -2, FAST_R, 1, -1, 1, exists::run),
     spec!("type", 2, FAST_R, 1, 1, 1, key_type::run),
     spec!("strlen", 2, FAST_R, 1, 1, 1, strlen::run),
@@ -247,7 +264,7 @@ fn dispatch(request: &Request, ctx: &mut Ctx<'_>) -> Frame {
         }
     };
     if ctx.session.transaction.is_some() && !multi::controls_transaction(spec) {
-        return multi::queue(spec, &mut args, request, ctx);
+        return multi::queue(spec, request, ctx);
     }
     // A write holds the role (shared) from the check until it has committed, so a
     // concurrent REPLICAOF cannot demote the node in between and leave a client write on a
@@ -320,6 +337,25 @@ const BLOCKING: &[&str] = &[
     "replicate",
 ];
 
+/// Whether a command reads the keys it writes, so it runs in isolation (see
+/// [`isolated`]): `INCR` and the like, and `SET` with options.
+fn reads_before_writing(spec: &Spec, request: &Request) -> bool {
+    isolated::COMMANDS.contains(&spec.name) || (spec.name == "set" && request.len() > 3)
+}
+
+/// Whether `request` runs in isolation on committed data (an `EXEC` of a transaction, or
+/// a command that reads before it writes, outside one): the event loop commits the writes
+/// waiting in its group first, so that it reads them and commits after them.
+pub(crate) fn runs_isolated(request: &Request, session: &Session) -> bool {
+    if session.transaction.is_some() {
+        return multi::is_exec(request, session);
+    }
+    request
+        .get(0)
+        .and_then(lookup)
+        .is_some_and(|spec| reads_before_writing(spec, request))
+}
+
 /// How the event loop must run `request` on this session (see [`Route`]).
 pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route {
     let Some(spec) = request.get(0).and_then(lookup) else {
@@ -348,7 +384,7 @@ pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route 
         // Every write waits for its quorum's acknowledgements (up to the sync timeout).
         return Route::Blocking;
     }
-    if grouped_write(spec).is_some() {
+    if grouped_write(spec).is_some() && !reads_before_writing(spec, request) {
         Route::Grouped
     } else {
         Route::Inline

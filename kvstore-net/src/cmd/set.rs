@@ -1,13 +1,15 @@
-//! `SET key value` and the seed's `PUT key value`: `+OK` once the write is durable per the
-//! server's fsync policy (and replicated per its replication mode).
+//! `SET key value [NX|XX] [GET]` and the seed's `PUT key value`: `+OK` once the write is
+//! durable per the server's fsync policy (and replicated per its replication mode).
 //!
 //! [`parse_put`] is also how `REPLICATE PUT <lsn> key value` reads its key and value.
 
 use kvstore_core::{Op, WriteBatch};
 
 use super::args::syntax_error;
+use super::view::View;
 use super::{store_error, Args, Ctx};
 use crate::frame::Frame;
+use crate::node::Node;
 
 /// Reads `key value` and nothing more.
 pub(crate) fn parse_put(args: &mut Args) -> Result<(Vec<u8>, Vec<u8>), Frame> {
@@ -17,13 +19,71 @@ pub(crate) fn parse_put(args: &mut Args) -> Result<(Vec<u8>, Vec<u8>), Frame> {
     Ok((key.to_vec(), value.to_vec()))
 }
 
-/// `SET`'s batch: Redis's options (EX, NX, GET, …) are not supported and get
-/// `-ERR syntax error`.
+/// A plain `SET key value`'s batch (options are [`apply`]'s).
 pub(super) fn parse_set(args: &mut Args) -> Result<WriteBatch, Frame> {
     if args.remaining() > 2 {
         return Err(syntax_error());
     }
     parse_put_batch(args)
+}
+
+/// `SET`'s options: `NX` (only if the key has no value) or `XX` (only if it has one), and
+/// `GET` (answer the previous value). Expiry (`EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`) is not
+/// supported here and gets `-ERR syntax error`.
+pub(super) struct SetOptions {
+    /// `Some(true)`: only if the key has a value (`XX`); `Some(false)`: only if not (`NX`).
+    only_if_present: Option<bool>,
+    get: bool,
+}
+
+/// Reads `key value [NX|XX] [GET]`.
+pub(super) fn parse_set_options<'a>(
+    args: &mut Args<'a>,
+) -> Result<(&'a [u8], &'a [u8], SetOptions), Frame> {
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    let mut options = SetOptions {
+        only_if_present: None,
+        get: false,
+    };
+    while let Some(option) = args.next_opt() {
+        let wanted = match option.to_ascii_uppercase().as_slice() {
+            b"NX" => Some(false),
+            b"XX" => Some(true),
+            b"GET" => {
+                options.get = true;
+                continue;
+            }
+            _ => return Err(syntax_error()),
+        };
+        if options.only_if_present.is_some_and(|w| Some(w) != wanted) {
+            return Err(syntax_error());
+        }
+        options.only_if_present = wanted;
+    }
+    Ok((key, value, options))
+}
+
+/// `SET` in isolation (in a transaction, or with options): `+OK`, or the null bulk when `NX`
+/// or `XX` kept it from setting; with `GET`, the previous value (or the null bulk) either way.
+pub(super) fn apply(view: &mut View, args: &mut Args, node: &Node) -> Result<Frame, Frame> {
+    let (key, value, options) = parse_set_options(args)?;
+    let old = match options.get {
+        true => view.get(key)?,
+        false => None,
+    };
+    let allowed = match options.only_if_present {
+        None => true,
+        Some(present) => view.contains(key)? == present,
+    };
+    if allowed {
+        view.put(key, value.to_vec())?;
+    }
+    match (options.get, allowed) {
+        (true, _) => view.reply_opt(node, old),
+        (false, true) => Ok(Frame::ok()),
+        (false, false) => Ok(Frame::Null),
+    }
 }
 
 /// `PUT`'s batch: one put.
@@ -32,8 +92,12 @@ pub(super) fn parse_put_batch(args: &mut Args) -> Result<WriteBatch, Frame> {
     Ok(WriteBatch::from(vec![Op::Put { key, value }]))
 }
 
-/// `SET`.
+/// `SET`: a plain one is a blind write; one with options reads the key first, so it runs in
+/// isolation.
 pub(super) fn run_set(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    if args.remaining() > 2 {
+        return super::isolated::run(args, ctx);
+    }
     commit(parse_set(args)?, ctx)
 }
 

@@ -96,9 +96,9 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                 return Step::HandOff;
             }
             Route::Grouped => join_group(conn, request, token, node, group),
-            Route::Inline if cmd::multi::is_exec(&request, &conn.session) && group.has_writes() => {
-                // A transaction runs on what is committed: writes waiting in the group (a
-                // `DEL` among them counted keys before the transaction's writes) go first.
+            Route::Inline if cmd::runs_isolated(&request, &conn.session) && group.has_writes() => {
+                // A transaction (or an `INCR` and the like) runs on what is committed: writes
+                // waiting in the group go first, so it reads them and commits after them.
                 conn.pending = Some(request);
                 group.wait(token);
                 conn.in_group = true;

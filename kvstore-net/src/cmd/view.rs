@@ -1,0 +1,195 @@
+//! [`View`]: the store as commands run in isolation see it (an `EXEC`'s queue, or one
+//! read-modify-write command such as `INCR`): the committed data under the exclusive write
+//! gate, plus the writes made so far, gathered into one batch committed at the end.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kvstore_core::{KvStore, Op, WriteBatch};
+
+use super::{
+    append, del, getdel, getset, incr, key_type, mset, msetnx, readonly, reply_budget, set, setnx,
+    store_error, time, ttl, Args, Spec,
+};
+use crate::frame::Frame;
+use crate::node::Node;
+
+/// The store with the isolated commands' own writes so far.
+pub(super) struct View<'a> {
+    store: &'a KvStore,
+    /// Keys written: their new value, or `None` once deleted.
+    written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// How many keys the writes add (or, negative, remove) so far: `DBSIZE` must not cost a
+    /// lookup per key written.
+    added_keys: i64,
+    batch: WriteBatch,
+    /// The node is a replica: every write is refused.
+    replica: bool,
+    /// Value bytes of the replies so far, bounded by the server's `max_reply_bytes`.
+    reply_bytes: usize,
+}
+
+impl<'a> View<'a> {
+    pub(super) fn new(store: &'a KvStore, replica: bool) -> Self {
+        View {
+            store,
+            written: BTreeMap::new(),
+            added_keys: 0,
+            batch: WriteBatch::new(),
+            replica,
+            reply_bytes: 0,
+        }
+    }
+
+    /// The batch of every write made, to commit as one record.
+    pub(super) fn into_batch(self) -> WriteBatch {
+        self.batch
+    }
+
+    /// `key`'s value as the commands see it.
+    pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Frame> {
+        match self.written.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(key).map_err(store_error),
+        }
+    }
+
+    /// Whether `key` has a value as the commands see it.
+    pub(super) fn contains(&self, key: &[u8]) -> Result<bool, Frame> {
+        match self.written.get(key) {
+            Some(value) => Ok(value.is_some()),
+            None => self.store.contains_key(key).map_err(store_error),
+        }
+    }
+
+    fn len(&self) -> i64 {
+        self.store.len() as i64 + self.added_keys
+    }
+
+    /// Adds operations to the batch and to what later commands see.
+    pub(super) fn write(&mut self, ops: &[Op]) -> Result<(), Frame> {
+        for op in ops {
+            let existed = self.contains(op.key())?;
+            match op {
+                Op::Put { key, value } => {
+                    self.added_keys += i64::from(!existed);
+                    self.batch.put(key, value);
+                    self.written.insert(key.clone(), Some(value.clone()));
+                }
+                Op::Delete { key } => {
+                    self.added_keys -= i64::from(existed);
+                    self.batch.delete(key);
+                    self.written.insert(key.clone(), None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `key` to `value`.
+    pub(super) fn put(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), Frame> {
+        self.write(&[Op::Put {
+            key: key.to_vec(),
+            value,
+        }])
+    }
+
+    /// A value going into a reply, counted against the server's reply limit: one `EXEC` of
+    /// many `GET`s is one reply, as an `MGET` is.
+    pub(super) fn reply_value(&mut self, node: &Node, value: Vec<u8>) -> Result<Frame, Frame> {
+        let hint = "read fewer values in one transaction";
+        reply_budget(node, &mut self.reply_bytes, value.len(), hint)?;
+        Ok(Frame::Bulk(value))
+    }
+
+    /// A value or the null reply.
+    pub(super) fn reply_opt(
+        &mut self,
+        node: &Node,
+        value: Option<Vec<u8>>,
+    ) -> Result<Frame, Frame> {
+        match value {
+            Some(value) => self.reply_value(node, value),
+            None => Ok(Frame::Null),
+        }
+    }
+
+    /// Runs one command (already resolved to `spec`) against the view.
+    pub(super) fn run(
+        &mut self,
+        spec: &Spec,
+        args: &mut Args,
+        node: &Node,
+    ) -> Result<Frame, Frame> {
+        if spec.flags.contains(&"write") && self.replica {
+            return Err(readonly());
+        }
+        match spec.name {
+            "ping" | "echo" => match args.next_opt() {
+                Some(message) => self.reply_value(node, message.to_vec()),
+                None => Ok(Frame::Simple("PONG".into())),
+            },
+            "get" | "read" => {
+                let value = self.get(args.next_bytes()?)?;
+                self.reply_opt(node, value)
+            }
+            "mget" => {
+                let mut values = Vec::new();
+                for key in del::parse_keys(args)? {
+                    let value = self.get(key)?;
+                    values.push(self.reply_opt(node, value)?);
+                }
+                Ok(Frame::Array(values))
+            }
+            "exists" => {
+                let mut count = 0;
+                for key in del::parse_keys(args)? {
+                    count += i64::from(self.contains(key)?);
+                }
+                Ok(Frame::Integer(count))
+            }
+            "time" => Ok(time::now()),
+            "type" => Ok(key_type::type_of(self.contains(args.next_bytes()?)?)),
+            "ttl" | "pttl" => Ok(ttl::ttl_of(self.contains(args.next_bytes()?)?)),
+            "strlen" => {
+                let key = args.next_bytes()?;
+                let len = match self.written.get(key) {
+                    Some(value) => value.as_ref().map_or(0, Vec::len),
+                    None => self.store.value_len(key).unwrap_or(0),
+                };
+                Ok(Frame::Integer(len as i64))
+            }
+            "dbsize" => Ok(Frame::Integer(self.len())),
+            // The watched keys were compared before the queue ran; nothing is left to forget.
+            "unwatch" => Ok(Frame::ok()),
+            "set" => set::apply(self, args, node),
+            "put" | "mset" | "batchput" => {
+                let batch = match spec.name {
+                    "put" => set::parse_put_batch(args)?,
+                    _ => mset::parse_batch(args)?,
+                };
+                self.write(batch.ops())?;
+                Ok(Frame::ok())
+            }
+            "incr" | "decr" | "incrby" | "decrby" => incr::apply(self, spec.name, args),
+            "setnx" => setnx::apply(self, args),
+            "msetnx" => msetnx::apply(self, args),
+            "getset" => getset::apply(self, args, node),
+            "getdel" => getdel::apply(self, args, node),
+            "append" => append::apply(self, args),
+            "del" | "delete" => {
+                let mut seen = HashSet::new();
+                let mut deletes = Vec::new();
+                for key in del::parse_keys(args)? {
+                    if seen.insert(key) && self.contains(key)? {
+                        deletes.push(Op::Delete { key: key.to_vec() });
+                    }
+                }
+                self.write(&deletes)?;
+                Ok(Frame::Integer(deletes.len() as i64))
+            }
+            other => Err(Frame::error(format!(
+                "ERR internal: '{other}' cannot run in isolation"
+            ))),
+        }
+    }
+}
