@@ -164,7 +164,7 @@ pub(crate) fn commit(ops: Vec<Op>, node: &Node) -> Frame {
 /// outcome per batch, committed or the error reply that batch (or the whole group) met.
 /// Shared by the event loop's round group and a thread's run of pipelined `SET`s.
 pub(crate) fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
-    commit_group(node, GateHold::Shared, || batches)
+    commit_group(node, GateHold::Shared, |_| batches)
 }
 
 /// How a commit holds the node's write gate (`Node::write_gate`).
@@ -172,18 +172,19 @@ pub(crate) fn commit_batches(node: &Node, batches: Vec<WriteBatch>) -> Vec<Resul
 pub(crate) enum GateHold {
     /// Blind writes: they commit beside each other.
     Shared,
-    /// Writes planned from the data (a `DEL`'s count): nothing else commits between the
-    /// plan and the commit.
+    /// Writes planned from the data (a `DEL`'s count, an `INCR`'s value): nothing else
+    /// commits between the plan and the commit.
     Exclusive,
 }
 
 /// Commits the batches `plan` returns, planned once the role and the write gate are held (as
-/// `hold` says), so that batches that depend on the data (a `DEL`'s) see what they commit
-/// over. One outcome per batch, as [`commit_batches`].
+/// `hold` says), so that batches that depend on the data (a `DEL`'s, an `INCR`'s) see what
+/// they commit over; `plan` is told whether the node is a replica (its writes are refused).
+/// One outcome per batch, as [`commit_batches`].
 pub(crate) fn commit_group(
     node: &Node,
     hold: GateHold,
-    plan: impl FnOnce() -> Vec<WriteBatch>,
+    plan: impl FnOnce(bool) -> Vec<WriteBatch>,
 ) -> Vec<Result<(), Frame>> {
     // Held until the group committed, so a concurrent REPLICAOF cannot demote the node
     // between the check and the commit (see `cmd::dispatch`); then the gate, as every writer
@@ -192,11 +193,11 @@ pub(crate) fn commit_group(
     match hold {
         GateHold::Shared => {
             let _gate = node.write_gate.read();
-            commit_planned(node, role.is_replica(), plan())
+            commit_planned(node, role.is_replica(), plan(role.is_replica()))
         }
         GateHold::Exclusive => {
             let _gate = node.write_gate.write();
-            commit_planned(node, role.is_replica(), plan())
+            commit_planned(node, role.is_replica(), plan(role.is_replica()))
         }
     }
 }

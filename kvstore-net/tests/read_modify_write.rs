@@ -259,3 +259,39 @@ fn increments_in_sync_mode_count_once_on_master_and_replica() -> TestResult {
     assert_eq!(on_replica, Some(total));
     Ok(())
 }
+
+/// Pipelined increments of one counter from clients on two event loops: the loops plan a
+/// round's `INCR`s together, in order, at the commit. Every reply is a distinct count, each
+/// connection's rise, and together they are exactly 1..=total.
+#[test]
+fn pipelined_increments_get_every_count_exactly_once() -> TestResult {
+    const CLIENTS: usize = 4;
+    const EACH: usize = 250;
+    let server = TestServer::start_with(|c| c.io_threads(2))?;
+    let replies = concurrently(&server.addr(), CLIENTS, |_, c| {
+        let mut seen = Vec::with_capacity(EACH);
+        for _ in 0..EACH {
+            c.queue(&["INCR", "counter"]);
+        }
+        c.flush()?;
+        for _ in 0..EACH {
+            match c.read_reply()? {
+                Frame::Integer(n) => seen.push(n),
+                other => {
+                    return Err(kvstore_net::Error::Reply(format!(
+                        "INCR answered {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(seen)
+    })?;
+    for seen in &replies {
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    }
+    let mut all: Vec<i64> = replies.into_iter().flatten().collect();
+    all.sort_unstable();
+    let total = (CLIENTS * EACH) as i64;
+    assert_eq!(all, (1..=total).collect::<Vec<_>>());
+    Ok(())
+}

@@ -12,6 +12,12 @@ pub(super) fn apply(view: &mut View, args: &mut Args) -> Result<Frame, Frame> {
     let suffix = args.next_bytes()?;
     args.finish()?;
     let mut value = view.get(key)?.unwrap_or_default();
+    let max = view.max_value_bytes();
+    if value.len() + suffix.len() > max {
+        return Err(Frame::error(format!(
+            "ERR string exceeds maximum allowed size ({max} bytes)"
+        )));
+    }
     value.extend_from_slice(suffix);
     let len = value.len();
     view.put(key, value)?;

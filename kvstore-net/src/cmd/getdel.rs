@@ -10,9 +10,12 @@ use crate::node::Node;
 pub(super) fn apply(view: &mut View, args: &mut Args, node: &Node) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
+    // The reply first: a value over the reply limit refuses the command before it writes.
     let old = view.get(key)?;
-    if old.is_some() {
+    let existed = old.is_some();
+    let reply = view.reply_opt(node, old)?;
+    if existed {
         view.write(&[Op::Delete { key: key.to_vec() }])?;
     }
-    view.reply_opt(node, old)
+    Ok(reply)
 }

@@ -9,7 +9,8 @@ pub(super) fn apply(view: &mut View, args: &mut Args, node: &Node) -> Result<Fra
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
     args.finish()?;
-    let old = view.get(key)?;
+    // The reply first: a value over the reply limit refuses the command before it writes.
+    let reply = view.get(key).and_then(|old| view.reply_opt(node, old))?;
     view.put(key, value.to_vec())?;
-    view.reply_opt(node, old)
+    Ok(reply)
 }

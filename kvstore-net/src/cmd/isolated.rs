@@ -4,11 +4,14 @@
 //! a [`View`] of the committed data plus their own writes, which are committed as one batch
 //! before any reply goes out. Outside a transaction such a command is a transaction of one.
 
+use kvstore_core::{WriteBatch, MAX_KEY_BYTES};
+
 use super::view::View;
-use super::{resolve, store_error, Args, Ctx, Session};
+use super::{lookup, resolve, store_error, Args, Ctx, Session};
 use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::Request;
+use crate::stats::ServerStats;
 
 /// The read-modify-write commands (besides `SET` with options).
 pub(super) const COMMANDS: &[&str] = &[
@@ -51,9 +54,73 @@ pub(super) fn run_queue(
         };
         replies.push(reply);
     }
-    let batch = view.into_batch();
+    let batch = view.take_batch();
     if !batch.is_empty() {
         node.store.write_batch(batch).map_err(store_error)?;
     }
     Ok(replies)
+}
+
+/// Plans an event loop's commit group that holds writes which depend on the data (a `DEL`'s
+/// count, `INCR` and the like): member by member in the group's order, each on a view of
+/// the store plus the group's earlier writes, so that the group commits as if its members
+/// had run one after the other, and 50 clients' `INCR`s share one commit (and one
+/// `fdatasync`) as their `SET`s do. The caller holds the write gate exclusively from the
+/// planning to the commit.
+pub(crate) struct GroupPlanner<'a> {
+    view: View<'a>,
+    node: &'a Node,
+}
+
+impl<'a> GroupPlanner<'a> {
+    pub(crate) fn new(node: &'a Node, replica: bool) -> Self {
+        GroupPlanner {
+            view: View::new(&node.store, replica),
+            node,
+        }
+    }
+
+    /// A blind write of the group (plain `SET`s): committed as it is; later members see it.
+    pub(crate) fn blind(&mut self, batch: &WriteBatch) -> Result<(), Frame> {
+        self.view.write(batch.ops())?;
+        self.view.take_batch();
+        Ok(())
+    }
+
+    /// A `DEL` of `keys`: its batch (each key that has a value, once) and its count.
+    pub(crate) fn delete(&mut self, keys: &[Vec<u8>]) -> (WriteBatch, Frame) {
+        if let [key] = keys {
+            // Refused as `KvStore::delete` refuses it.
+            if key.len() > MAX_KEY_BYTES {
+                let error = store_error(kvstore_core::Error::KeyTooLarge {
+                    len: key.len(),
+                    max: MAX_KEY_BYTES,
+                });
+                return self.answer(Err(error));
+            }
+        }
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let reply = self.view.delete(&keys);
+        self.answer(reply)
+    }
+
+    /// A command that reads before it writes (already checked: known, authenticated, arity).
+    pub(crate) fn isolated(&mut self, request: &Request) -> (WriteBatch, Frame) {
+        let Some(spec) = request.get(0).and_then(lookup) else {
+            return self.answer(Err(Frame::error("ERR internal: unknown command planned")));
+        };
+        self.view.new_reply();
+        let reply = self.view.run(spec, &mut Args::new(request), self.node);
+        self.answer(reply)
+    }
+
+    /// The member's batch (its writes since the last member) and reply; an error reply is
+    /// counted, as `execute` counts one.
+    fn answer(&mut self, reply: Result<Frame, Frame>) -> (WriteBatch, Frame) {
+        let reply = reply.unwrap_or_else(|error| error);
+        if matches!(reply, Frame::Error(_)) {
+            ServerStats::add(&self.node.stats.error_replies, 1);
+        }
+        (self.view.take_batch(), reply)
+    }
 }

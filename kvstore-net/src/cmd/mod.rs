@@ -20,7 +20,7 @@ mod getset;
 mod hello;
 mod incr;
 mod info;
-mod isolated;
+pub(crate) mod isolated;
 mod key_type;
 mod mget;
 mod mset;
@@ -343,17 +343,31 @@ fn reads_before_writing(spec: &Spec, request: &Request) -> bool {
     isolated::COMMANDS.contains(&spec.name) || (spec.name == "set" && request.len() > 3)
 }
 
-/// Whether `request` runs in isolation on committed data (an `EXEC` of a transaction, or
-/// a command that reads before it writes, outside one): the event loop commits the writes
-/// waiting in its group first, so that it reads them and commits after them.
-pub(crate) fn runs_isolated(request: &Request, session: &Session) -> bool {
-    if session.transaction.is_some() {
-        return multi::is_exec(request, session);
+/// For a [`Route::Grouped`] request that reads before it writes (`INCR`, `SETNX`, `SET … NX`
+/// and the like): `Ok` once the checks [`execute`] makes pass (known, authenticated, arity,
+/// `-READONLY` on a replica), for the loop's group to plan it at the commit; else the reply.
+/// `None` for any other request. Counted in the stats as [`execute`] counts.
+pub(crate) fn prepare_isolated(
+    request: &Request,
+    session: &Session,
+    node: &Node,
+) -> Option<Result<(), Frame>> {
+    let spec = request.get(0).and_then(lookup)?;
+    if !reads_before_writing(spec, request) {
+        return None;
     }
-    request
-        .get(0)
-        .and_then(lookup)
-        .is_some_and(|spec| reads_before_writing(spec, request))
+    ServerStats::add(&node.stats.commands_processed, 1);
+    let checked = resolve(request, session).and_then(|_| {
+        if node.is_replica() {
+            Err(readonly())
+        } else {
+            Ok(())
+        }
+    });
+    if checked.is_err() {
+        ServerStats::add(&node.stats.error_replies, 1);
+    }
+    Some(checked)
 }
 
 /// How the event loop must run `request` on this session (see [`Route`]).
@@ -384,7 +398,7 @@ pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route 
         // Every write waits for its quorum's acknowledgements (up to the sync timeout).
         return Route::Blocking;
     }
-    if grouped_write(spec).is_some() && !reads_before_writing(spec, request) {
+    if grouped_write(spec).is_some() || reads_before_writing(spec, request) {
         Route::Grouped
     } else {
         Route::Inline

@@ -68,22 +68,20 @@ pub(super) fn parse_set_options<'a>(
 /// or `XX` kept it from setting; with `GET`, the previous value (or the null bulk) either way.
 pub(super) fn apply(view: &mut View, args: &mut Args, node: &Node) -> Result<Frame, Frame> {
     let (key, value, options) = parse_set_options(args)?;
-    let old = match options.get {
-        true => view.get(key)?,
-        false => None,
-    };
     let allowed = match options.only_if_present {
         None => true,
         Some(present) => view.contains(key)? == present,
     };
+    // The reply first: a value over the reply limit refuses the command before it writes.
+    let reply = match (options.get, allowed) {
+        (true, _) => view.get(key).and_then(|old| view.reply_opt(node, old))?,
+        (false, true) => Frame::ok(),
+        (false, false) => Frame::Null,
+    };
     if allowed {
         view.put(key, value.to_vec())?;
     }
-    match (options.get, allowed) {
-        (true, _) => view.reply_opt(node, old),
-        (false, true) => Ok(Frame::ok()),
-        (false, false) => Ok(Frame::Null),
-    }
+    Ok(reply)
 }
 
 /// `PUT`'s batch: one put.

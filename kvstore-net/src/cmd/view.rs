@@ -2,7 +2,7 @@
 //! read-modify-write command such as `INCR`): the committed data under the exclusive write
 //! gate, plus the writes made so far, gathered into one batch committed at the end.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use kvstore_core::{KvStore, Op, WriteBatch};
 
@@ -21,7 +21,9 @@ pub(super) struct View<'a> {
     /// How many keys the writes add (or, negative, remove) so far: `DBSIZE` must not cost a
     /// lookup per key written.
     added_keys: i64,
-    batch: WriteBatch,
+    /// Keys written since the last [`View::take_batch`]: the batch holds each one's final
+    /// state once (400 `APPEND`s to one value write it once, not 400 times).
+    dirty: BTreeSet<Vec<u8>>,
     /// The node is a replica: every write is refused.
     replica: bool,
     /// Value bytes of the replies so far, bounded by the server's `max_reply_bytes`.
@@ -34,15 +36,33 @@ impl<'a> View<'a> {
             store,
             written: BTreeMap::new(),
             added_keys: 0,
-            batch: WriteBatch::new(),
+            dirty: BTreeSet::new(),
             replica,
             reply_bytes: 0,
         }
     }
 
-    /// The batch of every write made, to commit as one record.
-    pub(super) fn into_batch(self) -> WriteBatch {
-        self.batch
+    /// The writes made since the last call (each key's final state), as a batch of their
+    /// own; later commands still see them.
+    pub(super) fn take_batch(&mut self) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for key in std::mem::take(&mut self.dirty) {
+            match self.written.get(&key) {
+                Some(Some(value)) => batch.put(&key, value),
+                _ => batch.delete(&key),
+            };
+        }
+        batch
+    }
+
+    /// Starts counting a new reply against the server's reply limit.
+    pub(super) fn new_reply(&mut self) {
+        self.reply_bytes = 0;
+    }
+
+    /// The largest value the store takes.
+    pub(super) fn max_value_bytes(&self) -> usize {
+        self.store.max_value_bytes()
     }
 
     /// `key`'s value as the commands see it.
@@ -72,17 +92,29 @@ impl<'a> View<'a> {
             match op {
                 Op::Put { key, value } => {
                     self.added_keys += i64::from(!existed);
-                    self.batch.put(key, value);
                     self.written.insert(key.clone(), Some(value.clone()));
                 }
                 Op::Delete { key } => {
                     self.added_keys -= i64::from(existed);
-                    self.batch.delete(key);
                     self.written.insert(key.clone(), None);
                 }
             }
+            self.dirty.insert(op.key().to_vec());
         }
         Ok(())
+    }
+
+    /// Deletes each of `keys` that has a value (a key named twice, once); answers how many.
+    pub(super) fn delete(&mut self, keys: &[&[u8]]) -> Result<Frame, Frame> {
+        let mut seen = HashSet::new();
+        let mut deletes = Vec::new();
+        for key in keys {
+            if seen.insert(*key) && self.contains(key)? {
+                deletes.push(Op::Delete { key: key.to_vec() });
+            }
+        }
+        self.write(&deletes)?;
+        Ok(Frame::Integer(deletes.len() as i64))
     }
 
     /// Sets `key` to `value`.
@@ -124,10 +156,14 @@ impl<'a> View<'a> {
             return Err(readonly());
         }
         match spec.name {
-            "ping" | "echo" => match args.next_opt() {
-                Some(message) => self.reply_value(node, message.to_vec()),
-                None => Ok(Frame::Simple("PONG".into())),
-            },
+            "ping" | "echo" => {
+                let message = args.next_opt();
+                args.finish()?;
+                match message {
+                    Some(message) => self.reply_value(node, message.to_vec()),
+                    None => Ok(Frame::Simple("PONG".into())),
+                }
+            }
             "get" | "read" => {
                 let value = self.get(args.next_bytes()?)?;
                 self.reply_opt(node, value)
@@ -177,15 +213,8 @@ impl<'a> View<'a> {
             "getdel" => getdel::apply(self, args, node),
             "append" => append::apply(self, args),
             "del" | "delete" => {
-                let mut seen = HashSet::new();
-                let mut deletes = Vec::new();
-                for key in del::parse_keys(args)? {
-                    if seen.insert(key) && self.contains(key)? {
-                        deletes.push(Op::Delete { key: key.to_vec() });
-                    }
-                }
-                self.write(&deletes)?;
-                Ok(Frame::Integer(deletes.len() as i64))
+                let keys = del::parse_keys(args)?;
+                self.delete(&keys)
             }
             other => Err(Frame::error(format!(
                 "ERR internal: '{other}' cannot run in isolation"

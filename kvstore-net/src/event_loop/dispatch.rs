@@ -96,9 +96,9 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                 return Step::HandOff;
             }
             Route::Grouped => join_group(conn, request, token, node, group),
-            Route::Inline if cmd::runs_isolated(&request, &conn.session) && group.has_writes() => {
-                // A transaction (or an `INCR` and the like) runs on what is committed: writes
-                // waiting in the group go first, so it reads them and commits after them.
+            Route::Inline if cmd::multi::is_exec(&request, &conn.session) && group.has_writes() => {
+                // A transaction runs on what is committed: writes waiting in the group go
+                // first, so it reads them and commits after them.
                 conn.pending = Some(request);
                 group.wait(token);
                 conn.in_group = true;
@@ -128,8 +128,9 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
 }
 
 /// Adds a write (with the `SET`s pipelined right after it, as one batch) to the group, or
-/// queues the reply it gets before any commit. A `DEL` of a key the group already writes
-/// waits for the group's commit instead, so that it counts that write.
+/// queues the reply it gets before any commit. A command that reads before it writes is
+/// planned at the commit. A `DEL` of a key the group already writes waits for the group's
+/// commit instead, so that it counts that write.
 fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, group: &mut Group) {
     if pipeline::coalescible(&request, &conn.session, node) {
         let session_ok = |next: &Request| pipeline::coalescible(next, &conn.session, node);
@@ -147,6 +148,33 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
         conn.pending = run.next;
         conn.broken = run.broken;
         group.add(token, run.count, WriteBatch::from(puts), Frame::ok());
+        conn.in_group = true;
+        return;
+    }
+    if let Some(checked) = cmd::prepare_isolated(&request, &conn.session, node) {
+        let mut next = Some((request, checked));
+        while let Some((request, checked)) = next.take() {
+            match checked {
+                Ok(()) => group.add_isolated(token, request),
+                // Answered in its turn, after the writes before it.
+                Err(reply) => {
+                    conn.recycle(request);
+                    group.add(token, 1, WriteBatch::new(), reply);
+                }
+            }
+            // Such commands pipelined right after it join the group too, a member each, as
+            // `SET`s do (only what is buffered: never a read in the middle of a group).
+            match conn.next_request() {
+                Ok(Some(following)) => {
+                    match cmd::prepare_isolated(&following, &conn.session, node) {
+                        Some(checked) => next = Some((following, checked)),
+                        None => conn.pending = Some(following),
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => conn.broken = Some(err),
+            }
+        }
         conn.in_group = true;
         return;
     }

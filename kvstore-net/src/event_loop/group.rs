@@ -3,24 +3,35 @@
 //! is its own record, and all share one write and, under `--fsync always`, one `fdatasync`
 //! (as Redis fsyncs once per event-loop iteration, before it sleeps).
 //!
-//! A `DEL`'s reply counts the keys that exist, but the group's earlier batches commit before
-//! it: so a `DEL` of a key some batch in the group writes waits for the group
-//! ([`Group::wait`]) and is prepared again once it committed. [`Group::touches`] says when;
-//! its key index is built only once a `DEL` asks, so rounds of `SET`s pay nothing. A `DEL`
-//! in the group is planned (which keys exist, its count) at the commit, with the node's
-//! write gate held exclusively: a write committed meanwhile elsewhere (another event loop, a
-//! thread, an `EXEC`) would otherwise make its count stale, and two `DEL`s of one key could
-//! both count it.
+//! Writes whose batch and reply depend on the data (a `DEL`'s count, `INCR`, `SETNX`, `SET …
+//! NX` and the other commands that read before they write) are planned at the commit, with
+//! the node's write gate held exclusively, member by member in the group's order on a view
+//! of the store plus the group's earlier writes (`cmd::isolated::GroupPlanner`): a write
+//! committed meanwhile elsewhere (another event loop, a thread, an `EXEC`) would otherwise
+//! make them stale, and two `DEL`s of one key could both count it. So 50 clients' `INCR`s
+//! of one counter share one commit and one `fdatasync`, as their `SET`s do. (A `DEL` of a
+//! key some batch in the group writes still waits for the group, [`Group::wait`], as it did
+//! before DELs were planned at the commit; [`Group::touches`] says when, with a key index
+//! built only once a `DEL` asks, so rounds of `SET`s pay nothing.)
 
 use std::collections::HashSet;
 
 use kvstore_core::WriteBatch;
 
-use crate::cmd::del;
+use crate::cmd::isolated::GroupPlanner;
 use crate::frame::Frame;
 use crate::node::Node;
+use crate::parse::Request;
 use crate::pipeline::{self, GateHold};
 use crate::stats::ServerStats;
+
+/// A member of the group planned at the commit.
+enum Planned {
+    /// A `DEL` of these keys.
+    Delete(Vec<Vec<u8>>),
+    /// A command that reads before it writes.
+    Isolated(Request),
+}
 
 /// Writes waiting for the round's commit, with whom to answer.
 #[derive(Default)]
@@ -29,8 +40,8 @@ pub(super) struct Group {
     /// each of them gets if the batch commits.
     members: Vec<(usize, usize, Frame)>,
     batches: Vec<WriteBatch>,
-    /// Per batch, a `DEL`'s keys: its batch and reply are planned at the commit.
-    deletes: Vec<Option<Vec<Vec<u8>>>>,
+    /// Per batch, what is planned at the commit, if anything: its batch and reply then.
+    planned: Vec<Option<Planned>>,
     /// Connections that wait for this group to commit before their next request runs.
     waiters: Vec<usize>,
     /// Every key the batches write, once [`Group::touches`] needed it.
@@ -55,7 +66,7 @@ impl Group {
         }
         self.members.push((token, requests, reply));
         self.batches.push(batch);
-        self.deletes.push(None);
+        self.planned.push(None);
     }
 
     /// Adds connection `token`'s `DEL` of `keys`, planned when the group commits.
@@ -65,7 +76,16 @@ impl Group {
         }
         self.members.push((token, 1, Frame::Integer(0)));
         self.batches.push(WriteBatch::new());
-        self.deletes.push(Some(keys));
+        self.planned.push(Some(Planned::Delete(keys)));
+    }
+
+    /// Adds connection `token`'s command that reads before it writes (`INCR` and the like,
+    /// checked already), planned when the group commits. Its keys stay out of
+    /// [`Group::touches`]: what is planned after it sees its writes.
+    pub(super) fn add_isolated(&mut self, token: usize, request: Request) {
+        self.members.push((token, 1, Frame::Null));
+        self.batches.push(WriteBatch::new());
+        self.planned.push(Some(Planned::Isolated(request)));
     }
 
     /// Makes connection `token` wait for this group's commit without adding a write.
@@ -79,12 +99,18 @@ impl Group {
         if self.batches.is_empty() || keys.peek().is_none() {
             return false;
         }
-        let (batches, deletes) = (&self.batches, &self.deletes);
+        let (batches, planned) = (&self.batches, &self.planned);
         let index = self.keys.get_or_insert_with(|| {
             let written = batches
                 .iter()
                 .flat_map(|b| b.ops().iter().map(|op| op.key()));
-            let deleted = deletes.iter().flatten().flatten().map(Vec::as_slice);
+            let deleted = planned
+                .iter()
+                .flat_map(|p| match p {
+                    Some(Planned::Delete(keys)) => keys.as_slice(),
+                    _ => &[],
+                })
+                .map(Vec::as_slice);
             written.chain(deleted).map(<[u8]>::to_vec).collect()
         });
         keys.any(|key| index.contains(key))
@@ -107,20 +133,19 @@ impl Group {
         // The engine takes the batches; the next round's list starts at this one's size.
         let capacity = self.batches.len();
         let mut batches = std::mem::replace(&mut self.batches, Vec::with_capacity(capacity));
-        let deletes = std::mem::take(&mut self.deletes);
-        let outcomes = if deletes.iter().any(Option::is_some) {
+        let planned = std::mem::take(&mut self.planned);
+        let outcomes = if planned.iter().any(Option::is_some) {
             let members = &mut self.members;
-            pipeline::commit_group(node, GateHold::Exclusive, || {
-                for ((batch, keys), member) in batches.iter_mut().zip(&deletes).zip(members) {
-                    if let Some(keys) = keys {
-                        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-                        (*batch, member.2) = match del::plan(&keys, &node.store) {
-                            Ok(planned) => planned,
-                            Err(reply) => {
-                                ServerStats::add(&node.stats.error_replies, 1);
-                                (WriteBatch::new(), reply)
-                            }
-                        };
+            pipeline::commit_group(node, GateHold::Exclusive, |replica| {
+                let mut planner = GroupPlanner::new(node, replica);
+                for ((batch, plan), member) in batches.iter_mut().zip(&planned).zip(members) {
+                    let outcome = match plan {
+                        None => planner.blind(batch).err().map(|e| (WriteBatch::new(), e)),
+                        Some(Planned::Delete(keys)) => Some(planner.delete(keys)),
+                        Some(Planned::Isolated(request)) => Some(planner.isolated(request)),
+                    };
+                    if let Some(outcome) = outcome {
+                        (*batch, member.2) = outcome;
                     }
                 }
                 batches
