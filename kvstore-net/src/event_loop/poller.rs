@@ -244,6 +244,9 @@ impl Poller {
         // A connection that only waited (a `DEL` of a key the group wrote) runs first in the
         // next round, before the others can put a write of that key in the group again.
         let mut waited = Vec::new();
+        // A connection may have several members in the group (pipelined `INCR`s): all its
+        // replies are queued before one write sends them.
+        let mut answered = Vec::new();
         for Answer { token, replies } in self.group.commit(&node) {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
@@ -260,6 +263,13 @@ impl Poller {
                     }
                 }
             }
+            if answered.last() != Some(&token) {
+                answered.push(token);
+            }
+        }
+        answered.sort_unstable();
+        answered.dedup();
+        for token in answered {
             self.write_out(token);
         }
         if !waited.is_empty() {
