@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use kvstore_core::{KvStore, Op, WriteBatch};
+use kvstore_core::{KvStore, Op, WriteBatch, MAX_KEY_BYTES};
 
 use super::{
     append, del, getdel, getset, incr, key_type, mset, msetnx, readonly, reply_budget, set, setnx,
@@ -85,8 +85,33 @@ impl<'a> View<'a> {
         self.store.len() as i64 + self.added_keys
     }
 
-    /// Adds operations to the batch and to what later commands see.
+    /// Whether the store takes `ops`' keys and values (their sizes), so that a write the
+    /// commit would refuse never shows in the view.
+    pub(super) fn check(&self, ops: &[Op]) -> Result<(), Frame> {
+        for op in ops {
+            if op.key().len() > MAX_KEY_BYTES {
+                return Err(store_error(kvstore_core::Error::KeyTooLarge {
+                    len: op.key().len(),
+                    max: MAX_KEY_BYTES,
+                }));
+            }
+            if let Op::Put { value, .. } = op {
+                let max = self.store.max_value_bytes();
+                if value.len() > max {
+                    return Err(store_error(kvstore_core::Error::ValueTooLarge {
+                        len: value.len(),
+                        max,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds operations to the batch and to what later commands see, or refuses them all
+    /// (see [`View::check`]).
     pub(super) fn write(&mut self, ops: &[Op]) -> Result<(), Frame> {
+        self.check(ops)?;
         for op in ops {
             let existed = self.contains(op.key())?;
             match op {

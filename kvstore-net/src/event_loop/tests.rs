@@ -150,3 +150,51 @@ fn a_del_on_a_node_demoted_before_the_commit_is_refused() -> TestResult {
     readonly.write_to(&mut expected);
     expect(&mut conn, &mut client, &expected)
 }
+
+#[test]
+fn increments_planned_in_a_group_see_its_earlier_writes() -> TestResult {
+    let (node, listener, _dir) = node()?;
+    let (mut writer, mut writer_client) = conn_with(&node, &listener, b"SET k 5\r\n")?;
+    let (mut adder, mut adder_client) =
+        conn_with(&node, &listener, b"INCR k\r\nINCRBY k 10\r\nDEL k\r\n")?;
+    let mut group = Group::default();
+    step(&mut writer, 0, &node, &mut group);
+    step(&mut adder, 1, &node, &mut group);
+    // All in one round: the SET, then both increments (pipelined), planned in that order.
+    assert_eq!(
+        commit(&mut group, &node, &mut [&mut writer, &mut adder]),
+        [0, 1, 1]
+    );
+    expect(&mut writer, &mut writer_client, b"+OK\r\n")?;
+    expect(&mut adder, &mut adder_client, b":6\r\n:16\r\n")?;
+    assert_eq!(node.store.get(b"k")?, Some(b"16".to_vec()));
+    // The DEL waited for the next round, and counts the increments' key.
+    step(&mut adder, 1, &node, &mut group);
+    commit(&mut group, &node, &mut [&mut writer, &mut adder]);
+    expect(&mut adder, &mut adder_client, b":1\r\n")
+}
+
+#[test]
+fn a_write_the_store_refuses_is_not_seen_by_the_members_after_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Options::new().max_value_bytes(8).open(dir.path())?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let node = Arc::new(Node::new(
+        store,
+        ServerConfig::new(dir.path()),
+        listener.local_addr()?,
+    ));
+    let (mut writer, mut writer_client) = conn_with(&node, &listener, b"SET k 1234567890123\r\n")?;
+    let (mut adder, mut adder_client) = conn_with(&node, &listener, b"INCR k\r\n")?;
+    let mut group = Group::default();
+    step(&mut writer, 0, &node, &mut group);
+    step(&mut adder, 1, &node, &mut group);
+    commit(&mut group, &node, &mut [&mut writer, &mut adder]);
+    let mut refused = Vec::new();
+    Frame::error("ERR value of 13 bytes exceeds the maximum of 8 bytes").write_to(&mut refused);
+    expect(&mut writer, &mut writer_client, &refused)?;
+    // The refused SET never happened: the INCR starts from nothing.
+    expect(&mut adder, &mut adder_client, b":1\r\n")?;
+    assert_eq!(node.store.get(b"k")?, Some(b"1".to_vec()));
+    Ok(())
+}
