@@ -134,32 +134,49 @@ impl Group {
         let capacity = self.batches.len();
         let mut batches = std::mem::replace(&mut self.batches, Vec::with_capacity(capacity));
         let planned = std::mem::take(&mut self.planned);
+        // Members answered with an error before the commit (refused when checked, or when
+        // planned) write nothing: their reply stands whatever the commit meets, and it was
+        // counted when it was made.
+        let mut settled: Vec<bool> = Vec::new();
         let outcomes = if planned.iter().any(Option::is_some) {
-            let members = &mut self.members;
+            let (members, settled) = (&mut self.members, &mut settled);
             pipeline::commit_group(node, GateHold::Exclusive, |replica| {
                 let mut planner = GroupPlanner::new(node, replica);
                 for ((batch, plan), member) in batches.iter_mut().zip(&planned).zip(members) {
                     let outcome = match plan {
-                        None => planner.blind(batch).err().map(|e| (WriteBatch::new(), e)),
+                        None => planner.blind(batch).err().map(|error| {
+                            ServerStats::add(&node.stats.error_replies, 1);
+                            (WriteBatch::new(), error)
+                        }),
                         Some(Planned::Delete(keys)) => Some(planner.delete(keys)),
                         Some(Planned::Isolated(request)) => Some(planner.isolated(request)),
                     };
                     if let Some(outcome) = outcome {
                         (*batch, member.2) = outcome;
                     }
+                    settled.push(is_settled(batch, &member.2));
                 }
                 batches
             })
         } else {
+            settled = self
+                .members
+                .iter()
+                .zip(&batches)
+                .map(|(member, batch)| is_settled(batch, &member.2))
+                .collect();
             pipeline::commit_batches(node, batches)
         };
+        settled.resize(self.members.len(), false);
         let mut answers: Vec<Answer> = self
             .members
             .drain(..)
             .zip(outcomes)
-            .map(|((token, requests, success), outcome)| {
+            .zip(settled)
+            .map(|(((token, requests, success), outcome), settled)| {
                 let reply = match outcome {
                     Ok(()) => success,
+                    Err(_) if settled => success,
                     Err(error) => {
                         ServerStats::add(&node.stats.error_replies, requests as u64);
                         error
@@ -177,4 +194,9 @@ impl Group {
         }));
         answers
     }
+}
+
+/// Whether a member's reply is final before the commit: an error, with nothing to write.
+fn is_settled(batch: &WriteBatch, reply: &Frame) -> bool {
+    batch.is_empty() && matches!(reply, Frame::Error(_))
 }
