@@ -17,19 +17,6 @@ fn no_replicas() -> TestResult<TestServer> {
     })
 }
 
-fn read_lines(c: &mut Raw, lines: usize) -> TestResult<String> {
-    c.stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while got.windows(2).filter(|w| w == b"\r\n").count() < lines {
-        match c.stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Ok(String::from_utf8_lossy(&got).into_owned())
-}
-
 fn stat(c: &mut Raw, name: &str) -> TestResult<u64> {
     c.send(&resp(&[b"INFO", b"stats"]))?;
     c.stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -68,7 +55,7 @@ fn arity_errors_of_grouped_commands_survive_a_refused_group() -> TestResult {
         (resp(&[b"GETDEL", b"a", b"b"]), "getdel"),
     ] {
         c.send(&request)?;
-        let got = read_lines(&mut c, 1)?;
+        let got = c.read_lines(1)?;
         assert_eq!(
             got,
             format!("-ERR wrong number of arguments for '{name}' command\r\n")
@@ -76,7 +63,7 @@ fn arity_errors_of_grouped_commands_survive_a_refused_group() -> TestResult {
     }
     // A pipelined arity error after a refused INCR keeps its own reply too.
     c.send(&[resp(&[b"INCR", b"a"]), resp(&[b"INCR"])].concat())?;
-    let got = read_lines(&mut c, 2)?;
+    let got = c.read_lines(2)?;
     assert!(
         got.ends_with("-ERR wrong number of arguments for 'incr' command\r\n"),
         "{got:?}"
@@ -91,7 +78,7 @@ fn an_error_reply_in_a_refused_group_is_counted_once() -> TestResult {
     let mut c = server.raw()?;
     let before = stat(&mut c, "total_error_replies")?;
     c.send(&resp(&[b"INCR"]))?;
-    let got = read_lines(&mut c, 1)?;
+    let got = c.read_lines(1)?;
     assert!(got.starts_with('-'), "{got:?}");
     let after = stat(&mut c, "total_error_replies")?;
     assert_eq!(

@@ -8,21 +8,7 @@ mod common;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{resp, Raw, TestResult, TestServer};
-
-/// Reads until `lines` CRLF-terminated lines arrived (or 5 s passed).
-fn read_lines(c: &mut Raw, lines: usize) -> TestResult<String> {
-    c.stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while got.windows(2).filter(|w| w == b"\r\n").count() < lines {
-        match c.stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Ok(String::from_utf8_lossy(&got).into_owned())
-}
+use common::{resp, TestResult, TestServer};
 
 fn huge_key() -> Vec<u8> {
     vec![b'k'; (64 << 10) + 1]
@@ -38,7 +24,7 @@ fn refused_msetnx_is_not_seen_by_a_later_setnx_of_the_same_group() -> TestResult
     packet.extend(resp(&[b"SETNX", b"a", b"x"]));
     packet.extend(resp(&[b"GET", b"a"]));
     c.send(&packet)?;
-    let got = read_lines(&mut c, 4)?;
+    let got = c.read_lines(4)?;
     assert_eq!(
         got,
         "-ERR key of 65537 bytes exceeds the maximum of 65536 bytes\r\n:1\r\n$1\r\nx\r\n"
@@ -55,7 +41,7 @@ fn refused_msetnx_is_not_seen_by_a_later_incr_of_the_same_group() -> TestResult 
     packet.extend(resp(&[b"INCR", b"n"]));
     packet.extend(resp(&[b"GET", b"n"]));
     c.send(&packet)?;
-    let got = read_lines(&mut c, 4)?;
+    let got = c.read_lines(4)?;
     assert_eq!(
         got,
         "-ERR key of 65537 bytes exceeds the maximum of 65536 bytes\r\n:1\r\n$1\r\n1\r\n"
@@ -93,8 +79,8 @@ fn refused_mset_is_not_seen_by_another_connections_incr() -> TestResult {
         std::thread::sleep(Duration::from_millis(2));
         a.send(&resp(&[b"MSET", &key, b"41", &huge_key(), b"v"]))?;
         b.send(&resp(&[b"INCR", &key]))?;
-        let got_a = read_lines(&mut a, 1)?;
-        let got_b = read_lines(&mut b, 1)?;
+        let got_a = a.read_lines(1)?;
+        let got_b = b.read_lines(1)?;
         drain.join().map_err(|_| "drain panicked")?;
         assert!(got_a.starts_with("-ERR key of"), "{got_a:?}");
         // The MSET never happened: INCR counts from no value (or, had it run first, 42

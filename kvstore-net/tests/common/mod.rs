@@ -84,6 +84,20 @@ impl Raw {
         self.expect(reply)
     }
 
+    /// Reads until `lines` CRLF-terminated lines arrived (or 5 s passed), as text.
+    pub fn read_lines(&mut self, lines: usize) -> TestResult<String> {
+        self.stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.windows(2).filter(|w| w == b"\r\n").count() < lines {
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        Ok(String::from_utf8_lossy(&got).into_owned())
+    }
+
     /// Whether the server closed the connection (EOF within the read timeout).
     pub fn is_closed(&mut self) -> TestResult<bool> {
         let mut byte = [0u8; 1];
