@@ -88,8 +88,9 @@ impl<'a> GroupPlanner<'a> {
         Ok(())
     }
 
-    /// A `DEL` of `keys`: its batch (each key that has a value, once) and its count.
-    pub(crate) fn delete(&mut self, keys: &[Vec<u8>]) -> (WriteBatch, Frame) {
+    /// A `DEL` of `keys`: its count; its deletes (each key that has a value, once) go to the
+    /// batch [`GroupPlanner::take_batch`] returns.
+    pub(crate) fn delete(&mut self, keys: &[Vec<u8>]) -> Frame {
         if let [key] = keys {
             // Refused as `KvStore::delete` refuses it.
             if key.len() > MAX_KEY_BYTES {
@@ -105,8 +106,9 @@ impl<'a> GroupPlanner<'a> {
         self.answer(reply)
     }
 
-    /// A command that reads before it writes (already checked: known, authenticated, arity).
-    pub(crate) fn isolated(&mut self, request: &Request) -> (WriteBatch, Frame) {
+    /// A command that reads before it writes (already checked: known, authenticated, arity):
+    /// its reply; its writes go to the batch [`GroupPlanner::take_batch`] returns.
+    pub(crate) fn isolated(&mut self, request: &Request) -> Frame {
         let Some(spec) = request.get(0).and_then(lookup) else {
             return self.answer(Err(Frame::error("ERR internal: unknown command planned")));
         };
@@ -115,13 +117,18 @@ impl<'a> GroupPlanner<'a> {
         self.answer(reply)
     }
 
-    /// The member's batch (its writes since the last member) and reply; an error reply is
-    /// counted, as `execute` counts one.
-    fn answer(&mut self, reply: Result<Frame, Frame>) -> (WriteBatch, Frame) {
+    /// The member's reply; an error reply is counted, as `execute` counts one (a command
+    /// refused wrote nothing: its errors come before its writes).
+    fn answer(&mut self, reply: Result<Frame, Frame>) -> Frame {
         let reply = reply.unwrap_or_else(|error| error);
         if matches!(reply, Frame::Error(_)) {
             ServerStats::add(&self.node.stats.error_replies, 1);
         }
-        (self.view.take_batch(), reply)
+        reply
+    }
+
+    /// The writes planned since the last call (each key's final state) as one batch.
+    pub(crate) fn take_batch(&mut self) -> WriteBatch {
+        self.view.take_batch()
     }
 }

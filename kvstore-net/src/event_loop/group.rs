@@ -134,53 +134,68 @@ impl Group {
         let capacity = self.batches.len();
         let mut batches = std::mem::replace(&mut self.batches, Vec::with_capacity(capacity));
         let planned = std::mem::take(&mut self.planned);
-        // Members answered with an error before the commit (refused when checked, or when
-        // planned) write nothing: their reply stands whatever the commit meets, and it was
-        // counted when it was made.
-        let mut settled: Vec<bool> = Vec::new();
+        let count = batches.len();
+        // Which batch carries each member's writes (its own, or its run's: see below), and
+        // whether its reply is final before the commit: an error answered when checked or
+        // planned writes nothing, stands whatever the commit meets, and was counted then.
+        let mut carrier: Vec<usize> = (0..count).collect();
+        let mut settled = vec![false; count];
         let outcomes = if planned.iter().any(Option::is_some) {
-            let (members, settled) = (&mut self.members, &mut settled);
+            let (members, carrier, settled) = (&mut self.members, &mut carrier, &mut settled);
             pipeline::commit_group(node, GateHold::Exclusive, |replica| {
                 let mut planner = GroupPlanner::new(node, replica);
-                for ((batch, plan), member) in batches.iter_mut().zip(&planned).zip(members) {
-                    let outcome = match plan {
-                        None => planner.blind(batch).err().map(|error| {
-                            ServerStats::add(&node.stats.error_replies, 1);
-                            (WriteBatch::new(), error)
-                        }),
-                        Some(Planned::Delete(keys)) => Some(planner.delete(keys)),
-                        Some(Planned::Isolated(request)) => Some(planner.isolated(request)),
-                    };
-                    if let Some(outcome) = outcome {
-                        (*batch, member.2) = outcome;
+                // Planned members in a row (a connection's pipelined INCRs, the next
+                // connection's) write one batch together, each key once: one record instead
+                // of one each. A blind batch between them ends the row, to keep the order.
+                let mut run: Option<usize> = None;
+                for i in 0..count {
+                    match &planned[i] {
+                        None => {
+                            if let Some(first) = run.take() {
+                                batches[first] = planner.take_batch();
+                            }
+                            if let Err(error) = planner.blind(&batches[i]) {
+                                ServerStats::add(&node.stats.error_replies, 1);
+                                batches[i] = WriteBatch::new();
+                                members[i].2 = error;
+                            }
+                        }
+                        Some(plan) => {
+                            carrier[i] = *run.get_or_insert(i);
+                            members[i].2 = match plan {
+                                Planned::Delete(keys) => planner.delete(keys),
+                                Planned::Isolated(request) => planner.isolated(request),
+                            };
+                        }
                     }
-                    settled.push(is_settled(batch, &member.2));
+                    settled[i] = matches!(members[i].2, Frame::Error(_))
+                        && (planned[i].is_some() || batches[i].is_empty());
+                }
+                if let Some(first) = run {
+                    batches[first] = planner.take_batch();
                 }
                 batches
             })
         } else {
-            settled = self
-                .members
-                .iter()
-                .zip(&batches)
-                .map(|(member, batch)| is_settled(batch, &member.2))
-                .collect();
+            for (i, (member, batch)) in self.members.iter().zip(&batches).enumerate() {
+                settled[i] = batch.is_empty() && matches!(member.2, Frame::Error(_));
+            }
             pipeline::commit_batches(node, batches)
         };
-        settled.resize(self.members.len(), false);
         let mut answers: Vec<Answer> = self
             .members
             .drain(..)
-            .zip(outcomes)
-            .zip(settled)
-            .map(|(((token, requests, success), outcome), settled)| {
+            .enumerate()
+            .map(|(i, (token, requests, success))| {
+                let outcome = carrier.get(i).and_then(|c| outcomes.get(*c));
                 let reply = match outcome {
-                    Ok(()) => success,
-                    Err(_) if settled => success,
-                    Err(error) => {
+                    Some(Ok(())) => success,
+                    _ if settled[i] => success,
+                    Some(Err(error)) => {
                         ServerStats::add(&node.stats.error_replies, requests as u64);
-                        error
+                        error.clone()
                     }
+                    None => Frame::error("ERR internal: the commit group lost a reply"),
                 };
                 Answer {
                     token,
@@ -194,9 +209,4 @@ impl Group {
         }));
         answers
     }
-}
-
-/// Whether a member's reply is final before the commit: an error, with nothing to write.
-fn is_settled(batch: &WriteBatch, reply: &Frame) -> bool {
-    batch.is_empty() && matches!(reply, Frame::Error(_))
 }

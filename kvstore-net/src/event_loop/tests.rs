@@ -198,3 +198,38 @@ fn a_write_the_store_refuses_is_not_seen_by_the_members_after_it() -> TestResult
     assert_eq!(node.store.get(b"k")?, Some(b"1".to_vec()));
     Ok(())
 }
+
+#[test]
+fn planned_members_in_a_row_commit_as_one_record_in_order() -> TestResult {
+    let (node, listener, _dir) = node()?;
+    let (mut first, mut first_client) = conn_with(&node, &listener, b"INCR k\r\nINCR k\r\n")?;
+    let (mut second, mut second_client) = conn_with(
+        &node,
+        &listener,
+        b"SETNX k x\r\nINCRBY k 5\r\nSET n 1 NX\r\n",
+    )?;
+    let (mut blind, mut blind_client) = conn_with(&node, &listener, b"SET k 100\r\n")?;
+    let (mut last, mut last_client) = conn_with(&node, &listener, b"INCR k\r\n")?;
+    let mut group = Group::default();
+    for (token, conn) in [&mut first, &mut second, &mut blind, &mut last]
+        .into_iter()
+        .enumerate()
+    {
+        step(conn, token, &node, &mut group);
+    }
+    let before = node.store.last_lsn();
+    commit(
+        &mut group,
+        &node,
+        &mut [&mut first, &mut second, &mut blind, &mut last],
+    );
+    expect(&mut first, &mut first_client, b":1\r\n:2\r\n")?;
+    expect(&mut second, &mut second_client, b":0\r\n:7\r\n+OK\r\n")?;
+    expect(&mut blind, &mut blind_client, b"+OK\r\n")?;
+    expect(&mut last, &mut last_client, b":101\r\n")?;
+    assert_eq!(node.store.get(b"k")?, Some(b"101".to_vec()));
+    assert_eq!(node.store.get(b"n")?, Some(b"1".to_vec()));
+    // The first five planned members are one record, the SET its own, the last INCR one.
+    assert_eq!(node.store.last_lsn(), before + 3);
+    Ok(())
+}
