@@ -127,6 +127,11 @@ impl<'a> GroupPlanner<'a> {
         reply
     }
 
+    /// Bytes planned since the last [`GroupPlanner::take_batch`] (at least its batch's).
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.view.pending_bytes()
+    }
+
     /// The writes planned since the last call (each key's final state) as one batch.
     pub(crate) fn take_batch(&mut self) -> WriteBatch {
         self.view.take_batch()

@@ -24,6 +24,9 @@ pub(super) struct View<'a> {
     /// Keys written since the last [`View::take_batch`]: the batch holds each one's final
     /// state once (400 `APPEND`s to one value write it once, not 400 times).
     dirty: BTreeSet<Vec<u8>>,
+    /// Bytes written since the last [`View::take_batch`], counting a key written twice
+    /// twice: at least what the next batch holds.
+    pending_bytes: usize,
     /// The node is a replica: every write is refused.
     replica: bool,
     /// Value bytes of the replies so far, bounded by the server's `max_reply_bytes`.
@@ -37,6 +40,7 @@ impl<'a> View<'a> {
             written: BTreeMap::new(),
             added_keys: 0,
             dirty: BTreeSet::new(),
+            pending_bytes: 0,
             replica,
             reply_bytes: 0,
         }
@@ -45,6 +49,7 @@ impl<'a> View<'a> {
     /// The writes made since the last call (each key's final state), as a batch of their
     /// own; later commands still see them.
     pub(super) fn take_batch(&mut self) -> WriteBatch {
+        self.pending_bytes = 0;
         let mut batch = WriteBatch::new();
         for key in std::mem::take(&mut self.dirty) {
             match self.written.get(&key) {
@@ -125,8 +130,18 @@ impl<'a> View<'a> {
                 }
             }
             self.dirty.insert(op.key().to_vec());
+            let value_len = match op {
+                Op::Put { value, .. } => value.len(),
+                Op::Delete { .. } => 0,
+            };
+            self.pending_bytes += op.key().len() + value_len;
         }
         Ok(())
+    }
+
+    /// Bytes written since the last [`View::take_batch`] (an upper bound of its batch's).
+    pub(super) fn pending_bytes(&self) -> usize {
+        self.pending_bytes
     }
 
     /// Deletes each of `keys` that has a value (a key named twice, once); answers how many.

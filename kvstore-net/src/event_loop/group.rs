@@ -25,6 +25,11 @@ use crate::parse::Request;
 use crate::pipeline::{self, GateHold};
 use crate::stats::ServerStats;
 
+/// Bytes after which a row of planned members ends its shared record (the next member
+/// starts another): one member writes at most a value or a request's worth, so a row's
+/// record stays far below `kvstore_core::MAX_RECORD_BYTES`.
+const MAX_RUN_BYTES: usize = 16 << 20;
+
 /// A member of the group planned at the commit.
 enum Planned {
     /// A `DEL` of these keys.
@@ -161,11 +166,18 @@ impl Group {
                             }
                         }
                         Some(plan) => {
-                            carrier[i] = *run.get_or_insert(i);
+                            let first = *run.get_or_insert(i);
+                            carrier[i] = first;
                             members[i].2 = match plan {
                                 Planned::Delete(keys) => planner.delete(keys),
                                 Planned::Isolated(request) => planner.isolated(request),
                             };
+                            // A row's record stays far below the engine's record limit,
+                            // which would refuse the whole row at the commit.
+                            if planner.pending_bytes() >= MAX_RUN_BYTES {
+                                batches[first] = planner.take_batch();
+                                run = None;
+                            }
                         }
                     }
                     settled[i] = matches!(members[i].2, Frame::Error(_))

@@ -233,3 +233,31 @@ fn planned_members_in_a_row_commit_as_one_record_in_order() -> TestResult {
     assert_eq!(node.store.last_lsn(), before + 3);
     Ok(())
 }
+
+#[test]
+fn a_long_row_of_planned_members_is_cut_into_records_of_bounded_size() -> TestResult {
+    let (node, _listener, _dir) = node()?;
+    // Three APPENDs of 9 MiB in a row: the first two pass the 16 MiB a row's record may
+    // reach, so the third starts another record (a row of many large values used to become
+    // one record over the engine's 1 GiB limit, refused as a whole).
+    let value = vec![b'v'; 9 << 20];
+    let mut group = Group::default();
+    for key in [&b"a"[..], b"b", b"c"] {
+        group.add_isolated(
+            0,
+            crate::parse::Request::from_args([&b"APPEND"[..], key, &value]),
+        );
+    }
+    let before = node.store.last_lsn();
+    let replies: Vec<Frame> = group
+        .commit(&node)
+        .into_iter()
+        .filter_map(|answer| answer.replies.map(|(reply, _)| reply))
+        .collect();
+    assert_eq!(replies, vec![Frame::Integer(9 << 20); 3]);
+    for key in [&b"a"[..], b"b", b"c"] {
+        assert_eq!(node.store.value_len(key), Some(9 << 20));
+    }
+    assert_eq!(node.store.last_lsn() - before, 2, "records written");
+    Ok(())
+}
