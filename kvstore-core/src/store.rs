@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{OpRef, OpView, WriteBatch};
+use crate::batch::{Op, OpRef, OpView, WriteBatch};
 use crate::error::{Error, IoContext, Result};
 use crate::hook::CommitHook;
 use crate::index::State;
@@ -435,6 +435,13 @@ impl KvStore {
             .index
             .get(key.as_ref())
             .map(|loc| loc.value_len as usize)
+    }
+
+    /// Whether a write of `ops` would be taken as to its shape (key and value sizes, the
+    /// record's size): the checks [`write_batch`](Self::write_batch) makes before it writes,
+    /// for a caller that plans writes ahead of committing them.
+    pub fn check_ops(&self, ops: &[Op]) -> Result<()> {
+        self.inner.check_ops(ops)
     }
 
     /// Removes `key`; returns whether it existed. Deleting a missing key logs nothing.

@@ -400,12 +400,14 @@ fn an_exec_that_misses_its_quorum_says_its_writes_are_durable() -> TestResult {
     Ok(())
 }
 
-/// A `DEL` in an event loop's group and an `EXEC` on another loop deleting one key: only one
-/// of them counts it. The `DEL` used to count when prepared, outside the write gate, and an
-/// `EXEC` committing in between made both count it. `DEL`s in a group are now planned at the
-/// commit, with the gate held exclusively.
-#[test]
-fn a_grouped_del_and_an_exec_never_both_delete_one_key() -> TestResult {
+/// Races a plain `DEL k` on a connection of loop 0 against another deletion of `k` on a
+/// connection of loop 1, round after round for 3 s, each round after one `SET k`: `prepare`
+/// runs on the other connection before both sides meet at a barrier, `delete` after it and
+/// answers how many keys it deleted. Fails at the first round in which both counted `k`.
+fn race_deletes(
+    prepare: fn(&mut kvstore_net::Client),
+    delete: fn(&mut kvstore_net::Client) -> Result<i64, kvstore_net::Error>,
+) -> TestResult {
     let server = TestServer::start_with(|c| c.io_threads(2))?;
     let addr = server.addr();
     // Connections are dealt to the loops in turn: a to loop 0, b to loop 1.
@@ -415,26 +417,13 @@ fn a_grouped_del_and_an_exec_never_both_delete_one_key() -> TestResult {
     let deadline = Instant::now() + Duration::from_secs(3);
     let (to_b, from_a) = std::sync::mpsc::channel::<bool>();
     let (to_a, from_b) = std::sync::mpsc::channel::<i64>();
-    let tx_side = {
+    let other_side = {
         let barrier = barrier.clone();
         std::thread::spawn(move || -> Result<(), String> {
             while from_a.recv().unwrap_or(false) {
-                b.queue(&["MULTI"]);
-                b.queue(&["DEL", "k"]);
+                prepare(&mut b);
                 barrier.wait();
-                b.queue(&["EXEC"]);
-                b.flush().map_err(|e| e.to_string())?;
-                let mut last = Frame::Null;
-                for _ in 0..3 {
-                    last = b.read_reply().map_err(|e| e.to_string())?;
-                }
-                let n = match last {
-                    Frame::Array(items) => match items.first() {
-                        Some(Frame::Integer(n)) => *n,
-                        _ => -100,
-                    },
-                    _ => -100,
-                };
+                let n = delete(&mut b).map_err(|e| e.to_string())?;
                 let _ = to_a.send(n);
             }
             Ok(())
@@ -456,7 +445,7 @@ fn a_grouped_del_and_an_exec_never_both_delete_one_key() -> TestResult {
         rounds += 1;
     }
     let _ = to_b.send(false);
-    tx_side.join().map_err(|_| "panicked")??;
+    other_side.join().map_err(|_| "panicked")??;
     assert_eq!(
         doubles, 0,
         "after {rounds} rounds: one SET, two deletions counted"
@@ -464,52 +453,40 @@ fn a_grouped_del_and_an_exec_never_both_delete_one_key() -> TestResult {
     Ok(())
 }
 
+/// A `DEL` in an event loop's group and an `EXEC` on another loop deleting one key: only one
+/// of them counts it. The `DEL` used to count when prepared, outside the write gate, and an
+/// `EXEC` committing in between made both count it. `DEL`s in a group are now planned at the
+/// commit, with the gate held exclusively.
+#[test]
+fn a_grouped_del_and_an_exec_never_both_delete_one_key() -> TestResult {
+    race_deletes(
+        |b| {
+            b.queue(&["MULTI"]);
+            b.queue(&["DEL", "k"]);
+        },
+        |b| {
+            b.queue(&["EXEC"]);
+            b.flush()?;
+            let mut last = Frame::Null;
+            for _ in 0..3 {
+                last = b.read_reply()?;
+            }
+            Ok(match last {
+                Frame::Array(items) => match items.first() {
+                    Some(Frame::Integer(n)) => *n,
+                    _ => -100,
+                },
+                _ => -100,
+            })
+        },
+    )
+}
+
 /// Two plain `DEL`s of one key on two event loops: one of them counts it. Their counts used
 /// to be taken when each was prepared, before either committed, so both could count it.
 #[test]
 fn two_grouped_dels_on_two_loops_never_both_delete_one_key() -> TestResult {
-    let server = TestServer::start_with(|c| c.io_threads(2))?;
-    let addr = server.addr();
-    // Connections are dealt to the loops in turn: a to loop 0, b to loop 1.
-    let mut a = kvstore_net::Client::connect(&addr)?;
-    let mut b = kvstore_net::Client::connect(&addr)?;
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let (to_b, from_a) = std::sync::mpsc::channel::<bool>();
-    let (to_a, from_b) = std::sync::mpsc::channel::<i64>();
-    let tx_side = {
-        let barrier = barrier.clone();
-        std::thread::spawn(move || -> Result<(), String> {
-            while from_a.recv().unwrap_or(false) {
-                barrier.wait();
-                let n = b.integer(&["DEL", "k"]).map_err(|e| e.to_string())?;
-                let _ = to_a.send(n);
-            }
-            Ok(())
-        })
-    };
-    let mut rounds = 0u64;
-    let mut doubles = 0u64;
-    while Instant::now() < deadline && doubles == 0 {
-        a.set(b"k", b"v")?;
-        to_b.send(true)?;
-        barrier.wait();
-        let plain = a.integer(&["DEL", "k"])?;
-        let other = from_b.recv()?;
-        assert!(other >= 0, "the other side failed");
-        if plain + other != 1 {
-            doubles += 1;
-            eprintln!("round {rounds}: DEL -> {plain}, the other DEL -> {other}");
-        }
-        rounds += 1;
-    }
-    let _ = to_b.send(false);
-    tx_side.join().map_err(|_| "panicked")??;
-    assert_eq!(
-        doubles, 0,
-        "after {rounds} rounds: one SET, two deletions counted"
-    );
-    Ok(())
+    race_deletes(|_| {}, |b| b.integer(&["DEL", "k"]))
 }
 
 /// An `EXEC` refused by its argument count ends the transaction, as Redis's does: the next

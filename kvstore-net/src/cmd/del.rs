@@ -24,16 +24,9 @@ pub(crate) fn parse_keys<'a>(args: &mut Args<'a>) -> Result<Vec<&'a [u8]>, Frame
 /// The deletes of `keys` (each existing key once) and the reply once they commit: the
 /// number of keys removed. Exact as long as no other writer changes these keys before the
 /// batch commits (the caller sees to that for its own pending writes). A single key over
-/// the engine's key limit is refused, as `KvStore::delete` refuses it.
+/// the engine's key limit is refused ([`check_lone_key`]).
 pub(crate) fn plan(keys: &[&[u8]], store: &KvStore) -> Result<(WriteBatch, Frame), Frame> {
-    if let [key] = keys {
-        if key.len() > MAX_KEY_BYTES {
-            return Err(store_error(kvstore_core::Error::KeyTooLarge {
-                len: key.len(),
-                max: MAX_KEY_BYTES,
-            }));
-        }
-    }
+    check_lone_key(keys)?;
     let mut batch = WriteBatch::new();
     let mut seen = HashSet::new();
     for key in keys {
@@ -43,6 +36,18 @@ pub(crate) fn plan(keys: &[&[u8]], store: &KvStore) -> Result<(WriteBatch, Frame
     }
     let removed = Frame::Integer(batch.len() as i64);
     Ok((batch, removed))
+}
+
+/// A `DEL` of a single key over the engine's key limit is refused, as `KvStore::delete`
+/// refuses it (among several keys, such a key is simply not there).
+pub(crate) fn check_lone_key(keys: &[&[u8]]) -> Result<(), Frame> {
+    match keys {
+        [key] if key.len() > MAX_KEY_BYTES => Err(store_error(kvstore_core::Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        })),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {

@@ -4,10 +4,10 @@
 //! a [`View`] of the committed data plus their own writes, which are committed as one batch
 //! before any reply goes out. Outside a transaction such a command is a transaction of one.
 
-use kvstore_core::{WriteBatch, MAX_KEY_BYTES};
+use kvstore_core::WriteBatch;
 
 use super::view::View;
-use super::{lookup, resolve, store_error, Args, Ctx, Session};
+use super::{del, lookup, resolve, store_error, Args, Ctx, Session};
 use crate::frame::Frame;
 use crate::node::Node;
 use crate::parse::Request;
@@ -91,18 +91,8 @@ impl<'a> GroupPlanner<'a> {
     /// A `DEL` of `keys`: its count; its deletes (each key that has a value, once) go to the
     /// batch [`GroupPlanner::take_batch`] returns.
     pub(crate) fn delete(&mut self, keys: &[Vec<u8>]) -> Frame {
-        if let [key] = keys {
-            // Refused as `KvStore::delete` refuses it.
-            if key.len() > MAX_KEY_BYTES {
-                let error = store_error(kvstore_core::Error::KeyTooLarge {
-                    len: key.len(),
-                    max: MAX_KEY_BYTES,
-                });
-                return self.answer(Err(error));
-            }
-        }
         let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let reply = self.view.delete(&keys);
+        let reply = del::check_lone_key(&keys).and_then(|()| self.view.delete(&keys));
         self.answer(reply)
     }
 

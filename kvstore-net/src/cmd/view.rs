@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use kvstore_core::{KvStore, Op, WriteBatch, MAX_KEY_BYTES};
+use kvstore_core::{KvStore, Op, WriteBatch};
 
 use super::{
     append, del, getdel, getset, incr, key_type, mset, msetnx, readonly, reply_budget, set, setnx,
@@ -90,27 +90,10 @@ impl<'a> View<'a> {
         self.store.len() as i64 + self.added_keys
     }
 
-    /// Whether the store takes `ops`' keys and values (their sizes), so that a write the
+    /// Whether the store takes `ops` (key, value and record sizes), so that a write the
     /// commit would refuse never shows in the view.
     pub(super) fn check(&self, ops: &[Op]) -> Result<(), Frame> {
-        for op in ops {
-            if op.key().len() > MAX_KEY_BYTES {
-                return Err(store_error(kvstore_core::Error::KeyTooLarge {
-                    len: op.key().len(),
-                    max: MAX_KEY_BYTES,
-                }));
-            }
-            if let Op::Put { value, .. } = op {
-                let max = self.store.max_value_bytes();
-                if value.len() > max {
-                    return Err(store_error(kvstore_core::Error::ValueTooLarge {
-                        len: value.len(),
-                        max,
-                    }));
-                }
-            }
-        }
-        Ok(())
+        self.store.check_ops(ops).map_err(store_error)
     }
 
     /// Adds operations to the batch and to what later commands see, or refuses them all

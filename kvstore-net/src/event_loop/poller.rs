@@ -263,9 +263,7 @@ impl Poller {
                     }
                 }
             }
-            if answered.last() != Some(&token) {
-                answered.push(token);
-            }
+            answered.push(token);
         }
         answered.sort_unstable();
         answered.dedup();
