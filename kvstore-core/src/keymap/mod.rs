@@ -257,6 +257,9 @@ impl KeyMap {
                     (li, self.leaves[li].search(b).unwrap_or_else(|i| i))
                 }
             };
+            // Keys ascend: once one is above `lo`, every later one is too, and comparing each
+            // with `lo` would be a `memcmp` per key of a long scan.
+            let mut past_lo = matches!(lo, Bound::Unbounded);
             while seen < limit && li < self.leaves.len() {
                 let leaf = &self.leaves[li];
                 if i >= leaf.len() {
@@ -268,7 +271,8 @@ impl KeyMap {
                 if !below_hi(key) {
                     break;
                 }
-                if above_lo(key) {
+                past_lo = past_lo || above_lo(key);
+                if past_lo {
                     f(key, leaf.locs[i].into());
                     seen += 1;
                 }
@@ -285,7 +289,9 @@ impl KeyMap {
                     (li, self.leaves[li].search(b).map_or_else(|i| i, |i| i + 1))
                 }
             };
-            // `i` is one past the candidate; walk down.
+            // `i` is one past the candidate; walk down. Keys descend: once one is below
+            // `hi`, so is every later one.
+            let mut below = matches!(hi, Bound::Unbounded);
             while seen < limit {
                 if i == 0 {
                     if li == 0 {
@@ -301,7 +307,8 @@ impl KeyMap {
                 if !above_lo(key) {
                     break;
                 }
-                if below_hi(key) {
+                below = below || below_hi(key);
+                if below {
                     f(key, leaf.locs[i].into());
                     seen += 1;
                 }
