@@ -8,7 +8,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::index::{Location, Segment};
 use crate::store::Inner;
 use crate::wal::hint::HintBuilder;
-use crate::wal::record::EncodedRecord;
+use crate::wal::record::{stamp_synced, EncodedRecord};
 use crate::wal::segment::{segment_path, EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
 use crate::{Lsn, SyncPolicy};
@@ -98,8 +98,11 @@ impl Inner {
         };
         let turn = turn_guard.turn;
         let synced = written.and_then(|(file, id)| {
-            if self.opts.sync_policy == SyncPolicy::Always && !placed.is_empty() {
-                self.timed_sync(&*file, id)?;
+            if self.opts.sync_policy == SyncPolicy::Always {
+                if let Some(last) = placed.last() {
+                    self.timed_sync(&*file, id)?;
+                    self.synced_lsn.fetch_max(last.lsn, Ordering::Release);
+                }
             }
             Ok(())
         });
@@ -208,7 +211,10 @@ impl Inner {
                 record: pending.record,
             });
             if let Some(p) = placed.last() {
+                let at = buf.len();
                 buf.extend_from_slice(&p.record.bytes);
+                // Read per record: a roll earlier in this group synced everything before it.
+                stamp_synced(&mut buf[at..], self.synced_lsn.load(Ordering::Acquire));
             }
             lsn = next;
         }
@@ -289,6 +295,7 @@ impl Inner {
         trim_preallocation(active)?;
         active.unsynced = true; // a sealed segment is always synced, whatever the policy
         self.sync_active(active)?;
+        self.synced_lsn.fetch_max(last_lsn, Ordering::Release);
         let id = self.next_segment_id.fetch_add(1, Ordering::SeqCst);
         let sealed = active.id;
         let header = SegmentHeader {

@@ -220,6 +220,8 @@ impl SnapshotInstall {
             new_state.last_delete_lsn = state.last_delete_lsn;
             *state = new_state;
             inner.last_lsn.store(lsn, Ordering::Release);
+            // The installed segments were synced before the swap; LSNs may have gone down.
+            inner.synced_lsn.store(lsn, Ordering::Release);
             // The log now holds the master's records only: no local write of this handle is
             // left for a later owner to answer for (see `KvStore::claim_writes`).
             inner.first_unclaimed_write.store(0, Ordering::Release);

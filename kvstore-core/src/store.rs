@@ -101,6 +101,10 @@ pub(crate) struct Inner {
     /// Orders the publication of pipelined commit groups.
     pub sequencer: crate::wal::sequencer::Sequencer,
     pub last_lsn: AtomicU64,
+    /// The newest LSN known to be on stable storage: every record up to it was synced.
+    /// Raised only after a sync returns; each record written to the log says how far it had
+    /// come (`synced_gap`), which is how recovery tells a torn unsynced write from damage.
+    pub synced_lsn: AtomicU64,
     /// LSN of the first record written through this handle (not applied from a master)
     /// before the first `claim_writes`; 0 for none. Set and read under the state lock.
     pub first_unclaimed_write: AtomicU64,
@@ -179,19 +183,28 @@ impl Inner {
     /// syncing on a background thread). A write that lands meanwhile keeps the segment
     /// marked unsynced for the next flush.
     pub(crate) fn flush(&self) -> Result<()> {
-        let (file, id, len) = {
+        let (file, id, len, written_lsn) = {
             let active = self.active.lock();
             if !active.unsynced {
                 return Ok(());
             }
-            (active.file.clone(), active.id, active.len)
+            (
+                active.file.clone(),
+                active.id,
+                active.len,
+                active.written_lsn,
+            )
         };
         let result = self.timed_sync(&*file, id);
         match &result {
             Ok(()) => {
                 let mut active = self.active.lock();
-                if active.id == id && active.len == len {
-                    active.unsynced = false;
+                if active.id == id {
+                    // Not after a snapshot install (a new id): its LSNs may be lower.
+                    self.synced_lsn.fetch_max(written_lsn, Ordering::Release);
+                    if active.len == len {
+                        active.unsynced = false;
+                    }
                 }
             }
             Err(e) => self.poison(&e.to_string()),
@@ -290,6 +303,8 @@ impl KvStore {
             commits: CommitQueue::default(),
             sequencer: Default::default(),
             last_lsn: AtomicU64::new(recovered.last_lsn),
+            // Recovery synced what it found (see `recover`).
+            synced_lsn: AtomicU64::new(recovered.last_lsn),
             first_unclaimed_write: AtomicU64::new(0),
             writes_claimed: AtomicBool::new(false),
             next_segment_id: AtomicU32::new(recovered.next_segment_id),

@@ -16,14 +16,15 @@ fn options() -> Options {
         .auto_compaction(false)
 }
 
-/// 134 bytes on disk: 30 of them fill a 4096-byte segment (36-byte header) to 4056 bytes,
-/// where a 20-byte empty record still fits and the next put does not.
+/// 134 bytes on disk (a 24-byte record header, a 7-byte op header, 7-byte key, 96-byte
+/// value): 30 of them fill a 4096-byte segment (36-byte header) to 4056 bytes, where a
+/// 24-byte empty record still fits and the next put does not.
 fn put(lsn: u64, i: u64) -> WalRecord {
     WalRecord {
         lsn,
         ops: vec![Op::Put {
             key: format!("key{i:04}").into_bytes(),
-            value: vec![b'v'; 100],
+            value: vec![b'v'; 96],
         }],
     }
 }

@@ -1,8 +1,10 @@
 //! `REPLICATE LOG <blob>`: a window of replication records carried in the log's own encoding.
 //!
 //! A blob is one or more whole records of the master's log, concatenated, each exactly as
-//! [`EncodedWalRecord::as_bytes`] gives it: a 20-byte header (header CRC, body length, LSN,
-//! operation count) and its operations, each with its own CRC. Records delimit themselves
+//! [`EncodedWalRecord::as_bytes`] gives it: a 24-byte header (header CRC, body length, LSN,
+//! operation count, and a note of how far the sender's log was synced, which the master
+//! leaves at 0 and the replica sets for its own log) and its operations, each with its own
+//! CRC. Records delimit themselves
 //! by their header's body length, so the blob needs no framing of its own.
 //!
 //! The master ([`crate::TcpTransport`]) cuts each window it sends into blobs with [`plan`];

@@ -7,7 +7,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::FileIo;
 use crate::store::Inner;
 use crate::wal::reader::{Next, RawRecord, RecordReader};
-use crate::wal::record::{ops_of, EncodedWalRecord, WalRecord};
+use crate::wal::record::{clear_synced, ops_of, EncodedWalRecord, WalRecord};
 use crate::wal::segment::{segment_path, SegmentId, SEGMENT_HEADER_BYTES};
 use crate::Lsn;
 
@@ -91,14 +91,16 @@ impl WalIter {
 }
 
 impl WalIter {
-    /// The next record in its log encoding, exactly as the log holds it (checksums verified
-    /// while reading): what a replica applies, without decoding the operations and encoding
-    /// them again. Advances the same position as [`Iterator::next`], so the two may be mixed.
+    /// The next record in its log encoding, as the log holds it (checksums verified while
+    /// reading) less the header's note of how far this node's log was synced, which means
+    /// nothing elsewhere: what a replica applies, without decoding the operations and
+    /// encoding them again. Advances the same position as [`Iterator::next`], so the two may
+    /// be mixed.
     pub fn next_encoded(&mut self) -> Option<Result<EncodedWalRecord>> {
-        Some(
-            self.next_raw()?
-                .and_then(|rec| EncodedWalRecord::from_bytes(rec.bytes)),
-        )
+        Some(self.next_raw()?.and_then(|mut rec| {
+            clear_synced(&mut rec.bytes);
+            EncodedWalRecord::from_bytes(rec.bytes)
+        }))
     }
 
     fn next_raw(&mut self) -> Option<Result<RawRecord>> {

@@ -1,9 +1,16 @@
 //! On-disk encoding of log records.
 //!
 //! ```text
-//! record  = header_crc:u32 | body_len:u32 | lsn:u64 | op_count:u32 | op*      (little endian)
+//! record  = header_crc:u32 | body_len:u32 | lsn:u64 | op_count:u32 | synced_gap:u32 | op*
 //! op      = op_crc:u32 | tag:u8 (1 put, 2 delete) | key_len:varint | value_len:varint | key | value
 //! ```
+//! Integers are little endian. `synced_gap` says how far the log was known durable when the
+//! record was written to its segment: through LSN `lsn − synced_gap` (0: not known). After a
+//! power loss, damage in the newest segment followed by records that say it was synced
+//! before they were written is damage to synced data (an error); damage that no later record
+//! says was synced is a torn, unsynced write (a page that never reached the disk ahead of
+//! one that did), and the log ends there. The gap is this node's own: a replica writing a
+//! master's record stamps its own before the record reaches its log.
 //! Lengths are LEB128 varints: an op with a key and value under 128 bytes each has a 7-byte
 //! header (13 with fixed-width lengths, segment format version 1).
 //! The header CRC covers the rest of the header; each op's CRC covers the rest of the op. So
@@ -21,7 +28,9 @@ use crate::wal::varint::{get_varint, put_varint, varint_len};
 use crate::{Lsn, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 
 /// Bytes of a record before its first operation.
-pub(crate) const RECORD_HEADER_BYTES: usize = 20;
+pub(crate) const RECORD_HEADER_BYTES: usize = 24;
+/// Where the header's `synced_gap` sits.
+const SYNCED_GAP_AT: usize = 20;
 /// Fewest bytes of an operation before its key: CRC, tag and two one-byte lengths.
 const MIN_OP_HEADER_BYTES: usize = 7;
 
@@ -170,6 +179,7 @@ impl EncodedRecord {
         bytes.extend_from_slice(&(body as u32).to_le_bytes());
         bytes.extend_from_slice(&[0u8; 8]);
         bytes.extend_from_slice(&(ops.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 4]);
         let mut spans = Spans::with_capacity(ops.len());
         for op in ops {
             spans.push(append_op(&mut bytes, op.key(), op.value()));
@@ -506,14 +516,53 @@ pub(crate) fn append_encoded_op(bytes: &mut Vec<u8>, op: &[u8], key_len: usize) 
 }
 
 /// Fills in the header of a record assembled in `bytes` (its first [`RECORD_HEADER_BYTES`]
-/// reserved, then `count` ops): body length, LSN, op count and the header CRC.
+/// reserved, then `count` ops): body length, LSN, op count, no synced LSN, and the header
+/// CRC. (Compacted segments are written this way: they are whole and synced before they
+/// count, so no record in them needs to say how far the log was synced.)
 pub(crate) fn seal_record(bytes: &mut [u8], count: usize, lsn: Lsn) {
     let body = (bytes.len() - RECORD_HEADER_BYTES) as u32;
     bytes[4..8].copy_from_slice(&body.to_le_bytes());
     bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
     bytes[16..20].copy_from_slice(&(count as u32).to_le_bytes());
+    bytes[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&[0; 4]);
     let crc = crate::wal::checksum::crc32(&bytes[4..RECORD_HEADER_BYTES]);
     bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Writes into the header at the start of `record` (a stamped record, about to be written
+/// to this node's log) that the log was durable through `synced` when it was written, and
+/// recomputes the header CRC. A gap that does not fit (four billion unsynced records, as
+/// only `SyncPolicy::Never` could leave) is written as 0, "not known", which recovery
+/// treats as nothing synced: the cautious reading.
+pub(crate) fn stamp_synced(record: &mut [u8], synced: Lsn) {
+    let lsn = read_u64(record, 8);
+    let gap = lsn
+        .checked_sub(synced)
+        .and_then(|gap| u32::try_from(gap).ok())
+        .unwrap_or(0);
+    record[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&gap.to_le_bytes());
+    let crc = crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]);
+    record[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Clears the note [`stamp_synced`] wrote into the header at the start of `record`, and
+/// recomputes the header CRC: the record as it was encoded, for another node.
+pub(crate) fn clear_synced(record: &mut [u8]) {
+    if read_u32(record, SYNCED_GAP_AT) != 0 {
+        record[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&[0; 4]);
+        let crc = crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]);
+        record[0..4].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// The LSN through which the log was durable when this record was written, as its header
+/// says (0 when it says nothing): `header` is a whole record header whose CRC held.
+pub(crate) fn synced_before(header: &[u8]) -> Lsn {
+    let lsn = read_u64(header, 8);
+    match read_u32(header, SYNCED_GAP_AT) {
+        0 => 0,
+        gap => lsn.saturating_sub(u64::from(gap)),
+    }
 }
 
 /// Validates a whole record (header + body) and returns its LSN and operation spans
@@ -640,6 +689,43 @@ pub(crate) fn read_u64(buf: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_says_how_far_the_log_was_synced_and_can_unsay_it() {
+        let ops = [Op::Put {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        }];
+        let mut record = EncodedRecord::encode(&ops);
+        record.stamp(1_000);
+        let as_encoded = record.bytes.to_vec();
+        assert_eq!(
+            synced_before(&as_encoded),
+            0,
+            "a fresh encoding says nothing"
+        );
+
+        let mut written = as_encoded.clone();
+        stamp_synced(&mut written, 990);
+        assert_eq!(synced_before(&written), 990);
+        assert!(decode(&written).is_ok(), "the header CRC covers the note");
+        written[SYNCED_GAP_AT] ^= 1;
+        assert!(decode(&written).is_err(), "a flipped note is damage");
+        written[SYNCED_GAP_AT] ^= 1;
+
+        clear_synced(&mut written);
+        assert_eq!(written, as_encoded);
+
+        // A gap too large to note, or a synced LSN past the record's own (a snapshot
+        // install lowered the LSNs), says nothing rather than something wrong.
+        let mut far = as_encoded.clone();
+        far[8..16].copy_from_slice(&(u64::from(u32::MAX) + 10).to_le_bytes());
+        stamp_synced(&mut far, 1);
+        assert_eq!(synced_before(&far), 0);
+        let mut ahead = as_encoded;
+        stamp_synced(&mut ahead, 5_000);
+        assert_eq!(synced_before(&ahead), 0);
+    }
 
     #[test]
     fn spans_hold_one_inline_and_more_on_the_heap() {

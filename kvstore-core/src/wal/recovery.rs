@@ -14,7 +14,7 @@ use crate::options::{Options, RecoveryMode};
 use crate::tail_cache::{CachedTail, TailChunks};
 use crate::wal::hint::{self, EntryRef, Hint, HintBuilder};
 use crate::wal::reader::{Next, RecordReader};
-use crate::wal::record::{op_disk_bytes, RECORD_HEADER_BYTES};
+use crate::wal::record::{op_disk_bytes, synced_before, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
     hint_path, parse_hint_name, parse_segment_name, segment_path, EndCheck, SegmentHeader,
     SegmentId, SEGMENT_HEADER_BYTES,
@@ -31,14 +31,24 @@ pub(crate) struct Recovered {
     pub segments_without_hint: Vec<SegmentId>,
 }
 
-/// Whether a whole valid record starts anywhere in `(damaged, end)` of `file`: a record
-/// header whose checksum holds, followed by a body that decodes and checks.
-fn valid_record_after(file: &Arc<dyn FileIo>, damaged: u64, end: u64) -> std::io::Result<bool> {
+/// Whether a whole valid record in `(damaged, end)` of `file` (a record header whose
+/// checksum holds, followed by a body that decodes and checks) says the log was synced past
+/// `before` when it was written: then the bytes at `damaged`, which hold the records after
+/// `before`, had reached the disk, and their damage is not a torn write.
+///
+/// Each valid record found is skipped whole; between them every offset is tried, since the
+/// damage may have cut the log anywhere.
+fn synced_record_after(
+    file: &Arc<dyn FileIo>,
+    damaged: u64,
+    end: u64,
+    before: Lsn,
+) -> std::io::Result<bool> {
     const WINDOW: u64 = 1 << 20;
     let header = RECORD_HEADER_BYTES as u64;
     let mut window_start = damaged + 1;
     let mut buf = Vec::new();
-    while window_start + header <= end {
+    'windows: while window_start + header <= end {
         let window_end = (window_start + WINDOW + header).min(end);
         buf.resize((window_end - window_start) as usize, 0);
         file.read_exact_at(&mut buf, window_start)?;
@@ -58,7 +68,11 @@ fn valid_record_after(file: &Arc<dyn FileIo>, damaged: u64, end: u64) -> std::io
             let mut record = vec![0u8; (header + body) as usize];
             file.read_exact_at(&mut record, start)?;
             if crate::wal::record::decode(&record).is_ok() {
-                return Ok(true);
+                if synced_before(&record) > before {
+                    return Ok(true);
+                }
+                window_start = start + header + body;
+                continue 'windows;
             }
         }
         window_start += WINDOW;
@@ -715,10 +729,15 @@ pub(crate) fn recover(
                     torn,
                 }) = damage
                 {
-                    // Only a tail may be cut: damage with a valid record after it is bit rot in
-                    // the middle of the log (those records were acknowledged), not a torn write.
+                    // Only a tail may be cut: a torn write, which never reached the disk
+                    // whole. Damage to bytes a later record says were synced is damage to
+                    // acknowledged data (bit rot, a lost sector), not a torn write; so is
+                    // any damage in a sealed segment, synced whole when it was sealed. A
+                    // hole in an unsynced write ahead of later pages that did reach the
+                    // disk is torn: the records after it go too, as they follow the hole.
+                    let last_valid = last_record_lsn.unwrap_or(header.lsn_mark);
                     let in_the_middle = !is_active
-                        || valid_record_after(&file, offset, file_len)
+                        || synced_record_after(&file, offset, file_len, last_valid)
                             .ctx(|| format!("scanning {} past damage", path.display()))?;
                     if in_the_middle && opts.recovery_mode == RecoveryMode::TruncateTail {
                         return Err(Error::Corrupt {
@@ -803,6 +822,14 @@ pub(crate) fn recover(
     let active = match active_id {
         Some(id) => match state.segments.get_mut(&id) {
             Some(seg) => {
+                if active_len > SEGMENT_HEADER_BYTES {
+                    // What a crashed process wrote may still be only in the page cache; the
+                    // records written from now on say the log was synced through `last_lsn`
+                    // (and `flush` finds nothing new to sync), so it must be.
+                    seg.file
+                        .sync_data()
+                        .ctx(|| format!("syncing segment {id}"))?;
+                }
                 seg.file = CachedTail::wrap(seg.file.clone(), active_len, tail_chunks);
                 ActiveSegment {
                     id,

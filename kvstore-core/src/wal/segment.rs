@@ -21,8 +21,9 @@ use crate::Lsn;
 /// Size of the segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 36;
 const MAGIC: &[u8; 8] = b"KVSTSEG\0";
-/// 2: op lengths are varints (see `record`); version 1 segments are refused.
-const VERSION: u32 = 2;
+/// 2: op lengths are varints (see `record`). 3: record headers carry how far the log was
+/// synced when they were written. Earlier versions are refused.
+const VERSION: u32 = 3;
 const FLAG_COMPACTED: u32 = 1;
 const FLAG_END_CHECK: u32 = 2;
 
@@ -86,7 +87,9 @@ impl SegmentHeader {
         }
         let version = read_u32(buf, 8);
         if version != VERSION {
-            return Err(format!("unsupported segment version {version}"));
+            return Err(format!(
+                "unsupported segment version {version} (this build reads version {VERSION})"
+            ));
         }
         let flags = read_u32(buf, 12);
         let compacted = flags & FLAG_COMPACTED != 0;

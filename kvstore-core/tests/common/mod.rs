@@ -15,8 +15,8 @@ pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 /// Size of a segment header (magic, version, flags, id, reserved, lsn_mark, crc).
 pub const SEGMENT_HEADER_BYTES: u64 = 36;
-/// Size of a record header (crc, body_len, lsn, op_count).
-pub const RECORD_HEADER_BYTES: u64 = 20;
+/// Size of a record header (crc, body_len, lsn, op_count, synced_gap).
+pub const RECORD_HEADER_BYTES: u64 = 24;
 
 /// A segment file as the tests see it.
 #[derive(Debug, Clone)]
@@ -298,5 +298,176 @@ impl SyncTrackingVfs {
             .map_err(|_| io::Error::other("tracking map poisoned"))?
             .clear();
         Ok(())
+    }
+}
+
+/// Bytes of a page as the power-loss model sees a disk write: each 4 KiB page written since
+/// its file's last `sync_data` reaches the disk whole or not at all, independently.
+pub const PAGE_BYTES: u64 = 4096;
+
+/// A [`kvstore_core::io::Vfs`] over the real file system that keeps, for every page written
+/// since its file's last `sync_data`, what the page held at that sync, so that a test can
+/// build the directory a power loss might leave behind: any subset of those pages reverted
+/// ([`PageLossVfs::power_loss_copy`]). Unlike [`SyncTrackingVfs`], it models unsynced
+/// writes inside a file's existing length too (the log writes into preallocated zeros),
+/// where a later page can reach the disk while an earlier one does not.
+#[derive(Debug, Default)]
+pub struct PageLossVfs {
+    /// Per file (by inode): page number → the page's bytes at the last sync.
+    dirty: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<DirtyPages>>>,
+    /// Every `sync_data` fails from now on (the disk went away mid-commit).
+    failing_syncs: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The pages of one file written since its last sync, as they were at that sync.
+#[derive(Debug, Default)]
+pub struct DirtyPages(std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u8>>>);
+
+#[derive(Debug)]
+struct PageLossFile {
+    inner: std::sync::Arc<dyn kvstore_core::io::FileIo>,
+    dirty: std::sync::Arc<DirtyPages>,
+    failing_syncs: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PageLossFile {
+    fn pages(
+        &self,
+    ) -> io::Result<std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Vec<u8>>>> {
+        self.dirty
+            .0
+            .lock()
+            .map_err(|_| io::Error::other("dirty page map poisoned"))
+    }
+}
+
+impl kvstore_core::io::FileIo for PageLossFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if !buf.is_empty() {
+            let mut pages = self.pages()?;
+            let size = self.inner.size()?;
+            let last = (offset + buf.len() as u64 - 1) / PAGE_BYTES;
+            for page in offset / PAGE_BYTES..=last {
+                if pages.contains_key(&page) {
+                    continue;
+                }
+                // What the disk holds for this page until a sync: its bytes now, zeros
+                // past the file's end.
+                let start = page * PAGE_BYTES;
+                let mut before = vec![0u8; PAGE_BYTES as usize];
+                let have = size.saturating_sub(start).min(PAGE_BYTES) as usize;
+                self.inner.read_exact_at(&mut before[..have], start)?;
+                pages.insert(page, before);
+            }
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if self.failing_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::other("injected sync failure"));
+        }
+        let mut pages = self.pages()?;
+        self.inner.sync_data()?;
+        pages.clear();
+        Ok(())
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl kvstore_core::io::Vfs for PageLossVfs {
+    fn open(
+        &self,
+        path: &Path,
+        create: bool,
+    ) -> io::Result<std::sync::Arc<dyn kvstore_core::io::FileIo>> {
+        use std::os::unix::fs::MetadataExt;
+        let inner = kvstore_core::io::OsVfs.open(path, create)?;
+        let ino = fs::metadata(path)?.ino();
+        let mut map = self
+            .dirty
+            .lock()
+            .map_err(|_| io::Error::other("dirty map poisoned"))?;
+        // A created file may reuse the inode of a deleted one: it starts clean.
+        let dirty = if create {
+            let entry = std::sync::Arc::new(DirtyPages::default());
+            map.insert(ino, entry.clone());
+            entry
+        } else {
+            map.entry(ino).or_default().clone()
+        };
+        Ok(std::sync::Arc::new(PageLossFile {
+            inner,
+            dirty,
+            failing_syncs: self.failing_syncs.clone(),
+        }))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        kvstore_core::io::OsVfs.sync_dir(dir)
+    }
+}
+
+impl PageLossVfs {
+    /// Makes every later `sync_data` fail, leaving what was written since the last one
+    /// unsynced for [`power_loss_copy`](Self::power_loss_copy) to tear.
+    pub fn fail_syncs(&self) {
+        self.failing_syncs
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Copies the files of `from` into `to` (created), reverting each page written since its
+    /// file's last sync to its synced bytes where `lose(path, page)` says so: the directory a
+    /// power loss could leave. Returns how many pages were reverted. Call while the store
+    /// writes nothing (a background hint write may still come and go: a file that vanishes
+    /// while listed is left out, as if the loss came before it).
+    pub fn power_loss_copy(
+        &self,
+        from: &Path,
+        to: &Path,
+        mut lose: impl FnMut(&Path, u64) -> bool,
+    ) -> io::Result<usize> {
+        use std::os::unix::fs::MetadataExt;
+        fs::create_dir_all(to)?;
+        let map = self
+            .dirty
+            .lock()
+            .map_err(|_| io::Error::other("dirty map poisoned"))?;
+        let mut reverted = 0;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            let path = entry.path();
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let (mut bytes, meta) = match (fs::read(&path), entry.metadata()) {
+                (Ok(bytes), Ok(meta)) => (bytes, meta),
+                (Err(e), _) | (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            };
+            if let Some(dirty) = map.get(&meta.ino()) {
+                let pages = dirty
+                    .0
+                    .lock()
+                    .map_err(|_| io::Error::other("dirty page map poisoned"))?;
+                for (page, before) in pages.iter() {
+                    let start = (page * PAGE_BYTES) as usize;
+                    if start >= bytes.len() || !lose(&path, *page) {
+                        continue;
+                    }
+                    let end = (start + before.len()).min(bytes.len());
+                    bytes[start..end].copy_from_slice(&before[..end - start]);
+                    reverted += 1;
+                }
+            }
+            fs::write(to.join(entry.file_name()), bytes)?;
+        }
+        Ok(reverted)
     }
 }
