@@ -83,9 +83,7 @@ impl<'a> GroupPlanner<'a> {
     /// A blind write of the group (plain `SET`s): committed as it is, and later members see
     /// it; one the store would refuse (a key or value too large) is refused here, unseen.
     pub(crate) fn blind(&mut self, batch: &WriteBatch) -> Result<(), Frame> {
-        self.view.write(batch.ops())?;
-        self.view.take_batch();
-        Ok(())
+        self.view.note_written(batch.ops())
     }
 
     /// A `DEL` of `keys`: its count; its deletes (each key that has a value, once) go to the
