@@ -171,7 +171,8 @@ mod tests {
         for cut in [
             whole.len() - 1,
             sent[0].encoded_len() + 3,
-            sent[0].encoded_len() + 21,
+            // Past the second record's 24-byte header, inside its operation.
+            sent[0].encoded_len() + 26,
         ] {
             let err = split(&whole[..cut]).err().unwrap_or_default();
             assert!(err.contains("truncated"), "{err}");

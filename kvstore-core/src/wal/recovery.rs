@@ -36,19 +36,46 @@ pub(crate) struct Recovered {
 /// `before` when it was written: then the bytes at `damaged`, which hold the records after
 /// `before`, had reached the disk, and their damage is not a torn write.
 ///
-/// Each valid record found is skipped whole; between them every offset is tried, since the
-/// damage may have cut the log anywhere.
+/// Between valid records every offset is tried, since the damage may have cut the log
+/// anywhere; from a valid record on, the records that follow it are read in turn, as a scan
+/// of the log reads them, until one is damaged (and offsets are tried again past it) or the
+/// log ends. So the rest of the file is read about once, however many records follow a hole.
 fn synced_record_after(
     file: &Arc<dyn FileIo>,
     damaged: u64,
     end: u64,
     before: Lsn,
 ) -> std::io::Result<bool> {
+    let mut from = damaged + 1;
+    while let Some(start) = next_valid_record(file, from, end)? {
+        let mut reader = RecordReader::new(file.clone(), start, end);
+        loop {
+            match reader.next_ref()? {
+                Next::Record(record) => {
+                    if synced_before(record.bytes) > before {
+                        return Ok(true);
+                    }
+                }
+                Next::End => return Ok(false),
+                Next::Damaged { offset, .. } => {
+                    from = offset + 1;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Where the first whole valid record at or after `from` (and before `end`) of `file`
+/// starts, trying every offset: a record header whose checksum holds, followed by a body
+/// that decodes and checks.
+fn next_valid_record(file: &Arc<dyn FileIo>, from: u64, end: u64) -> std::io::Result<Option<u64>> {
     const WINDOW: u64 = 1 << 20;
     let header = RECORD_HEADER_BYTES as u64;
-    let mut window_start = damaged + 1;
+    let mut window_start = from;
     let mut buf = Vec::new();
-    'windows: while window_start + header <= end {
+    while window_start + header <= end {
         let window_end = (window_start + WINDOW + header).min(end);
         buf.resize((window_end - window_start) as usize, 0);
         file.read_exact_at(&mut buf, window_start)?;
@@ -68,16 +95,12 @@ fn synced_record_after(
             let mut record = vec![0u8; (header + body) as usize];
             file.read_exact_at(&mut record, start)?;
             if crate::wal::record::decode(&record).is_ok() {
-                if synced_before(&record) > before {
-                    return Ok(true);
-                }
-                window_start = start + header + body;
-                continue 'windows;
+                return Ok(Some(start));
             }
         }
         window_start += WINDOW;
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// Where and why a scan stopped before the end of a segment.
