@@ -280,7 +280,7 @@ fn concurrent_writers_flushes_and_rolls_then_power_loss() -> TestResult {
                     store.flush()?;
                     flushed.fetch_max(before, std::sync::atomic::Ordering::SeqCst);
                     n += 1;
-                    if n % 7 == 0 {
+                    if n.is_multiple_of(7) {
                         store.compact()?;
                     }
                 }
