@@ -168,6 +168,12 @@ impl<'a> View<'a> {
     /// it is, beside the view's (see `GroupPlanner::blind`). Refuses them all as
     /// [`View::write`] does.
     pub(super) fn note_written(&mut self, ops: &[Op]) -> Result<(), Frame> {
+        // A blind batch comes between rows: a dirty key here would carry the blind value in
+        // the view's next batch, its bytes uncounted toward the row's record limit.
+        debug_assert!(
+            self.dirty_ends.is_empty(),
+            "a blind batch noted while the view's batch holds writes"
+        );
         self.write_ops(ops, false)
     }
 

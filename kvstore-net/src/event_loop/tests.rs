@@ -261,3 +261,146 @@ fn a_long_row_of_planned_members_is_cut_into_records_of_bounded_size() -> TestRe
     assert_eq!(node.store.last_lsn() - before, 2, "records written");
     Ok(())
 }
+
+// Groups of planned members and blind batches in a fixed order, checked through the
+// group planner's view: rows cut at the record limit, blind batches between planned
+// members, and chains of conditional writes (written in review of the hashed view).
+
+fn commit_replies(group: &mut Group, node: &Node) -> Vec<Frame> {
+    group
+        .commit(node)
+        .into_iter()
+        .filter_map(|answer| answer.replies.map(|(reply, _)| reply))
+        .collect()
+}
+
+fn req(args: &[&[u8]]) -> crate::parse::Request {
+    crate::parse::Request::from_args(args.iter().copied())
+}
+
+fn blind(pairs: &[(&[u8], &[u8])]) -> kvstore_core::WriteBatch {
+    let mut batch = kvstore_core::WriteBatch::new();
+    for (key, value) in pairs {
+        batch.put(key, value);
+    }
+    batch
+}
+
+/// A key written in a row, taken when the row passes MAX_RUN_BYTES, then written again by
+/// the next row: the next row's record must hold its new final state.
+#[test]
+fn a_key_taken_at_the_row_cut_and_written_again_is_in_the_next_record() -> TestResult {
+    let (node, _listener, _dir) = node()?;
+    let big = vec![b'v'; 9 << 20];
+    let mut group = Group::default();
+    group.add_isolated(0, req(&[b"APPEND", b"k", &big]));
+    group.add_isolated(0, req(&[b"INCR", b"n"]));
+    group.add_isolated(0, req(&[b"APPEND", b"k", &big])); // row cut here
+    group.add_isolated(0, req(&[b"APPEND", b"k", b"x"]));
+    group.add_isolated(0, req(&[b"INCR", b"n"]));
+    group.add_isolated(0, req(&[b"GETDEL", b"n"]));
+    group.add_isolated(0, req(&[b"SETNX", b"n", b"7"]));
+    let before = node.store.last_lsn();
+    let replies = commit_replies(&mut group, &node);
+    assert_eq!(
+        replies,
+        vec![
+            Frame::Integer(9 << 20),
+            Frame::Integer(1),
+            Frame::Integer(18 << 20),
+            Frame::Integer((18 << 20) + 1),
+            Frame::Integer(2),
+            Frame::Bulk(b"2".to_vec()),
+            Frame::Integer(1),
+        ]
+    );
+    assert_eq!(node.store.value_len(b"k"), Some((18 << 20) + 1));
+    assert_eq!(node.store.get(b"n")?, Some(b"7".to_vec()));
+    assert_eq!(node.store.len(), 2);
+    // Cut after the second APPEND (18 MiB pending) and after the third (an APPEND puts the
+    // whole 18 MiB value again); the INCR, GETDEL and SETNX after it make the third record.
+    assert_eq!(node.store.last_lsn() - before, 3, "records written");
+    Ok(())
+}
+
+/// Blind batches between planned members are only noted in the view: later members see
+/// them, the rows around them commit in order, and a refused blind batch stays unseen.
+#[test]
+fn blind_batches_between_planned_members() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Options::new().max_value_bytes(8).open(dir.path())?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let node = Node::new(store, ServerConfig::new(dir.path()), listener.local_addr()?);
+    node.store.put(b"gone", b"1")?;
+    let mut group = Group::default();
+    group.add_isolated(0, req(&[b"INCR", b"k"]));
+    group.add(1, 1, blind(&[(b"k", b"5"), (b"k", b"6")]), Frame::ok());
+    group.add_isolated(2, req(&[b"INCR", b"k"]));
+    group.add_delete(3, vec![b"k".to_vec(), b"gone".to_vec()]);
+    group.add_delete(3, vec![b"k".to_vec()]);
+    // Refused (value too large): unseen by the SETNX after it.
+    group.add(4, 1, blind(&[(b"k", b"123456789")]), Frame::ok());
+    group.add_isolated(5, req(&[b"SETNX", b"k", b"a"]));
+    group.add(6, 1, blind(&[(b"k", b"b")]), Frame::ok());
+    group.add_isolated(7, req(&[b"APPEND", b"k", b"c"]));
+    group.add_isolated(7, req(&[b"SET", b"k", b"z", b"XX", b"GET"]));
+    let replies = commit_replies(&mut group, &node);
+    assert_eq!(replies[0], Frame::Integer(1));
+    assert_eq!(replies[1], Frame::ok());
+    assert_eq!(replies[2], Frame::Integer(7));
+    assert_eq!(replies[3], Frame::Integer(2));
+    assert_eq!(replies[4], Frame::Integer(0));
+    assert!(matches!(replies[5], Frame::Error(_)), "{:?}", replies[5]);
+    assert_eq!(replies[6], Frame::Integer(1));
+    assert_eq!(replies[7], Frame::ok());
+    assert_eq!(replies[8], Frame::Integer(2));
+    assert_eq!(replies[9], Frame::Bulk(b"bc".to_vec()));
+    assert_eq!(node.store.get(b"k")?, Some(b"z".to_vec()));
+    assert!(!node.store.contains_key(b"gone")?);
+    assert_eq!(node.store.len(), 1);
+    Ok(())
+}
+
+/// MSETNX and SET NX sequences in one group, over keys read (and remembered as last read)
+/// without being written.
+#[test]
+fn msetnx_and_set_nx_sequences_in_one_group() -> TestResult {
+    let (node, _listener, _dir) = node()?;
+    node.store.put(b"b", b"old")?;
+    let mut group = Group::default();
+    group.add_isolated(0, req(&[b"MSETNX", b"a", b"1", b"b", b"2"])); // b exists: 0
+    group.add_isolated(0, req(&[b"MSETNX", b"a", b"1", b"c", b"2"])); // 1
+    group.add_isolated(0, req(&[b"SET", b"b", b"x", b"NX"])); // nil
+    group.add_isolated(0, req(&[b"SET", b"d", b"x", b"XX"])); // nil, d read absent
+    group.add_isolated(0, req(&[b"SET", b"d", b"y", b"NX", b"GET"])); // nil, sets d
+    group.add_isolated(0, req(&[b"MSETNX", b"d", b"1", b"e", b"1"])); // 0
+    group.add_isolated(0, req(&[b"GETDEL", b"b"])); // "old"
+    group.add_isolated(0, req(&[b"SET", b"b", b"n", b"NX", b"GET"])); // nil, sets b
+    group.add_isolated(0, req(&[b"GETSET", b"e", b"g"])); // nil
+    let replies = commit_replies(&mut group, &node);
+    assert_eq!(
+        replies,
+        vec![
+            Frame::Integer(0),
+            Frame::Integer(1),
+            Frame::Null,
+            Frame::Null,
+            Frame::Null,
+            Frame::Integer(0),
+            Frame::Bulk(b"old".to_vec()),
+            Frame::Null,
+            Frame::Null,
+        ]
+    );
+    for (key, value) in [
+        (&b"a"[..], &b"1"[..]),
+        (b"b", b"n"),
+        (b"c", b"2"),
+        (b"d", b"y"),
+        (b"e", b"g"),
+    ] {
+        assert_eq!(node.store.get(key)?, Some(value.to_vec()), "{key:?}");
+    }
+    assert_eq!(node.store.len(), 5);
+    Ok(())
+}
