@@ -9,7 +9,9 @@ use crate::index::{Location, Segment};
 use crate::store::Inner;
 use crate::wal::hint::HintBuilder;
 use crate::wal::record::{stamp_synced, EncodedRecord};
-use crate::wal::segment::{segment_path, EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::wal::segment::{
+    new_salt, segment_path, EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES,
+};
 use crate::wal::writer::{ActiveSegment, LsnRule, Outcome, Pending};
 use crate::{Lsn, SyncPolicy};
 
@@ -214,7 +216,8 @@ impl Inner {
                 let at = buf.len();
                 buf.extend_from_slice(&p.record.bytes);
                 // Read per record: a roll earlier in this group synced everything before it.
-                stamp_synced(&mut buf[at..], self.synced_lsn.load(Ordering::Acquire));
+                let synced = self.synced_lsn.load(Ordering::Acquire);
+                stamp_synced(&mut buf[at..], synced, active.salt);
             }
             lsn = next;
         }
@@ -303,6 +306,7 @@ impl Inner {
             compacted: false,
             lsn_mark: last_lsn,
             end_check: EndCheck::FollowsLog(sealed),
+            salt: new_salt(),
         };
         let file = self.create_active_segment_file(id, &header)?;
         let built_hint =
@@ -315,7 +319,13 @@ impl Inner {
             }
             state.segments.insert(
                 id,
-                Segment::new(file.clone(), SEGMENT_HEADER_BYTES, last_lsn, false),
+                Segment::new(
+                    file.clone(),
+                    SEGMENT_HEADER_BYTES,
+                    last_lsn,
+                    false,
+                    header.salt,
+                ),
             );
         }
         *active = ActiveSegment {
@@ -326,6 +336,7 @@ impl Inner {
             unsynced: false,
             written_lsn: last_lsn,
             hint: HintBuilder::new(id),
+            salt: header.salt,
         };
         self.active_segment.store(id, Ordering::Release);
         Ok(sealed)

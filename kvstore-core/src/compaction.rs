@@ -41,6 +41,7 @@ pub struct CompactionReport {
 struct Candidate {
     id: SegmentId,
     file: Arc<dyn FileIo>,
+    salt: u32,
     len: u64,
     has_hint: bool,
 }
@@ -227,6 +228,7 @@ impl Inner {
                     candidates.push(Candidate {
                         id: *id,
                         file: s.file.clone(),
+                        salt: s.salt,
                         len: s.len,
                         has_hint: s.has_hint,
                     });
@@ -331,8 +333,10 @@ impl Inner {
         }
         let path = segment_path(&self.dir, candidate.id);
         let mut found = CandidateEntries::default();
-        let (_, damage) = visit_segment(&candidate.file, candidate.len, |e| found.push(&e))
-            .ctx(|| format!("scanning {} for compaction", path.display()))?;
+        let (_, damage) = visit_segment(&candidate.file, candidate.salt, candidate.len, |e| {
+            found.push(&e)
+        })
+        .ctx(|| format!("scanning {} for compaction", path.display()))?;
         if let Some(crate::wal::recovery::Damage { offset, reason, .. }) = damage {
             return Err(Error::Corrupt {
                 path,

@@ -138,6 +138,8 @@ pub(crate) struct Segment {
     pub max_lsn: Lsn,
     /// See [`crate::wal::segment::SegmentHeader::lsn_mark`].
     pub lsn_mark: Lsn,
+    /// The salt of its records' header checksums (see [`crate::wal::segment::SegmentHeader`]).
+    pub salt: u32,
     /// A compaction output (holds a subset of old records, not a stretch of the log).
     pub compacted: bool,
     /// Whether a valid hint file exists for it.
@@ -152,9 +154,10 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    pub fn new(file: Arc<dyn FileIo>, len: u64, lsn_mark: Lsn, compacted: bool) -> Self {
+    pub fn new(file: Arc<dyn FileIo>, len: u64, lsn_mark: Lsn, compacted: bool, salt: u32) -> Self {
         Segment {
             file,
+            salt,
             len,
             dead_bytes: 0,
             dead_offsets: Vec::new(),

@@ -133,12 +133,17 @@ impl Inner {
     pub(crate) fn write_hint(&self, id: SegmentId) -> crate::Result<()> {
         // Compaction may be deleting this very segment.
         let _exclusive = self.compaction_lock.lock();
-        let Some((file, len, compacted, built)) = ({
+        let Some((file, salt, len, compacted, built)) = ({
             let mut state = self.state.write();
-            state
-                .segments
-                .get_mut(&id)
-                .map(|s| (s.file.clone(), s.len, s.compacted, s.built_hint.take()))
+            state.segments.get_mut(&id).map(|s| {
+                (
+                    s.file.clone(),
+                    s.salt,
+                    s.len,
+                    s.compacted,
+                    s.built_hint.take(),
+                )
+            })
         }) else {
             return Ok(()); // compacted away meanwhile
         };
@@ -146,7 +151,7 @@ impl Inner {
             hint::write_bytes(&self.dir, id, &bytes)?;
             return self.note_hint_written(id);
         }
-        let (content, damage) = scan_segment(&file, len)
+        let (content, damage) = scan_segment(&file, salt, len)
             .map_err(|e| crate::Error::io(format!("scanning segment {id} for its hint"), e))?;
         if let Some(crate::wal::recovery::Damage { offset, reason, .. }) = damage {
             return Err(crate::Error::Corrupt {
@@ -216,18 +221,18 @@ mod tests {
                 .segments
                 .iter()
                 .filter(|(_, s)| s.sealed && !s.compacted)
-                .map(|(id, s)| (*id, s.file.clone(), s.len, s.has_hint))
+                .map(|(id, s)| (*id, s.file.clone(), s.salt, s.len, s.has_hint))
                 .collect()
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while sealed().iter().any(|s| !s.3) {
+        while sealed().iter().any(|s| !s.4) {
             assert!(Instant::now() < deadline, "hints were not written");
             std::thread::sleep(Duration::from_millis(5));
         }
         let segments = sealed();
         assert!(segments.len() >= 4, "too few rolls: {}", segments.len());
-        for (id, file, len, _) in segments {
-            let (scanned, damage) = scan_segment(&file, len).unwrap();
+        for (id, file, salt, len, _) in segments {
+            let (scanned, damage) = scan_segment(&file, salt, len).unwrap();
             assert!(damage.is_none());
             let written = std::fs::read(hint_path(dir.path(), id)).unwrap();
             assert!(

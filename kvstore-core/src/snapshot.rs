@@ -192,11 +192,12 @@ impl SnapshotInstall {
                 lsn_mark: lsn,
                 // What came before was replaced by the snapshot.
                 end_check: EndCheck::None,
+                salt: crate::wal::segment::new_salt(),
             };
             let file = inner.create_active_segment_file(id, &header)?;
-            Ok((id, file))
+            Ok((id, file, header.salt))
         })();
-        let (id, file) = match result {
+        let (id, file, salt) = match result {
             Ok(v) => v,
             Err(e) => {
                 inner.poison(&format!("installing a snapshot failed midway: {e}"));
@@ -212,7 +213,7 @@ impl SnapshotInstall {
         }
         new_state.segments.insert(
             id,
-            crate::index::Segment::new(file.clone(), SEGMENT_HEADER_BYTES, lsn, false),
+            crate::index::Segment::new(file.clone(), SEGMENT_HEADER_BYTES, lsn, false, salt),
         );
         {
             let mut state = inner.state.write();
@@ -234,6 +235,7 @@ impl SnapshotInstall {
             unsynced: false,
             written_lsn: lsn,
             hint: crate::wal::hint::HintBuilder::new(id),
+            salt,
         };
         inner.active_segment.store(id, Ordering::Release);
         tracing::info!(lsn, keys = store.len(), "snapshot installed");

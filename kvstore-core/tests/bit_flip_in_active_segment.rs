@@ -26,10 +26,10 @@ fn a_bit_flip_early_in_the_active_segment_is_reported_not_truncated() {
         .write(true)
         .open(&seg)
         .unwrap();
-    // First record starts at 36; record header 24, op header 7, key 6, then the value. The
+    // First record starts at 40; record header 24, op header 7, key 6, then the value. The
     // 99 records after it say the log was synced past it when they were written: the flip
     // hit acknowledged, synced data.
-    let at = 36 + 24 + 7 + 6 + 2;
+    let at = 40 + 24 + 7 + 6 + 2;
     let mut b = [0u8; 1];
     f.seek(SeekFrom::Start(at)).unwrap();
     f.read_exact(&mut b).unwrap();
@@ -44,7 +44,7 @@ fn a_bit_flip_early_in_the_active_segment_is_reported_not_truncated() {
         Err(Error::Corrupt { path, offset, .. }) => {
             assert_eq!(path, seg);
             assert_eq!(
-                offset, 36,
+                offset, 40,
                 "the damaged record starts right after the header"
             );
         }

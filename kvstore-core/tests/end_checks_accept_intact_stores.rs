@@ -17,7 +17,7 @@ fn options() -> Options {
 }
 
 /// 134 bytes on disk (a 24-byte record header, a 7-byte op header, 7-byte key, 96-byte
-/// value): 30 of them fill a 4096-byte segment (36-byte header) to 4056 bytes, where a
+/// value): 30 of them fill a 4096-byte segment (40-byte header) to 4060 bytes, where a
 /// 24-byte empty record still fits and the next put does not.
 fn put(lsn: u64, i: u64) -> WalRecord {
     WalRecord {

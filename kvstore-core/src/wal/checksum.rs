@@ -17,6 +17,20 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// The CRC32 of `salt` (little endian) followed by `bytes`; of `bytes` alone for salt 0.
+/// Record headers in a segment are checked with the segment's salt, so that the bytes of
+/// another segment's records (inside a value, say) never pass for records of this one.
+pub(crate) fn crc32_salted(salt: u32, bytes: &[u8]) -> u32 {
+    if salt == 0 {
+        return crc32(bytes);
+    }
+    static PROTOTYPE: OnceLock<Hasher> = OnceLock::new();
+    let mut hasher = PROTOTYPE.get_or_init(Hasher::new).clone();
+    hasher.update(&salt.to_le_bytes());
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::crc32;

@@ -114,12 +114,19 @@ impl CompactedWriter {
             compacted: true,
             lsn_mark: self.lsn_mark,
             end_check: EndCheck::None,
+            salt: crate::wal::segment::new_salt(),
         };
         file.write_all_at(&header.encode(), 0)
             .ctx(|| format!("writing {}", path.display()))?;
         self.outputs.push(Pending {
             id,
-            segment: Segment::new(file.clone(), SEGMENT_HEADER_BYTES, self.lsn_mark, true),
+            segment: Segment::new(
+                file.clone(),
+                SEGMENT_HEADER_BYTES,
+                self.lsn_mark,
+                true,
+                header.salt,
+            ),
             file,
             entries: Vec::new(),
             keys: Vec::new(),
@@ -167,7 +174,6 @@ impl CompactedWriter {
         if self.record_ops.is_empty() {
             return Ok(());
         }
-        seal_record(&mut self.record, self.record_ops.len(), self.lsn_mark);
         let len = self.record.len() as u64;
         let full = self.outputs.last().is_none_or(|o| {
             o.segment.len > SEGMENT_HEADER_BYTES
@@ -181,6 +187,13 @@ impl CompactedWriter {
                 "internal: no compacted segment to append to".into(),
             ));
         };
+        // Sealed once its segment is known: the header checksum covers the segment's salt.
+        seal_record(
+            &mut self.record,
+            self.record_ops.len(),
+            self.lsn_mark,
+            out.segment.salt,
+        );
         let offset = out.segment.len;
         out.file
             .write_all_at(&self.record, offset)
@@ -233,6 +246,7 @@ impl CompactedWriter {
                 compacted: true,
                 lsn_mark: self.lsn_mark,
                 end_check: EndCheck::Records(out.records),
+                salt: out.segment.salt,
             };
             out.file
                 .write_all_at(&header.encode(), 0)

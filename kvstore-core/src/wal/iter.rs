@@ -19,7 +19,8 @@ pub struct WalIter {
     dir: std::path::PathBuf,
     after: Lsn,
     last: Lsn,
-    segments: std::vec::IntoIter<(SegmentId, Arc<dyn FileIo>, u64)>,
+    /// The segments left to read: id, file, salt, length.
+    segments: std::vec::IntoIter<(SegmentId, Arc<dyn FileIo>, u32, u64)>,
     current: Option<(SegmentId, RecordReader)>,
     failed: bool,
 }
@@ -72,7 +73,7 @@ impl WalIter {
         let segments: Vec<_> = state
             .log_segments()
             .filter(|(_, s)| !s.is_empty() && s.max_lsn > after)
-            .map(|(id, s)| (*id, s.file.clone(), s.len))
+            .map(|(id, s)| (*id, s.file.clone(), s.salt, s.len))
             .collect();
         Ok(WalIter {
             dir: inner.dir.clone(),
@@ -109,8 +110,8 @@ impl WalIter {
         }
         loop {
             if self.current.is_none() {
-                let (id, file, len) = self.segments.next()?;
-                self.current = Some((id, RecordReader::new(file, SEGMENT_HEADER_BYTES, len)));
+                let (id, file, salt, len) = self.segments.next()?;
+                self.current = Some((id, RecordReader::new(file, salt, SEGMENT_HEADER_BYTES, len)));
             }
             let (id, reader) = self.current.as_mut()?;
             let id = *id;

@@ -39,6 +39,8 @@ pub(crate) enum Next<R = RawRecord> {
 /// Reads records from `start` up to `end` (exclusive) of a file.
 pub(crate) struct RecordReader {
     file: Arc<dyn FileIo>,
+    /// The segment's salt, which its records' header checksums cover.
+    salt: u32,
     pos: u64,
     end: u64,
     buf: Vec<u8>,
@@ -46,9 +48,10 @@ pub(crate) struct RecordReader {
 }
 
 impl RecordReader {
-    pub fn new(file: Arc<dyn FileIo>, start: u64, end: u64) -> Self {
+    pub fn new(file: Arc<dyn FileIo>, salt: u32, start: u64, end: u64) -> Self {
         RecordReader {
             file,
+            salt,
             pos: start,
             end,
             buf: Vec::new(),
@@ -160,7 +163,7 @@ impl RecordReader {
             });
         }
         let at = (self.pos - self.buf_start) as usize;
-        match record::decode(&self.buf[at..at + total]) {
+        match record::decode(&self.buf[at..at + total], self.salt) {
             Ok((lsn, spans)) => {
                 self.pos += total as u64;
                 Ok(Next::Record(RawRecord {

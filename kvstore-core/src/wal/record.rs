@@ -4,7 +4,11 @@
 //! record  = header_crc:u32 | body_len:u32 | lsn:u64 | op_count:u32 | synced_gap:u32 | op*
 //! op      = op_crc:u32 | tag:u8 (1 put, 2 delete) | key_len:varint | value_len:varint | key | value
 //! ```
-//! Integers are little endian. `synced_gap` says how far the log was known durable when the
+//! Integers are little endian. The header CRC covers, before the rest of the header, the
+//! salt of the segment file the record is in (random per file; see `segment`), so a record
+//! is valid only where it was written: the bytes of another segment's records inside a
+//! value never pass for records when recovery looks past damage. Records in transit (the
+//! commit hook, `wal_since`, replication) carry the unsalted CRC (salt 0). `synced_gap` says how far the log was known durable when the
 //! record was written to its segment: through LSN `lsn − synced_gap` (0: not known). After a
 //! power loss, damage in the newest segment followed by records that say it was synced
 //! before they were written is damage to synced data (an error); damage that no later record
@@ -211,8 +215,7 @@ impl EncodedRecord {
         }
         if let RecordBytes::Owned(bytes) = &mut self.bytes {
             bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
-            let crc = crate::wal::checksum::crc32(&bytes[4..RECORD_HEADER_BYTES]);
-            bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+            seal_header(bytes, 0);
         }
     }
 
@@ -327,7 +330,7 @@ impl EncodedWalRecord {
     /// Checks every checksum and bound and returns where each operation lies; what a replica
     /// needs before it writes the bytes into its own log.
     pub(crate) fn verified_spans(&self) -> Result<Spans> {
-        match decode(self.as_bytes()) {
+        match decode(self.as_bytes(), 0) {
             Ok((lsn, spans)) if lsn == self.lsn => Ok(spans),
             Ok((lsn, _)) => Err(invalid_record(
                 Some(self.lsn),
@@ -432,7 +435,7 @@ fn header_lsn(record: &[u8]) -> std::result::Result<Lsn, String> {
             record.len()
         ));
     }
-    if crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]) != read_u32(record, 0) {
+    if !header_crc_holds(record, 0) {
         return Err("record header checksum mismatch".into());
     }
     Ok(read_u64(record, 8))
@@ -519,40 +522,47 @@ pub(crate) fn append_encoded_op(bytes: &mut Vec<u8>, op: &[u8], key_len: usize) 
 /// reserved, then `count` ops): body length, LSN, op count, no synced LSN, and the header
 /// CRC. (Compacted segments are written this way: they are whole and synced before they
 /// count, so no record in them needs to say how far the log was synced.)
-pub(crate) fn seal_record(bytes: &mut [u8], count: usize, lsn: Lsn) {
+pub(crate) fn seal_record(bytes: &mut [u8], count: usize, lsn: Lsn, salt: u32) {
     let body = (bytes.len() - RECORD_HEADER_BYTES) as u32;
     bytes[4..8].copy_from_slice(&body.to_le_bytes());
     bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
     bytes[16..20].copy_from_slice(&(count as u32).to_le_bytes());
     bytes[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&[0; 4]);
-    let crc = crate::wal::checksum::crc32(&bytes[4..RECORD_HEADER_BYTES]);
-    bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+    seal_header(bytes, salt);
+}
+
+/// Writes the header CRC of the record at the start of `record`, salted with `salt` (0 for
+/// a record in transit).
+fn seal_header(record: &mut [u8], salt: u32) {
+    let crc = crate::wal::checksum::crc32_salted(salt, &record[4..RECORD_HEADER_BYTES]);
+    record[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Whether the header at the start of `record` holds its CRC for `salt`.
+fn header_crc_holds(record: &[u8], salt: u32) -> bool {
+    crate::wal::checksum::crc32_salted(salt, &record[4..RECORD_HEADER_BYTES]) == read_u32(record, 0)
 }
 
 /// Writes into the header at the start of `record` (a stamped record, about to be written
-/// to this node's log) that the log was durable through `synced` when it was written, and
-/// recomputes the header CRC. A gap that does not fit (four billion unsynced records, as
+/// to this node's log, in a segment of salt `salt`) that the log was durable through
+/// `synced` when it was written, and recomputes the header CRC with the salt. A gap that does not fit (four billion unsynced records, as
 /// only `SyncPolicy::Never` could leave) is written as 0, "not known", which recovery
 /// treats as nothing synced: the cautious reading.
-pub(crate) fn stamp_synced(record: &mut [u8], synced: Lsn) {
+pub(crate) fn stamp_synced(record: &mut [u8], synced: Lsn, salt: u32) {
     let lsn = read_u64(record, 8);
     let gap = lsn
         .checked_sub(synced)
         .and_then(|gap| u32::try_from(gap).ok())
         .unwrap_or(0);
     record[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&gap.to_le_bytes());
-    let crc = crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]);
-    record[0..4].copy_from_slice(&crc.to_le_bytes());
+    seal_header(record, salt);
 }
 
-/// Clears the note [`stamp_synced`] wrote into the header at the start of `record`, and
-/// recomputes the header CRC: the record as it was encoded, for another node.
+/// Clears the note [`stamp_synced`] wrote into the header at the start of `record` and the
+/// segment's salt from its CRC: the record as it was encoded, for another node.
 pub(crate) fn clear_synced(record: &mut [u8]) {
-    if read_u32(record, SYNCED_GAP_AT) != 0 {
-        record[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&[0; 4]);
-        let crc = crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]);
-        record[0..4].copy_from_slice(&crc.to_le_bytes());
-    }
+    record[SYNCED_GAP_AT..RECORD_HEADER_BYTES].copy_from_slice(&[0; 4]);
+    seal_header(record, 0);
 }
 
 /// The LSN through which the log was durable when this record was written, as its header
@@ -565,18 +575,18 @@ pub(crate) fn synced_before(header: &[u8]) -> Lsn {
     }
 }
 
-/// Validates a whole record (header + body) and returns its LSN and operation spans
-/// (offsets relative to the record start).
-pub(crate) fn decode(record: &[u8]) -> Result<(Lsn, Spans), DecodeError> {
+/// Validates a whole record (header + body) whose header CRC is salted with `salt` (0 for a
+/// record in transit) and returns its LSN and operation spans (offsets relative to the
+/// record start).
+pub(crate) fn decode(record: &[u8], salt: u32) -> Result<(Lsn, Spans), DecodeError> {
     if record.len() < RECORD_HEADER_BYTES {
         return Err(DecodeError::Truncated);
     }
-    let stored_crc = read_u32(record, 0);
     let body = read_u32(record, 4) as usize;
     if record.len() != RECORD_HEADER_BYTES + body {
         return Err(DecodeError::Truncated);
     }
-    if crate::wal::checksum::crc32(&record[4..RECORD_HEADER_BYTES]) != stored_crc {
+    if !header_crc_holds(record, salt) {
         if record.iter().all(|b| *b == 0) {
             return Err(DecodeError::Truncated);
         }
@@ -705,25 +715,35 @@ mod tests {
             "a fresh encoding says nothing"
         );
 
+        let salt = 0x5eed;
         let mut written = as_encoded.clone();
-        stamp_synced(&mut written, 990);
+        stamp_synced(&mut written, 990, salt);
         assert_eq!(synced_before(&written), 990);
-        assert!(decode(&written).is_ok(), "the header CRC covers the note");
+        assert!(
+            decode(&written, salt).is_ok(),
+            "the header CRC covers the note"
+        );
+        assert!(
+            decode(&written, salt + 1).is_err(),
+            "a record is valid only in its own segment"
+        );
+        assert!(decode(&written, 0).is_err());
         written[SYNCED_GAP_AT] ^= 1;
-        assert!(decode(&written).is_err(), "a flipped note is damage");
+        assert!(decode(&written, salt).is_err(), "a flipped note is damage");
         written[SYNCED_GAP_AT] ^= 1;
 
         clear_synced(&mut written);
         assert_eq!(written, as_encoded);
+        assert!(decode(&written, 0).is_ok());
 
         // A gap too large to note, or a synced LSN past the record's own (a snapshot
         // install lowered the LSNs), says nothing rather than something wrong.
         let mut far = as_encoded.clone();
         far[8..16].copy_from_slice(&(u64::from(u32::MAX) + 10).to_le_bytes());
-        stamp_synced(&mut far, 1);
+        stamp_synced(&mut far, 1, salt);
         assert_eq!(synced_before(&far), 0);
         let mut ahead = as_encoded;
-        stamp_synced(&mut ahead, 5_000);
+        stamp_synced(&mut ahead, 5_000, salt);
         assert_eq!(synced_before(&ahead), 0);
     }
 
@@ -782,7 +802,7 @@ mod tests {
         assert_eq!(rec.bytes.len(), expected);
         assert_eq!(op_header_len(200, 300), 9);
         assert_eq!(op_header_len(1, 70_000), 9);
-        let (lsn, spans) = decode(&rec.bytes).unwrap();
+        let (lsn, spans) = decode(&rec.bytes, 0).unwrap();
         assert_eq!(lsn, 9);
         assert_eq!(spans, rec.spans);
         assert_eq!(ops_of(&rec.bytes, &spans), ops);
@@ -810,13 +830,13 @@ mod tests {
         ];
         let mut rec = EncodedRecord::encode(&ops);
         rec.stamp(42);
-        let (lsn, spans) = decode(&rec.bytes).unwrap();
+        let (lsn, spans) = decode(&rec.bytes, 0).unwrap();
         assert_eq!(lsn, 42);
         assert_eq!(ops_of(&rec.bytes, &spans), ops);
         for bit in 0..rec.bytes.len() * 8 {
             let mut bad = rec.bytes.to_vec();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(&bad).is_err(), "flip of bit {bit} went unnoticed");
+            assert!(decode(&bad, 0).is_err(), "flip of bit {bit} went unnoticed");
         }
     }
 
@@ -917,7 +937,7 @@ mod tests {
         // Stamped with another LSN, it is copied and restamped, never changed in place.
         verified.stamp(6);
         assert!(matches!(verified.bytes, RecordBytes::Owned(_)));
-        assert_eq!(decode(&verified.bytes).unwrap().0, 6);
+        assert_eq!(decode(&verified.bytes, 0).unwrap().0, 6);
         assert_eq!(read_u64(encoded.as_bytes(), 8), 5);
     }
 }

@@ -42,13 +42,14 @@ pub(crate) struct Recovered {
 /// log ends. So the rest of the file is read about once, however many records follow a hole.
 fn synced_record_after(
     file: &Arc<dyn FileIo>,
+    salt: u32,
     damaged: u64,
     end: u64,
     before: Lsn,
 ) -> std::io::Result<bool> {
     let mut from = damaged + 1;
-    while let Some(start) = next_valid_record(file, from, end)? {
-        let mut reader = RecordReader::new(file.clone(), start, end);
+    while let Some(start) = next_valid_record(file, salt, from, end)? {
+        let mut reader = RecordReader::new(file.clone(), salt, start, end);
         loop {
             match reader.next_ref()? {
                 Next::Record(record) => {
@@ -67,10 +68,15 @@ fn synced_record_after(
     Ok(false)
 }
 
-/// Where the first whole valid record at or after `from` (and before `end`) of `file`
-/// starts, trying every offset: a record header whose checksum holds, followed by a body
-/// that decodes and checks.
-fn next_valid_record(file: &Arc<dyn FileIo>, from: u64, end: u64) -> std::io::Result<Option<u64>> {
+/// Where the first whole valid record at or after `from` (and before `end`) of `file`, a
+/// segment of salt `salt`, starts, trying every offset: a record header whose checksum
+/// holds, followed by a body that decodes and checks.
+fn next_valid_record(
+    file: &Arc<dyn FileIo>,
+    salt: u32,
+    from: u64,
+    end: u64,
+) -> std::io::Result<Option<u64>> {
     const WINDOW: u64 = 1 << 20;
     let header = RECORD_HEADER_BYTES as u64;
     let mut window_start = from;
@@ -82,7 +88,7 @@ fn next_valid_record(file: &Arc<dyn FileIo>, from: u64, end: u64) -> std::io::Re
         for at in 0..buf.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
             let h = &buf[at..at + RECORD_HEADER_BYTES];
             if h.iter().all(|b| *b == 0)
-                || crate::wal::checksum::crc32(&h[4..])
+                || crate::wal::checksum::crc32_salted(salt, &h[4..])
                     != u32::from_le_bytes([h[0], h[1], h[2], h[3]])
             {
                 continue;
@@ -94,7 +100,7 @@ fn next_valid_record(file: &Arc<dyn FileIo>, from: u64, end: u64) -> std::io::Re
             }
             let mut record = vec![0u8; (header + body) as usize];
             file.read_exact_at(&mut record, start)?;
-            if crate::wal::record::decode(&record).is_ok() {
+            if crate::wal::record::decode(&record, salt).is_ok() {
                 return Ok(Some(start));
             }
         }
@@ -116,10 +122,12 @@ pub(crate) struct Damage {
 /// then is the caller's choice, so the damage is returned beside the entries.
 pub(crate) fn scan_segment(
     file: &Arc<dyn FileIo>,
+    salt: u32,
     file_len: u64,
 ) -> std::io::Result<(Hint, Option<Damage>)> {
     let mut entries = Vec::new();
-    let (segment_len, damage) = visit_segment(file, file_len, |e| entries.push(e.to_entry()))?;
+    let (segment_len, damage) =
+        visit_segment(file, salt, file_len, |e| entries.push(e.to_entry()))?;
     Ok((
         Hint {
             segment_len,
@@ -135,10 +143,11 @@ pub(crate) fn scan_segment(
 /// Returns where the valid records end, and the damage if a record is damaged.
 pub(crate) fn visit_segment(
     file: &Arc<dyn FileIo>,
+    salt: u32,
     file_len: u64,
     visit: impl FnMut(EntryRef<'_>),
 ) -> std::io::Result<(u64, Option<Damage>)> {
-    let scan = visit_segment_counting(file, file_len, visit)?;
+    let scan = visit_segment_counting(file, salt, file_len, visit)?;
     Ok((scan.len, scan.damage))
 }
 
@@ -156,10 +165,11 @@ struct Scan {
 /// [`visit_segment`], also counting the valid records and noting the last one's LSN.
 fn visit_segment_counting(
     file: &Arc<dyn FileIo>,
+    salt: u32,
     file_len: u64,
     mut visit: impl FnMut(EntryRef<'_>),
 ) -> std::io::Result<Scan> {
-    let mut reader = RecordReader::new(file.clone(), SEGMENT_HEADER_BYTES, file_len);
+    let mut reader = RecordReader::new(file.clone(), salt, SEGMENT_HEADER_BYTES, file_len);
     let mut records = 0;
     let mut last_lsn = None;
     let damage = loop {
@@ -232,7 +242,7 @@ fn check_log_continuity(
         if sealed_last < header.lsn_mark && segment.has_hint {
             // A hint lists operations: a last record without any (a replica may apply one)
             // shows only in the segment itself.
-            let scan = visit_segment_counting(&segment.file, segment.len, |_| {})
+            let scan = visit_segment_counting(&segment.file, segment.salt, segment.len, |_| {})
                 .ctx(|| format!("scanning {}", segment_path(dir, sealed).display()))?;
             sealed_last = sealed_last.max(scan.last_lsn.unwrap_or(0));
         }
@@ -680,7 +690,13 @@ pub(crate) fn recover(
     for (id, (header, file, file_len)) in headers {
         let path = segment_path(dir, id);
         let is_active = Some(id) == active_id;
-        let mut segment = Segment::new(file.clone(), 0, header.lsn_mark, header.compacted);
+        let mut segment = Segment::new(
+            file.clone(),
+            0,
+            header.lsn_mark,
+            header.compacted,
+            header.salt,
+        );
         let hint_bytes = hints.remove(&id).flatten();
         let mark = gathered.mark();
         let from_hint = hint_bytes.and_then(|bytes| {
@@ -738,7 +754,7 @@ pub(crate) fn recover(
                     records,
                     last_lsn: last_record_lsn,
                     damage,
-                } = visit_segment_counting(&file, file_len, |e| {
+                } = visit_segment_counting(&file, header.salt, file_len, |e| {
                     segment.note_lsn(e.lsn);
                     gathered.push(id, e);
                 })
@@ -760,7 +776,7 @@ pub(crate) fn recover(
                     // disk is torn: the records after it go too, as they follow the hole.
                     let last_valid = last_record_lsn.unwrap_or(header.lsn_mark);
                     let in_the_middle = !is_active
-                        || synced_record_after(&file, offset, file_len, last_valid)
+                        || synced_record_after(&file, header.salt, offset, file_len, last_valid)
                             .ctx(|| format!("scanning {} past damage", path.display()))?;
                     if in_the_middle && opts.recovery_mode == RecoveryMode::TruncateTail {
                         return Err(Error::Corrupt {
@@ -869,6 +885,7 @@ pub(crate) fn recover(
                     } else {
                         HintBuilder::new(id)
                     },
+                    salt: seg.salt,
                 }
             }
             None => return Err(crate::store::missing_segment(dir, id)),
@@ -882,6 +899,7 @@ pub(crate) fn recover(
                 lsn_mark: last_lsn,
                 // No log segment is left to follow.
                 end_check: EndCheck::None,
+                salt: crate::wal::segment::new_salt(),
             };
             let path = segment_path(dir, id);
             let file = opts
@@ -898,7 +916,13 @@ pub(crate) fn recover(
             let file = CachedTail::wrap(file, SEGMENT_HEADER_BYTES, tail_chunks);
             state.segments.insert(
                 id,
-                Segment::new(file.clone(), SEGMENT_HEADER_BYTES, last_lsn, false),
+                Segment::new(
+                    file.clone(),
+                    SEGMENT_HEADER_BYTES,
+                    last_lsn,
+                    false,
+                    header.salt,
+                ),
             );
             ActiveSegment {
                 id,
@@ -908,6 +932,7 @@ pub(crate) fn recover(
                 unsynced: false,
                 written_lsn: last_lsn,
                 hint: HintBuilder::new(id),
+                salt: header.salt,
             }
         }
     };

@@ -1,8 +1,11 @@
-//! Segment files: a 32-byte header followed by records, and their names on disk.
+//! Segment files: a 40-byte header followed by records, and their names on disk.
 //!
 //! ```text
-//! header = magic "KVSTSEG\0" | version:u32 | flags:u32 | id:u32 | end_check:u32 | lsn_mark:u64 | crc32:u32 ...
+//! header = magic "KVSTSEG\0" | version:u32 | flags:u32 | id:u32 | end_check:u32 | lsn_mark:u64
+//!          | salt:u32 | crc32:u32
 //! ```
+//! `salt` is random per segment file; its records' header checksums cover it first (see
+//! `record`), so a record is valid only in the segment it was written to.
 //! `lsn_mark` is, for a log segment, the LSN just before its first record (so the last LSN
 //! survives even when every record was compacted away); for a compacted segment, the highest
 //! LSN of the segments it replaced.
@@ -19,10 +22,11 @@ use crate::wal::record::{read_u32, read_u64};
 use crate::Lsn;
 
 /// Size of the segment header.
-pub(crate) const SEGMENT_HEADER_BYTES: u64 = 36;
+pub(crate) const SEGMENT_HEADER_BYTES: u64 = 40;
 const MAGIC: &[u8; 8] = b"KVSTSEG\0";
 /// 2: op lengths are varints (see `record`). 3: record headers carry how far the log was
-/// synced when they were written. Earlier versions are refused.
+/// synced when they were written, and their checksums the segment's salt. Earlier versions
+/// are refused.
 const VERSION: u32 = 3;
 const FLAG_COMPACTED: u32 = 1;
 const FLAG_END_CHECK: u32 = 2;
@@ -37,6 +41,22 @@ pub(crate) struct SegmentHeader {
     pub compacted: bool,
     pub lsn_mark: Lsn,
     pub end_check: EndCheck,
+    /// Seeds the header checksum of every record in the segment; never 0 (0 is the
+    /// unsalted checksum of records in transit).
+    pub salt: u32,
+}
+
+/// A fresh random salt for a new segment file (never 0).
+pub(crate) fn new_salt() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    hasher.write_u64(nanos);
+    (hasher.finish() as u32).max(1)
 }
 
 /// How recovery can tell that a sealed segment still ends where it was written to end.
@@ -70,8 +90,9 @@ impl SegmentHeader {
         buf[16..20].copy_from_slice(&self.id.to_le_bytes());
         buf[20..24].copy_from_slice(&end_check.to_le_bytes());
         buf[24..32].copy_from_slice(&self.lsn_mark.to_le_bytes());
-        let crc = crate::wal::checksum::crc32(&buf[..32]);
-        buf[32..36].copy_from_slice(&crc.to_le_bytes());
+        buf[32..36].copy_from_slice(&self.salt.to_le_bytes());
+        let crc = crate::wal::checksum::crc32(&buf[..36]);
+        buf[36..40].copy_from_slice(&crc.to_le_bytes());
         buf
     }
 
@@ -82,7 +103,7 @@ impl SegmentHeader {
         if &buf[0..8] != MAGIC {
             return Err("bad segment magic".into());
         }
-        if crate::wal::checksum::crc32(&buf[..32]) != read_u32(buf, 32) {
+        if crate::wal::checksum::crc32(&buf[..36]) != read_u32(buf, 36) {
             return Err("segment header checksum mismatch".into());
         }
         let version = read_u32(buf, 8);
@@ -103,6 +124,7 @@ impl SegmentHeader {
             compacted,
             lsn_mark: read_u64(buf, 24),
             end_check,
+            salt: read_u32(buf, 32),
         })
     }
 }
@@ -140,7 +162,9 @@ mod tests {
             compacted: true,
             lsn_mark: 99,
             end_check: EndCheck::Records(12),
+            salt: new_salt(),
         };
+        assert_ne!(h.salt, 0);
         let mut buf = h.encode();
         assert_eq!(SegmentHeader::decode(&buf), Ok(h));
         for end_check in [EndCheck::None, EndCheck::FollowsLog(6)] {

@@ -35,6 +35,8 @@ pub(crate) struct ActiveSegment {
     pub written_lsn: Lsn,
     /// The segment's hint file, built as records are written.
     pub hint: HintBuilder,
+    /// The salt of its records' header checksums.
+    pub salt: u32,
 }
 
 /// Which LSN a queued record takes.

@@ -13,8 +13,8 @@ use std::process::Child;
 /// What every test returns.
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-/// Size of a segment header (magic, version, flags, id, reserved, lsn_mark, crc).
-pub const SEGMENT_HEADER_BYTES: u64 = 36;
+/// Size of a segment header (magic, version, flags, id, end check, lsn_mark, salt, crc).
+pub const SEGMENT_HEADER_BYTES: u64 = 40;
 /// Size of a record header (crc, body_len, lsn, op_count, synced_gap).
 pub const RECORD_HEADER_BYTES: u64 = 24;
 
@@ -138,12 +138,13 @@ pub fn segment_path(dir: &Path, id: u32) -> PathBuf {
 pub fn segment_header(id: u32, compacted: bool, lsn_mark: u64) -> Vec<u8> {
     let mut buf = vec![0u8; SEGMENT_HEADER_BYTES as usize];
     buf[0..8].copy_from_slice(b"KVSTSEG\0");
-    buf[8..12].copy_from_slice(&1u32.to_le_bytes());
+    buf[8..12].copy_from_slice(&3u32.to_le_bytes());
     buf[12..16].copy_from_slice(&u32::from(compacted).to_le_bytes());
     buf[16..20].copy_from_slice(&id.to_le_bytes());
     buf[24..32].copy_from_slice(&lsn_mark.to_le_bytes());
-    let crc = crc32fast::hash(&buf[..32]);
-    buf[32..36].copy_from_slice(&crc.to_le_bytes());
+    buf[32..36].copy_from_slice(&0x5a17u32.to_le_bytes());
+    let crc = crc32fast::hash(&buf[..36]);
+    buf[36..40].copy_from_slice(&crc.to_le_bytes());
     buf
 }
 
