@@ -317,27 +317,11 @@ impl Inner {
                 seg.len = active.len;
                 seg.built_hint = built_hint;
             }
-            state.segments.insert(
-                id,
-                Segment::new(
-                    file.clone(),
-                    SEGMENT_HEADER_BYTES,
-                    last_lsn,
-                    false,
-                    header.salt,
-                ),
-            );
+            state
+                .segments
+                .insert(id, Segment::fresh_log(file.clone(), &header));
         }
-        *active = ActiveSegment {
-            id,
-            file,
-            len: SEGMENT_HEADER_BYTES,
-            allocated: SEGMENT_HEADER_BYTES,
-            unsynced: false,
-            written_lsn: last_lsn,
-            hint: HintBuilder::new(id),
-            salt: header.salt,
-        };
+        *active = ActiveSegment::fresh(file, &header);
         self.active_segment.store(id, Ordering::Release);
         Ok(sealed)
     }

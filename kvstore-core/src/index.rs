@@ -171,6 +171,17 @@ impl Segment {
         }
     }
 
+    /// A log segment just created with `header`, holding no record yet.
+    pub fn fresh_log(file: Arc<dyn FileIo>, header: &crate::wal::segment::SegmentHeader) -> Self {
+        Segment::new(
+            file,
+            crate::wal::segment::SEGMENT_HEADER_BYTES,
+            header.lsn_mark,
+            false,
+            header.salt,
+        )
+    }
+
     pub fn note_lsn(&mut self, lsn: Lsn) {
         self.min_lsn = self.min_lsn.min(lsn);
         self.max_lsn = self.max_lsn.max(lsn);

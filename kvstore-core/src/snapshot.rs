@@ -10,7 +10,7 @@ use crate::index::{DeadOps, State};
 use crate::iter::Range;
 use crate::wal::compacted::CompactedWriter;
 use crate::wal::record::op_disk_bytes;
-use crate::wal::segment::{EndCheck, SegmentHeader, SegmentId, SEGMENT_HEADER_BYTES};
+use crate::wal::segment::{EndCheck, SegmentHeader, SegmentId};
 use crate::wal::swap::{self, SwapPlan};
 use crate::wal::writer::ActiveSegment;
 use crate::{KvStore, Lsn, MAX_KEY_BYTES};
@@ -195,9 +195,9 @@ impl SnapshotInstall {
                 salt: crate::wal::segment::new_salt(),
             };
             let file = inner.create_active_segment_file(id, &header)?;
-            Ok((id, file, header.salt))
+            Ok((header, file))
         })();
-        let (id, file, salt) = match result {
+        let (header, file) = match result {
             Ok(v) => v,
             Err(e) => {
                 inner.poison(&format!("installing a snapshot failed midway: {e}"));
@@ -211,10 +211,10 @@ impl SnapshotInstall {
             }
             new_state.segments.insert(out.id, segment);
         }
-        new_state.segments.insert(
-            id,
-            crate::index::Segment::new(file.clone(), SEGMENT_HEADER_BYTES, lsn, false, salt),
-        );
+        let id = header.id;
+        new_state
+            .segments
+            .insert(id, crate::index::Segment::fresh_log(file.clone(), &header));
         {
             let mut state = inner.state.write();
             new_state.installs = state.installs + 1;
@@ -227,16 +227,7 @@ impl SnapshotInstall {
             // left for a later owner to answer for (see `KvStore::claim_writes`).
             inner.first_unclaimed_write.store(0, Ordering::Release);
         }
-        *active = ActiveSegment {
-            id,
-            file,
-            len: SEGMENT_HEADER_BYTES,
-            allocated: SEGMENT_HEADER_BYTES,
-            unsynced: false,
-            written_lsn: lsn,
-            hint: crate::wal::hint::HintBuilder::new(id),
-            salt,
-        };
+        *active = ActiveSegment::fresh(file, &header);
         inner.active_segment.store(id, Ordering::Release);
         tracing::info!(lsn, keys = store.len(), "snapshot installed");
         Ok(())

@@ -914,26 +914,10 @@ pub(crate) fn recover(
                 .sync_dir(dir)
                 .ctx(|| format!("syncing directory {}", dir.display()))?;
             let file = CachedTail::wrap(file, SEGMENT_HEADER_BYTES, tail_chunks);
-            state.segments.insert(
-                id,
-                Segment::new(
-                    file.clone(),
-                    SEGMENT_HEADER_BYTES,
-                    last_lsn,
-                    false,
-                    header.salt,
-                ),
-            );
-            ActiveSegment {
-                id,
-                file,
-                len: SEGMENT_HEADER_BYTES,
-                allocated: SEGMENT_HEADER_BYTES,
-                unsynced: false,
-                written_lsn: last_lsn,
-                hint: HintBuilder::new(id),
-                salt: header.salt,
-            }
+            state
+                .segments
+                .insert(id, Segment::fresh_log(file.clone(), &header));
+            ActiveSegment::fresh(file, &header)
         }
     };
     tracing::debug!(dir = %dir.display(), keys = state.index.len(), last_lsn, "recovered");

@@ -18,6 +18,7 @@ use crate::io::FileIo;
 use crate::wal::hint::HintBuilder;
 use crate::wal::record::EncodedRecord;
 use crate::wal::segment::SegmentId;
+use crate::wal::segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::Lsn;
 
 /// The segment new records are appended to. Only the commit leader writes it.
@@ -37,6 +38,23 @@ pub(crate) struct ActiveSegment {
     pub hint: HintBuilder,
     /// The salt of its records' header checksums.
     pub salt: u32,
+}
+
+impl ActiveSegment {
+    /// A segment just created with `header` (written and synced) in `file`, holding no
+    /// record yet; its first record will follow LSN `header.lsn_mark`.
+    pub fn fresh(file: Arc<dyn FileIo>, header: &SegmentHeader) -> Self {
+        ActiveSegment {
+            id: header.id,
+            file,
+            len: SEGMENT_HEADER_BYTES,
+            allocated: SEGMENT_HEADER_BYTES,
+            unsynced: false,
+            written_lsn: header.lsn_mark,
+            hint: HintBuilder::new(header.id),
+            salt: header.salt,
+        }
+    }
 }
 
 /// Which LSN a queued record takes.
