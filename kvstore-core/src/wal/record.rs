@@ -8,13 +8,15 @@
 //! salt of the segment file the record is in (random per file; see `segment`), so a record
 //! is valid only where it was written: the bytes of another segment's records inside a
 //! value never pass for records when recovery looks past damage. Records in transit (the
-//! commit hook, `wal_since`, replication) carry the unsalted CRC (salt 0). `synced_gap` says how far the log was known durable when the
-//! record was written to its segment: through LSN `lsn − synced_gap` (0: not known). After a
-//! power loss, damage in the newest segment followed by records that say it was synced
-//! before they were written is damage to synced data (an error); damage that no later record
-//! says was synced is a torn, unsynced write (a page that never reached the disk ahead of
-//! one that did), and the log ends there. The gap is this node's own: a replica writing a
-//! master's record stamps its own before the record reaches its log.
+//! commit hook, `wal_since`, replication) carry the unsalted CRC (salt 0).
+//!
+//! `synced_gap` says how far the log was known durable when the record was written to its
+//! segment: through LSN `lsn − synced_gap` (0: not known). After a power loss, damage in the
+//! newest segment followed by records that say it was synced before they were written is
+//! damage to synced data (an error); damage that no later record says was synced is a torn,
+//! unsynced write (a page that never reached the disk ahead of one that did), and the log
+//! ends there. The gap is this node's own: a replica writing a master's record stamps its
+//! own before the record reaches its log.
 //! Lengths are LEB128 varints: an op with a key and value under 128 bytes each has a 7-byte
 //! header (13 with fixed-width lengths, segment format version 1).
 //! The header CRC covers the rest of the header; each op's CRC covers the rest of the op. So
@@ -545,9 +547,9 @@ fn header_crc_holds(record: &[u8], salt: u32) -> bool {
 
 /// Writes into the header at the start of `record` (a stamped record, about to be written
 /// to this node's log, in a segment of salt `salt`) that the log was durable through
-/// `synced` when it was written, and recomputes the header CRC with the salt. A gap that does not fit (four billion unsynced records, as
-/// only `SyncPolicy::Never` could leave) is written as 0, "not known", which recovery
-/// treats as nothing synced: the cautious reading.
+/// `synced` when it was written, and recomputes the header CRC with the salt. A gap that
+/// does not fit (four billion unsynced records, as only `SyncPolicy::Never` could leave) is
+/// written as 0, "not known", which recovery treats as nothing synced: the cautious reading.
 pub(crate) fn stamp_synced(record: &mut [u8], synced: Lsn, salt: u32) {
     let lsn = read_u64(record, 8);
     let gap = lsn
