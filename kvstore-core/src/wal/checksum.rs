@@ -9,10 +9,15 @@ use std::sync::OnceLock;
 
 use crc32fast::Hasher;
 
+/// A fresh hasher, copied from one made once.
+fn hasher() -> Hasher {
+    static PROTOTYPE: OnceLock<Hasher> = OnceLock::new();
+    PROTOTYPE.get_or_init(Hasher::new).clone()
+}
+
 /// The CRC32 (IEEE) of `bytes`, as `crc32fast::hash` computes it.
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    static PROTOTYPE: OnceLock<Hasher> = OnceLock::new();
-    let mut hasher = PROTOTYPE.get_or_init(Hasher::new).clone();
+    let mut hasher = hasher();
     hasher.update(bytes);
     hasher.finalize()
 }
@@ -24,8 +29,7 @@ pub(crate) fn crc32_salted(salt: u32, bytes: &[u8]) -> u32 {
     if salt == 0 {
         return crc32(bytes);
     }
-    static PROTOTYPE: OnceLock<Hasher> = OnceLock::new();
-    let mut hasher = PROTOTYPE.get_or_init(Hasher::new).clone();
+    let mut hasher = hasher();
     hasher.update(&salt.to_le_bytes());
     hasher.update(bytes);
     hasher.finalize()

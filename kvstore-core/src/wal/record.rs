@@ -540,8 +540,9 @@ fn seal_header(record: &mut [u8], salt: u32) {
     record[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Whether the header at the start of `record` holds its CRC for `salt`.
-fn header_crc_holds(record: &[u8], salt: u32) -> bool {
+/// Whether the header at the start of `record` (at least a header's bytes) holds its CRC
+/// for `salt`.
+pub(crate) fn header_crc_holds(record: &[u8], salt: u32) -> bool {
     crate::wal::checksum::crc32_salted(salt, &record[4..RECORD_HEADER_BYTES]) == read_u32(record, 0)
 }
 

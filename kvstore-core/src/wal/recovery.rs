@@ -14,7 +14,7 @@ use crate::options::{Options, RecoveryMode};
 use crate::tail_cache::{CachedTail, TailChunks};
 use crate::wal::hint::{self, EntryRef, Hint, HintBuilder};
 use crate::wal::reader::{Next, RecordReader};
-use crate::wal::record::{op_disk_bytes, synced_before, RECORD_HEADER_BYTES};
+use crate::wal::record::{header_crc_holds, op_disk_bytes, synced_before, RECORD_HEADER_BYTES};
 use crate::wal::segment::{
     hint_path, parse_hint_name, parse_segment_name, segment_path, EndCheck, SegmentHeader,
     SegmentId, SEGMENT_HEADER_BYTES,
@@ -87,10 +87,7 @@ fn next_valid_record(
         file.read_exact_at(&mut buf, window_start)?;
         for at in 0..buf.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
             let h = &buf[at..at + RECORD_HEADER_BYTES];
-            if h.iter().all(|b| *b == 0)
-                || crate::wal::checksum::crc32_salted(salt, &h[4..])
-                    != u32::from_le_bytes([h[0], h[1], h[2], h[3]])
-            {
+            if h.iter().all(|b| *b == 0) || !header_crc_holds(h, salt) {
                 continue;
             }
             let body = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as u64;
