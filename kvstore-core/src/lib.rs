@@ -34,7 +34,7 @@
 //! - `compaction`: online rewriting of sealed segments
 //! - `snapshot`: fuzzy snapshots and their atomic installation (replica full resync)
 //! - `iter`: ordered range iteration in chunks
-//! - `maintenance`: the background thread (hints, periodic sync, automatic compaction)
+//! - `maintenance`: the background threads (hints and automatic compaction; the periodic sync)
 //! - `tail_cache`: the active segment's newest writes, kept in memory until it is sealed
 //! - [`io`]: the file seam and its fault-injecting double, and the prefetch hint
 //! - [`hook`](CommitHook): how replication hears of commits

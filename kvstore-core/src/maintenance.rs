@@ -1,5 +1,8 @@
-//! The background thread: writes hint files for sealed segments, syncs under
-//! `SyncPolicy::EveryMillis`, and starts compaction when dead bytes pass the threshold.
+//! The background threads. One writes hint files for sealed segments and starts compaction
+//! when dead bytes pass the threshold; under `SyncPolicy::EveryMillis` another one syncs the
+//! log every period, and nothing else: a compaction (or a hint job waiting for one) can take
+//! seconds, and the promise is that at most about one period of acknowledged writes is
+//! unsynced.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -9,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use crate::compaction::CompactionReport;
 use crate::store::Inner;
 use crate::wal::recovery::scan_segment;
 use crate::wal::segment::SegmentId;
@@ -20,11 +24,13 @@ pub(crate) enum Job {
     WriteHint(SegmentId),
 }
 
-/// Handle on the background thread; stopping it joins it.
+/// Handles on the background threads; stopping joins them.
 #[derive(Default)]
 pub(crate) struct Maintenance {
     jobs: Mutex<Option<Sender<Job>>>,
-    handle: Mutex<Option<JoinHandle<()>>>,
+    /// Dropped to stop the sync thread.
+    stop_syncs: Mutex<Option<Sender<()>>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Maintenance {
@@ -37,10 +43,27 @@ impl Maintenance {
         match spawned {
             Ok(handle) => {
                 *self.jobs.lock() = Some(tx);
-                *self.handle.lock() = Some(handle);
+                self.handles.lock().push(handle);
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not start the maintenance thread; hints and automatic compaction are off");
+            }
+        }
+        if let SyncPolicy::EveryMillis(ms) = inner.opts.sync_policy {
+            let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+            let weak = Arc::downgrade(inner);
+            let every = Duration::from_millis(ms);
+            let spawned = thread::Builder::new()
+                .name("kvstore-sync".into())
+                .spawn(move || sync_every(weak, every, stopped));
+            match spawned {
+                Ok(handle) => {
+                    *self.stop_syncs.lock() = Some(stop);
+                    self.handles.lock().push(handle);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not start the sync thread; writes are synced only by flush() and at close");
+                }
             }
         }
     }
@@ -54,8 +77,10 @@ impl Maintenance {
 
     pub fn stop(&self) {
         self.jobs.lock().take();
-        if let Some(handle) = self.handle.lock().take() {
-            // The thread itself may drop the last handle; it must not join itself.
+        self.stop_syncs.lock().take();
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for handle in handles {
+            // A thread itself may drop the last handle; it must not join itself.
             if handle.thread().id() != thread::current().id() {
                 let _ = handle.join();
             }
@@ -63,20 +88,29 @@ impl Maintenance {
     }
 }
 
+/// The sync thread of `SyncPolicy::EveryMillis`: syncs the log every `every` until `stopped`
+/// disconnects.
+fn sync_every(weak: Weak<Inner>, every: Duration, stopped: Receiver<()>) {
+    loop {
+        match stopped.recv_timeout(every) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        if let Err(e) = inner.flush() {
+            tracing::error!(error = %e, "background sync failed");
+        }
+    }
+}
+
 fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
     let Some(inner) = weak.upgrade() else { return };
-    let every = match inner.opts.sync_policy {
-        SyncPolicy::EveryMillis(ms) => Some(Duration::from_millis(ms)),
-        _ => None,
-    };
-    let tick = every.map_or(inner.opts.maintenance_interval, |e| {
-        e.min(inner.opts.maintenance_interval)
-    });
+    let tick = inner.opts.maintenance_interval;
     drop(inner);
-    let mut last_sync = Instant::now();
     let mut last_compaction_check = Instant::now();
     let mut appended_at_last_check = 0;
     let mut spare_cpu = crate::spare_cpu::SpareCpu::default();
+    let mut stalled: Option<Stall> = None;
     loop {
         let job = match jobs.recv_timeout(tick) {
             Ok(job) => Some(job),
@@ -89,14 +123,6 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
                 tracing::warn!(segment = id, error = %e, "writing a hint file failed; recovery will scan the segment");
             }
         }
-        if let Some(every) = every {
-            if last_sync.elapsed() >= every {
-                last_sync = Instant::now();
-                if let Err(e) = inner.flush() {
-                    tracing::error!(error = %e, "background sync failed");
-                }
-            }
-        }
         if inner.opts.auto_compaction
             && last_compaction_check.elapsed() >= inner.opts.maintenance_interval
         {
@@ -105,13 +131,60 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
             let appended = inner.counters.appended_bytes.load(Ordering::Relaxed);
             let since_last_check = appended.saturating_sub(appended_at_last_check);
             appended_at_last_check = appended;
-            if inner.compaction_due(since_last_check, elapsed, spare_cpu.sample()) {
-                if let Err(e) = inner.compact_all(false) {
-                    tracing::warn!(error = %e, "automatic compaction failed");
-                }
+            let dead = inner.state.read().sealed_dead_and_total().0;
+            let waiting = stalled.is_some_and(|stall| stall.holds(dead, &inner));
+            if !waiting && inner.compaction_due(since_last_check, elapsed, spare_cpu.sample()) {
+                stalled = compact_automatically(&inner);
             }
         }
     }
+}
+
+/// An automatic compaction that reclaimed (next to) nothing, and the sealed dead bytes it
+/// left: until the log's writes kill more, another one would rewrite the same bytes again.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    dead_bytes: u64,
+}
+
+impl Stall {
+    fn holds(self, dead_bytes: u64, inner: &Inner) -> bool {
+        dead_bytes
+            < self
+                .dead_bytes
+                .saturating_add(inner.opts.compaction_min_dead_bytes)
+    }
+}
+
+/// Whether a compaction freed at least the dead bytes that are worth one.
+fn reclaimed_enough(report: &CompactionReport, inner: &Inner) -> bool {
+    report.bytes_before.saturating_sub(report.bytes_after) >= inner.opts.compaction_min_dead_bytes
+}
+
+/// Runs an automatic compaction: first of the dead segments alone. Their dead bytes may be
+/// tombstones it must keep, because older values of their keys lie in segments it left out;
+/// rewritten, they count as dead again, and the next pass would copy them once more, for
+/// ever (it reclaims nothing). So when a pass reclaims nothing, a full one follows, which
+/// takes those segments too (the store is past its dead ratio, so rewriting it all costs at
+/// most a few times what it frees). If that reclaims nothing either (the segments are kept
+/// for WAL consumers), automatic compaction waits for more dead bytes: returns the stall.
+fn compact_automatically(inner: &Arc<Inner>) -> Option<Stall> {
+    for full in [false, true] {
+        match inner.compact_all(full) {
+            Ok(report) if reclaimed_enough(&report, inner) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic compaction failed");
+                return None;
+            }
+        }
+    }
+    let dead_bytes = inner.state.read().sealed_dead_and_total().0;
+    tracing::debug!(
+        dead_bytes,
+        "automatic compaction reclaims nothing more; waiting for more dead bytes"
+    );
+    Some(Stall { dead_bytes })
 }
 
 impl Inner {

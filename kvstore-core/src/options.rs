@@ -14,8 +14,9 @@ pub enum SyncPolicy {
     /// `fdatasync` before a write returns. Concurrent writers share one sync (group commit).
     /// Nothing acknowledged is lost on power failure. The default.
     Always,
-    /// A background thread syncs every `n` milliseconds; at most about `n` ms of
-    /// acknowledged writes can be lost on power failure (none on a process crash).
+    /// A background thread of its own syncs every `n` milliseconds, compaction or not; at
+    /// most about `n` ms of acknowledged writes can be lost on power failure (none on a
+    /// process crash).
     EveryMillis(u64),
     /// The operating system decides when to write back; a process crash loses nothing,
     /// a power failure may lose everything since the last `flush`.

@@ -24,7 +24,7 @@ use crate::wal::writer::{no_answer, ActiveSegment, CommitQueue, LsnRule, Outcome
 use crate::{Lsn, LOCK_FILE_NAME, MAX_KEY_BYTES, MAX_RECORD_BYTES};
 
 /// An open store. Cheap to clone: clones share one engine; the last one to drop syncs the
-/// log and stops the background thread.
+/// log and stops the background threads.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -52,8 +52,8 @@ pub struct KeyVersion {
     installs: u64,
 }
 
-/// Shared by the user-visible handles only (never by the background thread), so that the last
-/// handle's drop stops the thread and syncs on the dropping thread, before the lock is freed.
+/// Shared by the user-visible handles only (never by the background threads), so that the last
+/// handle's drop stops the threads and syncs on the dropping thread, before the lock is freed.
 struct Closer(Arc<Inner>);
 
 impl Drop for Closer {
@@ -274,7 +274,7 @@ impl KvStore {
     }
 
     /// Opens (creating if needed) the store in `dir`: takes the directory lock, recovers the
-    /// index from hint files and segments, and starts the background thread.
+    /// index from hint files and segments, and starts the background threads.
     pub fn open_with(dir: impl AsRef<Path>, opts: Options) -> Result<Self> {
         opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
