@@ -35,7 +35,7 @@ pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> 
             name.eq_ignore_ascii_case(b"REPLICATE")
                 && is_record_subcommand(sub)
                 && session.authenticated
-                && session.replication_epoch.is_some()
+                && session.replication_session.is_some()
                 && session.transaction.is_none()
                 && node.is_replica()
         }
@@ -55,19 +55,19 @@ pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> V
         }
         Role::Master(_) => None,
     };
-    let replies = match (endpoint, session.replication_epoch) {
+    let replies = match (endpoint, session.replication_session) {
         (None, _) => vec![master_refuses(); count],
         (Some(_), None) => {
             let refusal = replication_error(kvstore_replication::Error::NoSession);
             vec![refusal; count]
         }
-        (Some(endpoint), Some(epoch)) => {
+        (Some(endpoint), Some(replication)) => {
             let parsed: Vec<Result<Vec<WireRecord>, Frame>> =
                 requests.iter().map(parse_record_request).collect();
             let (records, slots) = split(parsed);
             let _not_in_a_transaction = node.write_gate.read();
             let before = node.store.applied_lsn();
-            match endpoint.apply_many(epoch, &records) {
+            match endpoint.apply_many(replication, &records) {
                 Ok(acks) => {
                     let after = acks.last().map_or(before, |ack| ack.applied_lsn);
                     let lsns: Vec<Lsn> = records.iter().map(|r| r.lsn()).collect();
@@ -83,7 +83,7 @@ pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> V
                         })
                         .collect()
                 }
-                Err(_) => one_by_one(&endpoint, epoch, records, slots),
+                Err(_) => one_by_one(&endpoint, replication, records, slots),
             }
         }
     };
@@ -127,7 +127,7 @@ fn split(parsed: Vec<Result<Vec<WireRecord>, Frame>>) -> (Vec<WireRecord>, Vec<S
 /// a damaged blob is refused alone and the requests around it keep their outcome.
 fn one_by_one(
     endpoint: &kvstore_replication::ReplicaEndpoint,
-    epoch: u64,
+    replication: kvstore_replication::Session,
     records: Vec<WireRecord>,
     slots: Vec<Slot>,
 ) -> Vec<Frame> {
@@ -137,7 +137,7 @@ fn one_by_one(
         .map(|slot| match slot {
             Slot::Records(count) => {
                 let carried: Vec<WireRecord> = records.by_ref().take(count).collect();
-                match apply_window(endpoint, epoch, &carried) {
+                match apply_window(endpoint, replication, &carried) {
                     Ok(applied) => Frame::Integer(applied as i64),
                     Err(reply) => reply,
                 }

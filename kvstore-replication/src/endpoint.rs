@@ -15,8 +15,10 @@ use crate::timeline::Timeline;
 /// Wraps a replica's [`KvStore`]: checks epochs, applies records in LSN order, ignores
 /// duplicates, reports gaps and installs snapshots. Cheap to clone; clones share state.
 ///
-/// Every method but [`hello`](Self::hello) takes the epoch of the caller's session (the one its
-/// `Hello` carried), so a master that lost its role mid-stream is refused record by record.
+/// Every method but [`hello`](Self::hello) takes the [`Session`] the caller's HELLO opened.
+/// Only the newest session is served: a master that lost its role mid-stream is refused
+/// record by record, and so is a connection of a master that has since restarted and said
+/// HELLO again (its records, still on their way, may be ones the restarted master lost).
 ///
 /// ```
 /// use kvstore_replication::{Hello, ReplicaEndpoint};
@@ -29,7 +31,9 @@ use crate::timeline::Timeline;
 ///     force_resync: false,
 ///     timeline: Default::default(),
 /// };
-/// assert_eq!(replica.hello(&hello)?.applied_lsn, 0);
+/// let opened = replica.hello(&hello)?;
+/// assert_eq!(opened.reply.applied_lsn, 0);
+/// assert_eq!(opened.session.epoch(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -60,11 +64,13 @@ struct EndpointState {
     pending_timeline: Option<Timeline>,
     /// Refusing every call: the node is being promoted to master.
     closed: bool,
-    /// A HELLO was accepted since this endpoint opened. Until then every record is refused
-    /// (`NoSession`), even one that carries the stored epoch: only a HELLO checks the
-    /// master's timeline against this store's, and a restarted replica may hold another
-    /// master's log.
-    session_opened: bool,
+    /// The id of the session the last accepted HELLO opened (0: none since this endpoint
+    /// opened). Only that session is served: until a HELLO, every record is refused
+    /// (`NoSession`), since only a HELLO checks the master's timeline against this store's
+    /// and a restarted replica may hold another master's log; after one, so is every record
+    /// of an older session, even of the same epoch (a master that restarted, losing its
+    /// unsynced tail, says HELLO again while its old connection may still deliver that tail).
+    session: u64,
     install: Option<InstallInProgress>,
 }
 
@@ -98,6 +104,31 @@ pub struct EndpointStats {
     pub snapshots_installed: u64,
 }
 
+/// A replication session opened by an accepted HELLO: what every later call of its
+/// connection presents to the [`ReplicaEndpoint`]. A newer HELLO ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    epoch: u64,
+    id: u64,
+}
+
+impl Session {
+    /// The epoch the replica follows in this session (the master's, once accepted).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// What an accepted HELLO gives: the reply for the master, and the session the connection's
+/// later calls present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The answer to send the master.
+    pub reply: HelloReply,
+    /// The session opened.
+    pub session: Session,
+}
+
 impl ReplicaEndpoint {
     /// Wraps `store`, reading the epoch it has accepted (0 if none) and the timeline of the
     /// master it follows from its data directory.
@@ -112,7 +143,7 @@ impl ReplicaEndpoint {
                 timeline,
                 pending_timeline: None,
                 closed: false,
-                session_opened: false,
+                session: 0,
                 install: None,
             })),
             counters: Arc::new(EndpointCounters::default()),
@@ -149,8 +180,9 @@ impl ReplicaEndpoint {
     /// whose log ends before the applied LSN, or whose timeline parts from this replica's at or
     /// before it (see [`crate::timeline`]). A refusal changes nothing. A higher epoch and the
     /// master's timeline are stored durably before the reply (the timeline of a forced session
-    /// only once its snapshot is installed).
-    pub fn hello(&self, hello: &Hello) -> Result<HelloReply> {
+    /// only once its snapshot is installed). An accepted HELLO opens a new session and ends
+    /// the previous one.
+    pub fn hello(&self, hello: &Hello) -> Result<Opened> {
         let mut state = self.state.lock();
         Self::check_open(&state)?;
         if hello.epoch < state.epoch {
@@ -182,15 +214,21 @@ impl ReplicaEndpoint {
             state.timeline = hello.timeline.clone();
         }
         state.rewind_allowed = hello.force_resync;
-        state.session_opened = true;
-        tracing::debug!(master = %hello.master_id, epoch = hello.epoch, applied, "replication session opened");
-        Ok(HelloReply {
-            applied_lsn: applied,
-            epoch: state.epoch,
-            snapshot_in_progress: state.install.as_ref().map(|i| SnapshotProgress {
-                snapshot_lsn: i.snapshot_lsn,
-                next_seq: i.next_seq,
-            }),
+        state.session += 1;
+        tracing::debug!(master = %hello.master_id, epoch = hello.epoch, applied, session = state.session, "replication session opened");
+        Ok(Opened {
+            reply: HelloReply {
+                applied_lsn: applied,
+                epoch: state.epoch,
+                snapshot_in_progress: state.install.as_ref().map(|i| SnapshotProgress {
+                    snapshot_lsn: i.snapshot_lsn,
+                    next_seq: i.next_seq,
+                }),
+            },
+            session: Session {
+                epoch: state.epoch,
+                id: state.session,
+            },
         })
     }
 
@@ -217,27 +255,27 @@ impl ReplicaEndpoint {
         Ok(())
     }
 
-    fn check_session(state: &EndpointState, epoch: u64) -> Result<()> {
+    fn check_session(state: &EndpointState, session: Session) -> Result<()> {
         Self::check_open(state)?;
-        if epoch < state.epoch {
+        if session.epoch < state.epoch {
             return Err(Error::StaleEpoch {
-                master_epoch: epoch,
+                master_epoch: session.epoch,
                 replica_epoch: state.epoch,
             });
         }
-        if epoch > state.epoch || !state.session_opened {
+        if session.id != state.session || session.epoch != state.epoch {
             return Err(Error::NoSession);
         }
         Ok(())
     }
 
-    /// Applies one record of the session with `epoch`. A duplicate (at or below the applied
+    /// Applies one record of `session`. A duplicate (at or below the applied
     /// LSN) is ignored; a record after a gap changes nothing and is answered with an
     /// [`Ack`] whose `applied_lsn` is below its `lsn`, so the master resends from there.
     /// A record abandons any unfinished snapshot install (which leaves the store untouched).
-    pub fn apply(&self, epoch: u64, record: &WalRecord) -> Result<Ack> {
+    pub fn apply(&self, session: Session, record: &WalRecord) -> Result<Ack> {
         let mut state = self.state.lock();
-        Self::check_session(&state, epoch)?;
+        Self::check_session(&state, session)?;
         state.install = None;
         match self.store.apply_replicated(record) {
             Ok(true) => {
@@ -262,7 +300,7 @@ impl ReplicaEndpoint {
         })
     }
 
-    /// Applies a window of records of the session with `epoch` in one commit group (one write
+    /// Applies a window of records of `session` in one commit group (one write
     /// and at most one sync on the replica, instead of one per record), with the rules of
     /// [`apply`](Self::apply) for each record: duplicates are ignored; a record after a gap
     /// changes nothing. Returns one [`Ack`] per record, in order, each carrying the applied LSN
@@ -275,9 +313,13 @@ impl ReplicaEndpoint {
     /// Records may be [`WalRecord`]s (parsed off the wire) or the master's encoded bytes
     /// ([`crate::SharedRecord`]), written as they are once their checksums are verified: a
     /// window holding a damaged record is refused whole and changes nothing.
-    pub fn apply_many<R: ReplicatedRecord>(&self, epoch: u64, records: &[R]) -> Result<Vec<Ack>> {
+    pub fn apply_many<R: ReplicatedRecord>(
+        &self,
+        session: Session,
+        records: &[R],
+    ) -> Result<Vec<Ack>> {
         let mut state = self.state.lock();
-        Self::check_session(&state, epoch)?;
+        Self::check_session(&state, session)?;
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -318,9 +360,9 @@ impl ReplicaEndpoint {
     /// store keeps its old contents until the last chunk, then atomically holds the snapshot.
     /// A snapshot older than the applied LSN is refused as [`Error::Diverged`] unless the
     /// session was forced.
-    pub fn install_chunk(&self, epoch: u64, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
+    pub fn install_chunk(&self, session: Session, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
         let mut state = self.state.lock();
-        Self::check_session(&state, epoch)?;
+        Self::check_session(&state, session)?;
         let applied = self.store.applied_lsn();
         if chunk.seq == 0 {
             state.install = None;

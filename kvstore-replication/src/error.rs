@@ -35,7 +35,8 @@ pub enum Error {
         /// The last LSN up to which the replica's log is known to hold the master's records.
         master_lsn: Lsn,
     },
-    /// Records or snapshot chunks arrived without a HELLO having opened a session.
+    /// Records or snapshot chunks arrived without a HELLO having opened a session, or on a
+    /// session that a later HELLO ended.
     #[error("NOSESSION no replication session: send HELLO first")]
     NoSession,
     /// The connection failed, timed out or was cut; retrying later may succeed.

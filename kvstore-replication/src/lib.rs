@@ -73,7 +73,7 @@ pub use config::{
     DEFAULT_PROBE_INTERVAL, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_SNAPSHOT_CHUNK_BYTES, DEFAULT_WINDOW_RECORDS, MAX_SNAPSHOT_CHUNK_ENTRIES,
 };
-pub use endpoint::{EndpointStats, ReplicaEndpoint};
+pub use endpoint::{EndpointStats, Opened, ReplicaEndpoint, Session};
 pub use error::{Error, Result};
 pub use health::{HealthEvent, ReplicaHealth, ReplicaState};
 pub use inprocess::{Delay, Faults, InProcessReplica, InProcessTransport};

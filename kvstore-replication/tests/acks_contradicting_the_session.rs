@@ -29,8 +29,8 @@ fn replica_holding(
         force_resync: false,
         timeline,
     };
-    endpoint.hello(&hello)?;
-    endpoint.apply_many(1, records)?;
+    let session = endpoint.hello(&hello)?.session;
+    endpoint.apply_many(session, records)?;
     Ok(endpoint)
 }
 

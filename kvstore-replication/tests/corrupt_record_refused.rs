@@ -46,12 +46,12 @@ fn a_window_with_a_damaged_record_changes_nothing() -> TestResult {
     let (c, records) = master_with(20)?;
     let dir = tempfile::tempdir()?;
     let replica = ReplicaEndpoint::open(fast().open(dir.path())?)?;
-    replica.hello(&hello(20))?;
-    replica.apply_many(1, &records[..5])?;
+    let session = replica.hello(&hello(20))?.session;
+    replica.apply_many(session, &records[..5])?;
 
     let mut window = records[5..].to_vec();
     window[7] = damaged(&records[12])?;
-    match replica.apply_many(1, &window) {
+    match replica.apply_many(session, &window) {
         Err(Error::Core(kvstore_core::Error::Corrupt { reason, .. })) => {
             assert!(reason.contains("LSN 13"), "{reason}");
         }
@@ -63,7 +63,7 @@ fn a_window_with_a_damaged_record_changes_nothing() -> TestResult {
     assert_eq!(replica.stats().applied, 5);
 
     // Sent again intact (as the master's worker does after the failed session), all of it lands.
-    let acks = replica.apply_many(1, &records[5..])?;
+    let acks = replica.apply_many(session, &records[5..])?;
     assert!(acks.iter().all(|a| a.applied_lsn == 20));
     assert_same(&c.master, replica.store(), "after the resend")?;
     Ok(())

@@ -49,9 +49,9 @@ fn the_endpoint_refuses_a_timeline_that_parts_before_its_applied_lsn() -> TestRe
     let first = timeline(&[(1, 10, 1)]);
     {
         let endpoint = ReplicaEndpoint::open(fast().open(dir.path())?)?;
-        endpoint.hello(&hello_with(&first, 0, false))?;
+        let session = endpoint.hello(&hello_with(&first, 0, false))?.session;
         let records: Vec<WalRecord> = (1..=10).map(put).collect();
-        endpoint.apply_many(1, &records)?;
+        endpoint.apply_many(session, &records)?;
         assert_eq!(endpoint.timeline(), first);
     }
     let endpoint = reopen(dir.path())?;
@@ -76,7 +76,10 @@ fn the_endpoint_refuses_a_timeline_that_parts_before_its_applied_lsn() -> TestRe
     // Restarted at 11 with everything kept: the replica follows, and takes the new timeline.
     let kept = timeline(&[(1, 10, 1), (1, 12, 11)]);
     assert_eq!(
-        endpoint.hello(&hello_with(&kept, 20, false))?.applied_lsn,
+        endpoint
+            .hello(&hello_with(&kept, 20, false))?
+            .reply
+            .applied_lsn,
         10
     );
     assert_eq!(endpoint.timeline(), kept);
@@ -91,9 +94,9 @@ fn the_endpoint_refuses_a_timeline_that_parts_before_its_applied_lsn() -> TestRe
         endpoint.hello(&hello_with(&lost_tail, 20, false)),
         Err(Error::Diverged { .. })
     ));
-    endpoint.hello(&hello_with(&lost_tail, 20, true))?;
+    let forced = endpoint.hello(&hello_with(&lost_tail, 20, true))?.session;
     let ack = endpoint.install_chunk(
-        1,
+        forced,
         &SnapshotChunk {
             snapshot_lsn: 20,
             seq: 0,
@@ -111,6 +114,7 @@ fn the_endpoint_refuses_a_timeline_that_parts_before_its_applied_lsn() -> TestRe
     assert_eq!(
         endpoint
             .hello(&hello_with(&lost_tail, 20, false))?
+            .reply
             .applied_lsn,
         20
     );
@@ -194,8 +198,10 @@ fn a_replica_with_records_but_no_timeline_is_refused_past_the_masters_first_entr
     let dir = tempfile::tempdir()?;
     let endpoint = ReplicaEndpoint::open(fast().open(dir.path())?)?;
     // Filled by a master that sent no timeline (a plain socket, say).
-    endpoint.hello(&hello_with(&Timeline::default(), 0, false))?;
-    endpoint.apply_many(1, &(1..=10).map(put).collect::<Vec<_>>())?;
+    let session = endpoint
+        .hello(&hello_with(&Timeline::default(), 0, false))?
+        .session;
+    endpoint.apply_many(session, &(1..=10).map(put).collect::<Vec<_>>())?;
     assert!(endpoint.timeline().is_empty());
     match endpoint.hello(&hello_with(&timeline(&[(1, 10, 6)]), 20, false)) {
         Err(Error::Diverged {
@@ -214,10 +220,10 @@ fn a_closed_endpoint_takes_nothing_until_reopened() -> TestResult {
     let dir = tempfile::tempdir()?;
     let endpoint = ReplicaEndpoint::open(fast().open(dir.path())?)?;
     let first = timeline(&[(1, 10, 1)]);
-    endpoint.hello(&hello_with(&first, 0, false))?;
+    let session = endpoint.hello(&hello_with(&first, 0, false))?.session;
     endpoint.set_open(false);
     assert!(matches!(
-        endpoint.apply(1, &put(1)),
+        endpoint.apply(session, &put(1)),
         Err(Error::Protocol(_))
     ));
     assert!(matches!(
@@ -227,7 +233,7 @@ fn a_closed_endpoint_takes_nothing_until_reopened() -> TestResult {
     assert_eq!(endpoint.timeline(), first, "a refused HELLO stores nothing");
     assert_eq!(endpoint.applied_lsn(), 0);
     endpoint.set_open(true);
-    assert_eq!(endpoint.apply(1, &put(1))?.applied_lsn, 1);
+    assert_eq!(endpoint.apply(session, &put(1))?.applied_lsn, 1);
     Ok(())
 }
 

@@ -10,13 +10,15 @@ fn an_oversized_snapshot_value_is_refused_up_front() -> Result<(), Box<dyn std::
     let store: KvStore = Options::new().max_value_bytes(1024).open(dir.path())?;
     store.put(b"kept", b"as is")?;
     let endpoint = ReplicaEndpoint::open(store.clone())?;
-    endpoint.hello(&Hello {
-        master_id: "m".into(),
-        epoch: 1,
-        master_last_lsn: 10,
-        force_resync: true,
-        timeline: Default::default(),
-    })?;
+    let session = endpoint
+        .hello(&Hello {
+            master_id: "m".into(),
+            epoch: 1,
+            master_last_lsn: 10,
+            force_resync: true,
+            timeline: Default::default(),
+        })?
+        .session;
     let chunk = SnapshotChunk {
         snapshot_lsn: 10,
         seq: 0,
@@ -28,7 +30,7 @@ fn an_oversized_snapshot_value_is_refused_up_front() -> Result<(), Box<dyn std::
         }],
         last: false,
     };
-    match endpoint.install_chunk(1, &chunk) {
+    match endpoint.install_chunk(session, &chunk) {
         Err(Error::Protocol(reason)) => assert!(reason.contains("exceeds"), "{reason}"),
         other => panic!("expected a protocol error, got {other:?}"),
     }

@@ -77,8 +77,9 @@ pub(crate) struct Session {
     pub quit: bool,
     /// Set by `SHUTDOWN`: close without replying to this request (earlier replies go out).
     pub hang_up: bool,
-    /// The epoch of the replication session `REPLICATE HELLO` opened on this connection.
-    pub replication_epoch: Option<u64>,
+    /// The replication session `REPLICATE HELLO` opened on this connection (refused by the
+    /// replica once a later HELLO opens another).
+    pub replication_session: Option<kvstore_replication::Session>,
     /// Counts this connection as the replica's link to its master while it is open.
     pub master_link: Option<crate::role::LinkGuard>,
     /// A record too large for one request, arriving in `REPLICATE LOGPART`s.
@@ -102,7 +103,7 @@ impl Session {
             lib_ver: Vec::new(),
             quit: false,
             hang_up: false,
-            replication_epoch: None,
+            replication_session: None,
             master_link: None,
             partial_record: None,
             transaction: None,

@@ -26,7 +26,9 @@
 //! replica whose log parts from it at or before its applied LSN answers `-DIVERGED`.
 
 use kvstore_core::{Lsn, Op, WalRecord};
-use kvstore_replication::{Hello, ReplicaEndpoint, SnapshotChunk, SnapshotPiece, Timeline};
+use kvstore_replication::{
+    Hello, ReplicaEndpoint, Session, SnapshotChunk, SnapshotPiece, Timeline,
+};
 
 use super::args::syntax_error;
 use super::{mset, set, store_error, Args, Ctx};
@@ -63,9 +65,9 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     if sub == b"HELLO" {
         return hello(args, ctx, &endpoint);
     }
-    let epoch = ctx
+    let session = ctx
         .session
-        .replication_epoch
+        .replication_session
         .ok_or_else(|| replication_error(kvstore_replication::Error::NoSession))?;
     if let Role::Replica(replica) = &*ctx.node.role.read() {
         replica.touch();
@@ -75,7 +77,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     if sub == b"SNAPSHOT" {
         let chunk = parse_chunk(args)?;
         let ack = endpoint
-            .install_chunk(epoch, &chunk)
+            .install_chunk(session, &chunk)
             .map_err(replication_error)?;
         return Ok(Frame::Array(vec![
             Frame::Integer(ack.next_seq as i64),
@@ -85,25 +87,27 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     }
     if sub == b"LOG" {
         let records = parse_log(args)?;
-        let applied = apply_window(&endpoint, epoch, &records)?;
+        let applied = apply_window(&endpoint, session, &records)?;
         return Ok(Frame::Integer(applied as i64));
     }
     if sub == b"LOGPART" {
-        return log_part(args, ctx, &endpoint, epoch);
+        return log_part(args, ctx, &endpoint, session);
     }
     let record = parse_record(&sub, args)?;
-    let ack = endpoint.apply(epoch, &record).map_err(replication_error)?;
+    let ack = endpoint
+        .apply(session, &record)
+        .map_err(replication_error)?;
     Ok(Frame::Integer(ack.applied_lsn as i64))
 }
 
 /// Applies `records` as one window; the applied LSN after it, or the error reply.
 pub(crate) fn apply_window(
     endpoint: &ReplicaEndpoint,
-    epoch: u64,
+    session: Session,
     records: &[WireRecord],
 ) -> Result<Lsn, Frame> {
     let acks = endpoint
-        .apply_many(epoch, records)
+        .apply_many(session, records)
         .map_err(replication_error)?;
     match acks.last() {
         Some(ack) => Ok(ack.applied_lsn),
@@ -127,7 +131,7 @@ fn log_part(
     args: &mut Args,
     ctx: &mut Ctx<'_>,
     endpoint: &ReplicaEndpoint,
-    epoch: u64,
+    session: Session,
 ) -> Result<Frame, Frame> {
     let total = args.next_u64()?;
     let part = args.next_bytes()?;
@@ -173,7 +177,7 @@ fn log_part(
     let records = log_blob::split_shared(partial.bytes.into())
         .map_err(|reason| Frame::error(format!("ERR {reason}")))?;
     let records: Vec<WireRecord> = records.into_iter().map(WireRecord::Log).collect();
-    let applied = apply_window(endpoint, epoch, &records)?;
+    let applied = apply_window(endpoint, session, &records)?;
     Ok(Frame::Integer(applied as i64))
 }
 
@@ -248,7 +252,7 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
             return Err(syntax_error());
         }
     }
-    let reply = endpoint
+    let opened = endpoint
         .hello(&Hello {
             master_id: master_id.clone(),
             epoch,
@@ -257,7 +261,8 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
             timeline,
         })
         .map_err(replication_error)?;
-    ctx.session.replication_epoch = Some(reply.epoch);
+    ctx.session.replication_session = Some(opened.session);
+    let reply = opened.reply;
     ctx.session.partial_record = None;
     if let Role::Replica(replica) = &*ctx.node.role.read() {
         ctx.session.master_link = Some(replica.session_opened(master_id, ctx.session.peer));

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::ReplicaSlot;
-use crate::endpoint::ReplicaEndpoint;
+use crate::endpoint::{ReplicaEndpoint, Session};
 use crate::error::Result;
 use crate::protocol::{Ack, SharedRecord};
 
@@ -27,13 +27,13 @@ pub(super) struct Courier {
 }
 
 impl Courier {
-    pub fn start(slot: ReplicaSlot, epoch: u64) -> std::io::Result<Self> {
+    pub fn start(slot: ReplicaSlot, session: Session) -> std::io::Result<Self> {
         let (parcel_tx, parcel_rx) = crossbeam_channel::unbounded::<Parcel>();
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
         let (cancel_tx, cancel_rx) = crossbeam_channel::bounded::<()>(0);
         let handle = std::thread::Builder::new()
             .name("kvstore-inproc-courier".into())
-            .spawn(move || deliver(slot, epoch, parcel_rx, ack_tx, cancel_rx))?;
+            .spawn(move || deliver(slot, session, parcel_rx, ack_tx, cancel_rx))?;
         Ok(Courier {
             parcels: Some(parcel_tx),
             acks: ack_rx,
@@ -68,14 +68,14 @@ impl Drop for Courier {
 /// duplicated copy's is not), or the error that ends the session.
 pub(super) fn deliver_window(
     endpoint: &ReplicaEndpoint,
-    epoch: u64,
+    session: Session,
     parcels: Vec<(SharedRecord, bool)>,
 ) -> Result<Vec<Ack>> {
     if parcels.is_empty() {
         return Ok(Vec::new());
     }
     let (window, reported): (Vec<SharedRecord>, Vec<bool>) = parcels.into_iter().unzip();
-    let acks = endpoint.apply_many(epoch, &window)?;
+    let acks = endpoint.apply_many(session, &window)?;
     Ok(acks
         .into_iter()
         .zip(reported)
@@ -99,7 +99,7 @@ fn wait_until(arrival: Instant, cancel: &Receiver<()>) -> bool {
 
 fn deliver(
     slot: ReplicaSlot,
-    epoch: u64,
+    session: Session,
     parcels: Receiver<Parcel>,
     acks: Sender<Result<Ack>>,
     cancel: Receiver<()>,
@@ -132,7 +132,7 @@ fn deliver(
         let Some(endpoint) = slot.read().clone() else {
             continue;
         };
-        let answers = deliver_window(&endpoint, epoch, window);
+        let answers = deliver_window(&endpoint, session, window);
         drop(endpoint);
         let sent = match answers {
             Ok(answers) => answers.into_iter().all(|ack| acks.send(Ok(ack)).is_ok()),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use kvstore_core::{KvStore, Options};
 use parking_lot::RwLock;
 
-use crate::endpoint::ReplicaEndpoint;
+use crate::endpoint::{ReplicaEndpoint, Session};
 use crate::error::{Error, Result};
 use crate::protocol::{Ack, Hello, HelloReply, SharedRecord, SnapshotAck, SnapshotChunk};
 use crate::transport::Transport;
@@ -93,7 +93,7 @@ impl InProcessReplica {
 
 /// A session of the in-process transport.
 struct Link {
-    epoch: u64,
+    session: Session,
     generation: u64,
     /// Acks of records applied on the caller's thread (before any delay was configured).
     inline_acks: VecDeque<Ack>,
@@ -123,14 +123,14 @@ impl InProcessTransport {
         Error::transport(self.replica.name.clone(), reason)
     }
 
-    /// Fails the call on an injected fault or a broken session; returns the session epoch.
-    fn check(&mut self) -> Result<u64> {
+    /// Fails the call on an injected fault or a broken session; returns the session.
+    fn check(&mut self) -> Result<Session> {
         let verdict = self.replica.faults.check_session_call();
-        self.session_epoch(verdict)
+        self.session(verdict)
     }
 
-    /// The session's epoch if the fault check let the call through and the session is current.
-    fn session_epoch(&mut self, verdict: std::result::Result<u64, &'static str>) -> Result<u64> {
+    /// The session if the fault check let the call through and the session is current.
+    fn session(&mut self, verdict: std::result::Result<u64, &'static str>) -> Result<Session> {
         let generation = match verdict {
             Ok(generation) => generation,
             Err(reason) => {
@@ -139,7 +139,7 @@ impl InProcessTransport {
             }
         };
         match &self.link {
-            Some(link) if link.generation == generation => Ok(link.epoch),
+            Some(link) if link.generation == generation => Ok(link.session),
             Some(_) => {
                 self.link = None;
                 Err(self.error("disconnected"))
@@ -221,23 +221,23 @@ impl Transport for InProcessTransport {
         }
         let endpoint = self.endpoint()?;
         std::thread::sleep(self.replica.faults.sample_delay());
-        let reply = endpoint.hello(hello)?;
+        let opened = endpoint.hello(hello)?;
         let courier = if self.replica.faults.has_delay() {
             Some(
-                Courier::start(self.replica.slot.clone(), hello.epoch)
+                Courier::start(self.replica.slot.clone(), opened.session)
                     .map_err(|e| self.error(format!("starting the courier thread: {e}")))?,
             )
         } else {
             None
         };
         self.link = Some(Link {
-            epoch: hello.epoch,
+            session: opened.session,
             generation: self.replica.faults.generation(),
             inline_acks: VecDeque::new(),
             deferred: None,
             courier,
         });
-        Ok(reply)
+        Ok(opened.reply)
     }
 
     fn send_records(&mut self, records: &[SharedRecord]) -> Result<()> {
@@ -250,7 +250,7 @@ impl Transport for InProcessTransport {
         }
         let verdict = self.replica.faults.check_window_call();
         let (mangles, delays) = verdict.map_or((false, false), |v| (v.mangles, v.delays));
-        let epoch = self.session_epoch(verdict.map(|v| v.generation))?;
+        let session = self.session(verdict.map(|v| v.generation))?;
         let endpoint = self.replica.endpoint();
         let Some(link) = self.link.as_mut() else {
             return Err(Error::NoSession);
@@ -262,7 +262,7 @@ impl Transport for InProcessTransport {
         if delays && link.courier.is_none() {
             // A delay set while the session is open applies from this window on, as it would
             // on a network (acks of the windows applied inline are returned first).
-            match Courier::start(self.replica.slot.clone(), epoch) {
+            match Courier::start(self.replica.slot.clone(), session) {
                 Ok(courier) => link.courier = Some(courier),
                 Err(e) => {
                     self.link = None;
@@ -277,7 +277,7 @@ impl Transport for InProcessTransport {
             // Nothing happens to the records on the way: the replica applies the window as sent.
             let endpoint = endpoint
                 .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
-            match endpoint.apply_many(epoch, &records) {
+            match endpoint.apply_many(session, &records) {
                 Ok(acks) => link.inline_acks.extend(acks),
                 Err(e) => link.deferred = Some(e),
             }
@@ -320,7 +320,7 @@ impl Transport for InProcessTransport {
         }
         let endpoint = endpoint
             .ok_or_else(|| Error::transport(self.replica.name.clone(), "replica is down"))?;
-        match courier::deliver_window(&endpoint, epoch, parcels) {
+        match courier::deliver_window(&endpoint, session, parcels) {
             Ok(acks) => link.inline_acks.extend(acks),
             Err(e) => link.deferred = Some(e),
         }
@@ -338,14 +338,14 @@ impl Transport for InProcessTransport {
     }
 
     fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
-        let epoch = self.check()?;
+        let session = self.check()?;
         let endpoint = self.endpoint()?;
         std::thread::sleep(self.replica.faults.sample_delay());
         if self.replica.faults.roll().drop {
             self.link = None;
             return Err(self.error("snapshot chunk lost"));
         }
-        endpoint.install_chunk(epoch, chunk)
+        endpoint.install_chunk(session, chunk)
     }
 
     fn close(&mut self) {
