@@ -241,17 +241,33 @@ fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
             replicator: None,
         });
     }
+    // The list may name this node too (one list for every node of a cluster, so that any of
+    // them can be promoted), so the replicas are known only now: a quorum larger than what is
+    // left is refused, never lowered to fit, which would break the promise it stands for.
+    let too_many = |what: &str, wanted: usize| {
+        Error::Config(format!(
+            "{what} is {wanted}, but this node streams to {} replica(s): --replicas names it \
+             too ({own}), and a node is not its own replica",
+            replicas.len()
+        ))
+    };
     let mode = match node.config.mode {
         ReplicationMode::Async => kvstore_replication::ReplicationMode::Async,
-        ReplicationMode::Sync { quorum, timeout } => kvstore_replication::ReplicationMode::Sync {
-            quorum: quorum.min(replicas.len()),
-            timeout,
-        },
+        ReplicationMode::Sync { quorum, .. } if quorum > replicas.len() => {
+            return Err(too_many("the write quorum", quorum));
+        }
+        ReplicationMode::Sync { quorum, timeout } => {
+            kvstore_replication::ReplicationMode::Sync { quorum, timeout }
+        }
     };
+    let min_replicas = node.config.min_replicas_to_write;
+    if min_replicas > replicas.len() {
+        return Err(too_many("min-replicas-to-write", min_replicas));
+    }
     let mut builder = Replicator::builder()
         .master_id(node.node_id())
         .mode(mode)
-        .min_replicas_to_write(node.config.min_replicas_to_write.min(replicas.len()))
+        .min_replicas_to_write(min_replicas)
         .epoch(epoch);
     for addr in replicas {
         builder = builder.replica(TcpTransport::new(

@@ -124,7 +124,9 @@ impl Replicator {
     }
 
     /// Waits until `replicas` replicas have applied `lsn` or `timeout` passes; returns how many
-    /// have (Redis `WAIT`). Never fails: fewer than asked is the caller's to judge.
+    /// have (Redis `WAIT`). Only replicas in a session count, as only connected replicas do in
+    /// Redis: one that never connected has acknowledged nothing, and one that is down is not
+    /// counted on. Never fails: fewer than asked is the caller's to judge.
     pub fn wait_for(&self, lsn: Lsn, replicas: usize, timeout: Duration) -> usize {
         self.shared.acks.wait_for(lsn, replicas, timeout)
     }

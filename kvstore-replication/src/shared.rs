@@ -86,19 +86,30 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Each replica's cumulative acked LSN, with a condition variable for quorum waits.
+/// Each replica's cumulative acked LSN and whether it is in a session now, with a condition
+/// variable for quorum waits.
 #[derive(Debug, Default)]
 pub(crate) struct AckBoard {
-    acked: Mutex<Vec<Lsn>>,
+    slots: Mutex<Vec<AckSlot>>,
     changed: Condvar,
-    /// Set (under `acked`'s lock) once no ack can come any more: the workers are gone.
+    /// Set (under `slots`' lock) once no ack can come any more: the workers are gone.
     closed: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct AckSlot {
+    acked: Lsn,
+    /// A session is open: the replica said HELLO and has not failed since. Only such a
+    /// replica counts for `WAIT` and quorums, as only connected replicas count in Redis: one
+    /// that never connected has acknowledged nothing (its LSN 0 is no ack of an empty log),
+    /// and one that is down is not "a replica that has the writes" to its caller.
+    connected: bool,
 }
 
 impl AckBoard {
     pub fn new(replicas: usize) -> Self {
         AckBoard {
-            acked: Mutex::new(vec![0; replicas]),
+            slots: Mutex::new(vec![AckSlot::default(); replicas]),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
         }
@@ -107,44 +118,82 @@ impl AckBoard {
     /// No ack will come any more (the replicator's workers have stopped): quorum waits end
     /// now with the count they have, instead of sleeping out their timeout.
     pub fn close(&self) {
-        let _acked = self.acked.lock();
+        let _slots = self.slots.lock();
         self.closed.store(true, Ordering::Release);
         self.changed.notify_all();
     }
 
+    /// Replica `idx` opened a session in which it has applied `lsn`.
+    pub fn connect(&self, idx: usize, lsn: Lsn) {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get_mut(idx) {
+            *slot = AckSlot {
+                acked: lsn,
+                connected: true,
+            };
+            self.changed.notify_all();
+        }
+    }
+
+    /// Replica `idx`'s session failed: it counts for no wait until it connects again. Its
+    /// acked LSN stays (for lag and WAL retention) unless `forget` resets it to 0.
+    pub fn disconnect(&self, idx: usize, forget: bool) {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get_mut(idx) {
+            slot.connected = false;
+            if forget {
+                slot.acked = 0;
+            }
+        }
+    }
+
     /// Sets replica `idx`'s acked LSN (it may go down when a replica restarted with less).
     pub fn set(&self, idx: usize, lsn: Lsn) {
-        let mut acked = self.acked.lock();
-        if let Some(slot) = acked.get_mut(idx) {
-            if *slot != lsn {
-                *slot = lsn;
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get_mut(idx) {
+            if slot.acked != lsn {
+                slot.acked = lsn;
                 self.changed.notify_all();
             }
         }
     }
 
     pub fn get(&self, idx: usize) -> Lsn {
-        self.acked.lock().get(idx).copied().unwrap_or(0)
+        self.slots.lock().get(idx).map_or(0, |slot| slot.acked)
     }
 
     pub fn min(&self) -> Lsn {
-        self.acked.lock().iter().copied().min().unwrap_or(0)
+        self.slots
+            .lock()
+            .iter()
+            .map(|slot| slot.acked)
+            .min()
+            .unwrap_or(0)
     }
 
-    /// Waits until `required` replicas acked `lsn` or `timeout` passes; returns how many did.
+    /// Waits until `required` connected replicas acked `lsn` or `timeout` passes; returns how
+    /// many did.
     pub fn wait_for(&self, lsn: Lsn, required: usize, timeout: Duration) -> usize {
         let deadline = deadline_after(timeout);
-        let mut acked = self.acked.lock();
+        let mut slots = self.slots.lock();
         loop {
-            let count = quorum::acked_count(&acked, lsn);
+            let count = connected_acks(&slots, lsn);
             if count >= required || self.closed.load(Ordering::Acquire) {
                 return count;
             }
-            if self.changed.wait_until(&mut acked, deadline).timed_out() {
-                return quorum::acked_count(&acked, lsn);
+            if self.changed.wait_until(&mut slots, deadline).timed_out() {
+                return connected_acks(&slots, lsn);
             }
         }
     }
+}
+
+/// How many connected replicas acknowledged `lsn` (see [`quorum::acked_count`]).
+fn connected_acks(slots: &[AckSlot], lsn: Lsn) -> usize {
+    slots
+        .iter()
+        .filter(|slot| slot.connected && slot.acked >= lsn)
+        .count()
 }
 
 /// The commit hook's state. The store holds it (as its hook); the workers and the handle

@@ -146,7 +146,12 @@ fn main() -> ExitCode {
         Ok(server) => server,
         Err(e) => {
             eprintln!("kvstore-server: {e}");
-            return ExitCode::FAILURE;
+            // Flags that contradict each other only once the server knows its own address
+            // (a quorum its replica list cannot meet) are bad flags too.
+            return match e {
+                kvstore_net::Error::Config(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            };
         }
     };
     // Tests and scripts read the bound port from this line.

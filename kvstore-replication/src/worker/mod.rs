@@ -156,6 +156,7 @@ impl Worker {
                     tracing::error!(replica = %self.replica().name, "replication worker panicked; restarting it");
                     *self.replica().last_error.lock() = Some("worker panicked".into());
                     self.replica().set_state(ReplicaState::Unhealthy);
+                    self.shared.acks.disconnect(self.idx, false);
                     self.session = None;
                     self.wal = None;
                     self.snapshot = None;
@@ -222,12 +223,12 @@ impl Worker {
         self.session = None;
         self.wal = None;
         self.transport.close();
+        self.shared.acks.disconnect(self.idx, refused);
         if refused {
             // A replica that refuses even a forced session (a stale epoch) waits for the
             // operator again instead of being retried in a loop.
             self.forcing = false;
             self.shared.health_event(self.idx, HealthEvent::Refused);
-            self.shared.acks.set(self.idx, 0);
             return;
         }
         ReplicaShared::bump(&self.replica().sends_failed);

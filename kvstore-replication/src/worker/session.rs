@@ -63,6 +63,17 @@ impl Worker {
             timeline: self.shared.timeline.clone(),
         };
         let reply = match self.transport.hello(&hello) {
+            // A replica that claims more than this master's log holds cannot have it from
+            // this master (every record sent so far is at or below `master_last`): booking
+            // its claim would count it for writes it never received. A conforming replica
+            // refuses such a master itself (`Diverged`); this guards against one that does not.
+            Ok(reply) if !force && reply.applied_lsn > master_last => {
+                self.fail(Error::Diverged {
+                    replica_lsn: reply.applied_lsn,
+                    master_lsn: master_last,
+                });
+                return false;
+            }
             Ok(reply) => reply,
             Err(e) => {
                 self.fail(e);
@@ -99,7 +110,7 @@ impl Worker {
         } else {
             self.unproven = true;
         }
-        self.shared.acks.set(self.idx, applied);
+        self.shared.acks.connect(self.idx, applied);
         true
     }
 
