@@ -28,4 +28,19 @@ impl ServerStats {
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Counts key lookups for `keyspace_hits` and `keyspace_misses`: one per key a read
+    /// command looked up, as Redis counts them (`GET`, `MGET`, `EXISTS`, reads in `EXEC`).
+    pub(crate) fn lookups(&self, found: impl IntoIterator<Item = bool>) {
+        let (mut hits, mut misses) = (0, 0);
+        for found in found {
+            if found {
+                hits += 1;
+            } else {
+                misses += 1;
+            }
+        }
+        Self::add(&self.keyspace_hits, hits);
+        Self::add(&self.keyspace_misses, misses);
+    }
 }

@@ -1,5 +1,8 @@
 //! `AUTH password` or `AUTH default password`: `+OK` when it matches `--requirepass`.
+//! Without `--requirepass`, as in Redis, the default user takes any password (`AUTH default
+//! x` is `+OK`), and the one-argument form is refused as a configuration mistake.
 
+use super::args::syntax_error;
 use super::{Args, Ctx};
 use crate::frame::Frame;
 
@@ -9,9 +12,27 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         Some(password) => (Some(first), password),
         None => (None, first),
     };
-    args.finish()?;
-    authenticate(ctx, user, password)?;
+    if args.remaining() > 0 {
+        return Err(syntax_error());
+    }
+    match user {
+        Some(user) if ctx.node.config.requirepass.is_none() => default_user_only(user)?,
+        _ => authenticate(ctx, user, password)?,
+    }
     Ok(Frame::ok())
+}
+
+/// Without a password, the default user takes any; there is no other user.
+pub(super) fn default_user_only(user: &[u8]) -> Result<(), Frame> {
+    if user == b"default" {
+        Ok(())
+    } else {
+        Err(wrong_pass())
+    }
+}
+
+fn wrong_pass() -> Frame {
+    Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
 }
 
 /// Marks the session authenticated when `password` (for `user`, which can only be
@@ -33,9 +54,7 @@ pub(super) fn authenticate(
         ctx.session.authenticated = true;
         Ok(())
     } else {
-        Err(Frame::error(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+        Err(wrong_pass())
     }
 }
 

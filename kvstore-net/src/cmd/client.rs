@@ -7,7 +7,8 @@ use super::{Args, Ctx, Session};
 use crate::frame::Frame;
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let sub = args.next_bytes()?.to_ascii_lowercase();
+    let typed = args.next_bytes()?;
+    let sub = typed.to_ascii_lowercase();
     let session = &mut *ctx.session;
     let wrong_arity = || {
         Frame::error(format!(
@@ -22,7 +23,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         _ => {
             return Err(Frame::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&sub)
+                String::from_utf8_lossy(typed)
             )))
         }
     };

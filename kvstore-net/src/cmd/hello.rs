@@ -42,11 +42,8 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     if let Some((user, password)) = credentials {
         if ctx.node.config.requirepass.is_some() {
             auth::authenticate(ctx, Some(user), password)?;
-        } else if user != b"default" {
-            // Without a password the default user takes any; there is no other user.
-            return Err(Frame::error(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            ));
+        } else {
+            auth::default_user_only(user)?;
         }
     }
     if !ctx.session.authenticated {

@@ -11,12 +11,15 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let keys = parse_keys(args)?;
     let limit = ctx.node.config.max_reply_bytes;
     match ctx.node.store.get_many(&keys, limit) {
-        Ok(values) => Ok(Frame::Array(
-            values
-                .into_iter()
-                .map(|value| value.map_or(Frame::Null, Frame::Bulk))
-                .collect(),
-        )),
+        Ok(values) => {
+            ctx.node.stats.lookups(values.iter().map(Option::is_some));
+            Ok(Frame::Array(
+                values
+                    .into_iter()
+                    .map(|value| value.map_or(Frame::Null, Frame::Bulk))
+                    .collect(),
+            ))
+        }
         Err(kvstore_core::Error::ReadTooLarge { .. }) => Err(Frame::error(format!(
             "ERR reply exceeds the limit of {limit} bytes; ask for fewer keys"
         ))),

@@ -36,13 +36,16 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         if option.eq_ignore_ascii_case(b"MATCH") {
             pattern = Some(Glob::new(args.next_bytes().map_err(|_| syntax_error())?));
         } else if option.eq_ignore_ascii_case(b"COUNT") {
-            count = args.next_u64().map_err(|e| match e {
+            // Signed, as Redis reads it: a count below 1 (negative included) is a syntax
+            // error, not a malformed integer.
+            let wanted = args.next_int().map_err(|e| match e {
                 e if e == not_an_integer() => e,
                 _ => syntax_error(),
             })?;
-            if count < 1 {
-                return Err(syntax_error());
-            }
+            count = u64::try_from(wanted)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(syntax_error)?;
         } else if option.eq_ignore_ascii_case(b"TYPE") {
             only_strings = args
                 .next_bytes()

@@ -296,12 +296,14 @@ impl<'a> View<'a> {
             }
             "get" | "read" => {
                 let value = self.get(args.next_bytes()?)?;
+                node.stats.lookups([value.is_some()]);
                 self.reply_opt(node, value)
             }
             "mget" => {
                 let mut values = Vec::new();
                 for key in del::parse_keys(args)? {
                     let value = self.get(key)?;
+                    node.stats.lookups([value.is_some()]);
                     values.push(self.reply_opt(node, value)?);
                 }
                 Ok(Frame::Array(values))
@@ -309,7 +311,9 @@ impl<'a> View<'a> {
             "exists" => {
                 let mut count = 0;
                 for key in del::parse_keys(args)? {
-                    count += i64::from(self.contains(key)?);
+                    let present = self.contains(key)?;
+                    node.stats.lookups([present]);
+                    count += i64::from(present);
                 }
                 Ok(Frame::Integer(count))
             }

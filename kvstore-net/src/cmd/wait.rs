@@ -63,8 +63,10 @@ fn unblocked() -> Frame {
 }
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let replicas = args.next_u64()?;
-    let timeout_ms = args.next_int()?;
+    let replicas = args.next_int()?;
+    let timeout_ms = args
+        .next_int()
+        .map_err(|_| Frame::error("ERR timeout is not an integer or out of range"))?;
     args.finish()?;
     if timeout_ms < 0 {
         return Err(Frame::error("ERR timeout is negative"));
@@ -78,7 +80,8 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let Some(replicator) = current_replicator(ctx.node)? else {
         return Ok(Frame::Integer(0));
     };
-    let required = usize::try_from(replicas).unwrap_or(usize::MAX);
+    // As in Redis, a negative count is met at once (by however many replicas have the writes).
+    let required = usize::try_from(replicas.max(0)).unwrap_or(usize::MAX);
     // A weak handle keeps the allocation (so the identity check below is sound) but not the
     // replicator itself.
     let waited_on: Weak<Replicator> = Arc::downgrade(&replicator);
