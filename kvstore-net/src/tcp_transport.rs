@@ -183,7 +183,8 @@ impl Transport for TcpTransport {
             args.push(hello.timeline.encode().into_bytes());
         }
         match self.round_trip(&args)? {
-            Frame::Array(items) if items.len() == 4 => {
+            // A fifth item, the replica's id, comes from replicas that send one.
+            Frame::Array(items) if items.len() == 4 || items.len() == 5 => {
                 let (Some(applied_lsn), Some(epoch)) = (int(&items[0]), int(&items[1])) else {
                     return Err(self.broken("malformed HELLO reply"));
                 };
@@ -198,6 +199,7 @@ impl Transport for TcpTransport {
                     applied_lsn,
                     epoch,
                     snapshot_in_progress,
+                    replica_id: items.get(4).and_then(int),
                 })
             }
             Frame::Error(message) => {

@@ -35,9 +35,9 @@ fn replicate_session_applies_in_order_and_reports_gaps() -> TestResult {
         &resp(&[b"REPLICATE", b"PUT", b"1", b"k", b"v"]),
         b"-NOSESSION no replication session: send HELLO first\r\n",
     )?;
-    c.check(
+    c.check_hello(
         &resp(&[b"REPLICATE", b"HELLO", b"127.0.0.1:7000", b"3", b"10"]),
-        b"*4\r\n:0\r\n:3\r\n:-1\r\n:0\r\n",
+        [0, 3, -1, 0],
     )?;
     c.check(&resp(&[b"REPLICATE", b"PUT", b"1", b"k", b"v1"]), b":1\r\n")?;
     // A gap: LSN 3 before 2 is not applied, the reply says "applied up to 1".
@@ -103,12 +103,8 @@ fn hello(master_last_lsn: &str, options: &[&str]) -> Vec<u8> {
 #[test]
 fn hello_timelines_refuse_a_master_that_rewrote_applied_lsns() -> TestResult {
     let server = TestServer::start_with(|c| c.replica(true))?;
-    let accepted_at = |applied: u8| format!("*4\r\n:{applied}\r\n:1\r\n:-1\r\n:0\r\n");
     let mut c = server.raw()?;
-    c.check(
-        &hello("0", &["TIMELINE", "1:7:1"]),
-        accepted_at(0).as_bytes(),
-    )?;
+    c.check_hello(&hello("0", &["TIMELINE", "1:7:1"]), [0, 1, -1, 0])?;
     c.check(&resp(&[b"REPLICATE", b"PUT", b"1", b"a", b"1"]), b":1\r\n")?;
     c.check(&resp(&[b"REPLICATE", b"PUT", b"2", b"b", b"2"]), b":2\r\n")?;
     // The master lost LSN 2 and restarted there (incarnation 8): it now has another LSN 2.
@@ -118,13 +114,10 @@ fn hello_timelines_refuse_a_master_that_rewrote_applied_lsns() -> TestResult {
         b"-DIVERGED replica applied up to LSN 2 but its log agrees with the master's only up to LSN 1\r\n",
     )?;
     // A restart that kept both records is followed; FORCE and TIMELINE in either order.
-    restarted.check(
-        &hello("5", &["TIMELINE", "1:7:1,1:9:3"]),
-        accepted_at(2).as_bytes(),
-    )?;
-    restarted.check(
+    restarted.check_hello(&hello("5", &["TIMELINE", "1:7:1,1:9:3"]), [2, 1, -1, 0])?;
+    restarted.check_hello(
         &hello("5", &["TIMELINE", "1:7:1,1:8:2", "FORCE"]),
-        accepted_at(2).as_bytes(),
+        [2, 1, -1, 0],
     )?;
     for (bad, why) in [
         ("1:7", "an entry is not epoch:incarnation:start"),
@@ -149,9 +142,9 @@ fn hello_timelines_refuse_a_master_that_rewrote_applied_lsns() -> TestResult {
 fn pipelined_records_get_their_own_replies_in_order_and_share_a_commit() -> TestResult {
     let server = TestServer::start_with(|c| c.replica(true))?;
     let mut c = server.raw()?;
-    c.check(
+    c.check_hello(
         &resp(&[b"REPLICATE", b"HELLO", b"m", b"1", b"20"]),
-        b"*4\r\n:0\r\n:1\r\n:-1\r\n:0\r\n",
+        [0, 1, -1, 0],
     )?;
     let fsyncs_before = server.fsyncs();
     // One write holding a window as a master pipelines it, with a gap, a duplicate and a
@@ -211,9 +204,9 @@ fn pipelined_records_get_their_own_replies_in_order_and_share_a_commit() -> Test
 fn snapshot_chunks_replace_the_contents() -> TestResult {
     let server = TestServer::start_with(|c| c.replica(true))?;
     let mut c = server.raw()?;
-    c.check(
+    c.check_hello(
         &resp(&[b"REPLICATE", b"HELLO", b"m", b"1", b"50"]),
-        b"*4\r\n:0\r\n:1\r\n:-1\r\n:0\r\n",
+        [0, 1, -1, 0],
     )?;
     c.check(
         &resp(&[

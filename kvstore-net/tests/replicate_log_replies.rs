@@ -8,8 +8,6 @@ use common::{resp, Raw, TestResult, TestServer};
 use kvstore_core::{EncodedWalRecord, Lsn, Op, WalRecord};
 use kvstore_net::{Limits, MAX_LOG_BLOB_RECORDS};
 
-const HELLO_REPLY: &[u8] = b"*4\r\n:0\r\n:1\r\n:-1\r\n:0\r\n";
-
 /// A record putting `key{lsn}` = `value{lsn}`.
 fn record(lsn: Lsn) -> EncodedWalRecord {
     EncodedWalRecord::from(&WalRecord {
@@ -54,9 +52,9 @@ fn log(blob: &[u8]) -> Vec<u8> {
 fn session(limits: Limits) -> TestResult<(TestServer, Raw)> {
     let server = TestServer::start_with(|c| c.replica(true).limits(limits))?;
     let mut raw = server.raw()?;
-    raw.check(
+    raw.check_hello(
         &resp(&[b"REPLICATE", b"HELLO", b"127.0.0.1:7000", b"1", b"0"]),
-        HELLO_REPLY,
+        [0, 1, -1, 0],
     )?;
     Ok((server, raw))
 }

@@ -201,7 +201,7 @@ fn client_and_select_answer_what_libraries_send_on_connect() -> TestResult {
     )?;
     c.check(
         &resp(&[b"CLIENT", b"KILL", b"ID", b"1"]),
-        b"-ERR unknown subcommand 'kill'. Try CLIENT HELP.\r\n",
+        b"-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n",
     )?;
     let peer = c.stream.local_addr()?;
     let line =

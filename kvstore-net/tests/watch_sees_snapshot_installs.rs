@@ -12,9 +12,9 @@ fn watched_key_replaced_by_a_snapshot_at_its_own_lsn_aborts_exec() -> TestResult
     let server = TestServer::start_with(|c| c.replica(true))?;
     // A master (this test) that wrote k = A at LSN 1.
     let mut master = server.raw()?;
-    master.check(
+    master.check_hello(
         &resp(&[b"REPLICATE", b"HELLO", b"old-master", b"1", b"1"]),
-        b"*4\r\n:0\r\n:1\r\n:-1\r\n:0\r\n",
+        [0, 1, -1, 0],
     )?;
     master.check(&resp(&[b"REPLICATE", b"PUT", b"1", b"k", b"A"]), b":1\r\n")?;
 
@@ -26,9 +26,9 @@ fn watched_key_replaced_by_a_snapshot_at_its_own_lsn_aborts_exec() -> TestResult
     // Failover: a new master (higher epoch) whose own LSN 1 wrote k = B forces a resync
     // with its snapshot at LSN 1.
     let mut new_master = server.raw()?;
-    new_master.check(
+    new_master.check_hello(
         &resp(&[b"REPLICATE", b"HELLO", b"new-master", b"2", b"1", b"FORCE"]),
-        b"*4\r\n:1\r\n:2\r\n:-1\r\n:0\r\n",
+        [1, 2, -1, 0],
     )?;
     new_master.check(
         &resp(&[

@@ -39,6 +39,8 @@ use crate::timeline::Timeline;
 #[derive(Clone)]
 pub struct ReplicaEndpoint {
     store: KvStore,
+    /// Drawn at open, sent in every HELLO reply (see [`HelloReply::replica_id`]).
+    id: u64,
     state: Arc<Mutex<EndpointState>>,
     counters: Arc<EndpointCounters>,
 }
@@ -137,6 +139,8 @@ impl ReplicaEndpoint {
         let timeline = Timeline::read(store.path())?;
         Ok(ReplicaEndpoint {
             store,
+            // 63 bits: the wire carries it as a RESP integer.
+            id: rand::random::<u64>() >> 1,
             state: Arc::new(Mutex::new(EndpointState {
                 epoch,
                 rewind_allowed: false,
@@ -153,6 +157,12 @@ impl ReplicaEndpoint {
     /// The replica's store (for reads; writes should come through replication).
     pub fn store(&self) -> &KvStore {
         &self.store
+    }
+
+    /// This endpoint's id, drawn when it was opened: what its HELLO replies carry, so that a
+    /// master can tell one replica reached under two addresses.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Highest epoch accepted.
@@ -224,6 +234,7 @@ impl ReplicaEndpoint {
                     snapshot_lsn: i.snapshot_lsn,
                     next_seq: i.next_seq,
                 }),
+                replica_id: Some(self.id),
             },
             session: Session {
                 epoch: state.epoch,

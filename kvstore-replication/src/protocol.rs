@@ -39,6 +39,10 @@ pub struct HelloReply {
     /// A snapshot install in progress on the replica, which the master may continue instead
     /// of starting over (progress is never discarded while the replica keeps running).
     pub snapshot_in_progress: Option<SnapshotProgress>,
+    /// Who answered: an id the replica drew when it started (`None` from a peer that sends
+    /// none). A master that reaches one replica under two addresses sees the same id twice
+    /// and counts it once.
+    pub replica_id: Option<u64>,
 }
 
 /// How far a snapshot install has come on the replica.

@@ -99,6 +99,8 @@ pub(crate) struct AckBoard {
 #[derive(Debug, Clone, Copy, Default)]
 struct AckSlot {
     acked: Lsn,
+    /// The id the replica gave in its HELLO reply, while connected.
+    replica_id: Option<u64>,
     /// A session is open: the replica said HELLO and has not failed since. Only such a
     /// replica counts for `WAIT` and quorums, as only connected replicas count in Redis: one
     /// that never connected has acknowledged nothing (its LSN 0 is no ack of an empty log),
@@ -123,16 +125,28 @@ impl AckBoard {
         self.changed.notify_all();
     }
 
-    /// Replica `idx` opened a session in which it has applied `lsn`.
-    pub fn connect(&self, idx: usize, lsn: Lsn) {
+    /// Replica `idx`, identified by `replica_id`, opened a session in which it has applied
+    /// `lsn`. `Err(other)` if replica `other` is connected with the same id: one replica
+    /// reached under two addresses, which must count once; `idx` stays disconnected.
+    pub fn connect(&self, idx: usize, lsn: Lsn, replica_id: Option<u64>) -> Result<(), usize> {
         let mut slots = self.slots.lock();
+        if let Some(id) = replica_id {
+            let same = |(other, slot): &(usize, &AckSlot)| {
+                *other != idx && slot.connected && slot.replica_id == Some(id)
+            };
+            if let Some((other, _)) = slots.iter().enumerate().find(same) {
+                return Err(other);
+            }
+        }
         if let Some(slot) = slots.get_mut(idx) {
             *slot = AckSlot {
                 acked: lsn,
+                replica_id,
                 connected: true,
             };
             self.changed.notify_all();
         }
+        Ok(())
     }
 
     /// Replica `idx`'s session failed: it counts for no wait until it connects again. Its
@@ -141,6 +155,7 @@ impl AckBoard {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.get_mut(idx) {
             slot.connected = false;
+            slot.replica_id = None;
             if forget {
                 slot.acked = 0;
             }

@@ -34,6 +34,7 @@ impl Transport for Boastful {
             applied_lsn: 1_000_000,
             epoch: hello.epoch,
             snapshot_in_progress: None,
+            replica_id: None,
         })
     }
 

@@ -271,12 +271,16 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
         Some(p) => (p.snapshot_lsn as i64, p.next_seq as i64),
         None => (-1, 0),
     };
-    Ok(Frame::Array(vec![
+    let mut items = vec![
         Frame::Integer(reply.applied_lsn as i64),
         Frame::Integer(reply.epoch as i64),
         Frame::Integer(snapshot_lsn),
         Frame::Integer(next_seq),
-    ]))
+    ];
+    if let Some(id) = reply.replica_id.and_then(|id| i64::try_from(id).ok()) {
+        items.push(Frame::Integer(id));
+    }
+    Ok(Frame::Array(items))
 }
 
 /// `(PUT k v | DEL k)…`, at least one operation.

@@ -84,6 +84,30 @@ impl Raw {
         self.expect(reply)
     }
 
+    /// Sends a `REPLICATE HELLO` and checks that it is accepted with `items` (applied LSN,
+    /// epoch, snapshot LSN, next chunk), followed by the replica's id, an integer drawn
+    /// when the replica started.
+    pub fn check_hello(&mut self, request: &[u8], items: [i64; 4]) -> TestResult {
+        self.send(request)?;
+        let expected: String = std::iter::once("*5\r\n".to_string())
+            .chain(items.iter().map(|i| format!(":{i}\r\n")))
+            .collect();
+        self.expect(expected.as_bytes())?;
+        let mut id = Vec::new();
+        let mut byte = [0u8; 1];
+        while !id.ends_with(b"\r\n") {
+            self.stream.read_exact(&mut byte)?;
+            id.push(byte[0]);
+        }
+        let digits = &id[1..id.len() - 2];
+        assert!(
+            id[0] == b':' && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+            "the replica id: {}",
+            id.escape_ascii()
+        );
+        Ok(())
+    }
+
     /// Reads until `lines` CRLF-terminated lines arrived (or 5 s passed), as text.
     pub fn read_lines(&mut self, lines: usize) -> TestResult<String> {
         self.stream.set_read_timeout(Some(Duration::from_secs(5)))?;

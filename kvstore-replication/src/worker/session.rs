@@ -85,6 +85,22 @@ impl Worker {
             self.shared.health_event(self.idx, HealthEvent::Rejoined);
         }
         let applied = if force { 0 } else { reply.applied_lsn };
+        if let Err(other) = self
+            .shared
+            .acks
+            .connect(self.idx, applied, reply.replica_id)
+        {
+            let other = self
+                .shared
+                .replicas
+                .get(other)
+                .map_or_else(|| format!("replica {other}"), |r| r.name.clone());
+            self.fail(Error::Protocol(format!(
+                "this is the replica already connected as {other} (the same replica id): a \
+                 replica listed under two addresses counts once"
+            )));
+            return false;
+        }
         self.session = Some(Session {
             acked: applied,
             sent: applied,
@@ -110,7 +126,6 @@ impl Worker {
         } else {
             self.unproven = true;
         }
-        self.shared.acks.connect(self.idx, applied);
         true
     }
 
