@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! REPLICATE HELLO <master-id> <epoch> <master-last-lsn> [FORCE] [TIMELINE <e:i:s,…>]
-//!     -> *4 :applied_lsn :epoch :snapshot_lsn (-1: none in progress) :next_seq
+//!     -> *5 :applied_lsn :epoch :snapshot_lsn (-1: none in progress) :next_seq :replica_id
 //! REPLICATE LOG <blob>                              -> :applied_lsn
 //! REPLICATE LOGPART <total-bytes> <bytes>           -> :applied_lsn
 //! REPLICATE PUT <lsn> <key> <value>                 -> :applied_lsn
@@ -23,7 +23,10 @@
 //! An applied LSN below the record's LSN reports a gap (the master resends). Refusals:
 //! `-STALEEPOCH …`, `-DIVERGED …`, `-NOSESSION …`. `TIMELINE` lists the master's
 //! incarnations as `epoch:incarnation:first-lsn` (see `kvstore_replication::timeline`): a
-//! replica whose log parts from it at or before its applied LSN answers `-DIVERGED`.
+//! replica whose log parts from it at or before its applied LSN answers `-DIVERGED`. An
+//! accepted HELLO ends the session of any earlier HELLO (whose records then get
+//! `-NOSESSION`); `replica_id` is drawn when the replica starts, so a master that reaches one
+//! replica under two addresses counts it once (a master also takes a reply without it).
 
 use kvstore_core::{Lsn, Op, WalRecord};
 use kvstore_replication::{
