@@ -62,7 +62,7 @@ mod store;
 mod tail_cache;
 mod wal;
 
-pub use batch::{Op, WriteBatch};
+pub use batch::{BatchOps, Op, OpRef, WriteBatch};
 pub use compaction::CompactionReport;
 pub use error::{Error, Result};
 pub use hook::CommitHook;

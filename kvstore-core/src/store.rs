@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{Op, OpRef, OpView, WriteBatch};
+use crate::batch::{OpRef, OpView, WriteBatch};
 use crate::error::{Error, IoContext, Result};
 use crate::hook::CommitHook;
 use crate::index::State;
@@ -222,7 +222,7 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn check_ops<O: OpView>(&self, ops: &[O]) -> Result<()> {
+    pub(crate) fn check_ops<O: OpView>(&self, ops: impl IntoIterator<Item = O>) -> Result<()> {
         let mut total = RECORD_HEADER_BYTES;
         for op in ops {
             self.check_key(op.key())?;
@@ -246,7 +246,10 @@ impl Inner {
 
     fn commit<O: OpView>(&self, ops: &[O], rule: LsnRule) -> Result<Outcome> {
         self.check_ops(ops)?;
-        let record = EncodedRecord::encode(ops);
+        self.commit_record(EncodedRecord::encode(ops), rule)
+    }
+
+    fn commit_record(&self, record: EncodedRecord, rule: LsnRule) -> Result<Outcome> {
         self.commits
             .commit(record, rule, self.gather_window(), |group, results| {
                 self.lead_group(group, results)
@@ -255,16 +258,37 @@ impl Inner {
 
     /// A local write: admitted by the hook, committed, then replicated as the hook requires.
     fn write<O: OpView>(&self, ops: &[O]) -> Result<Lsn> {
+        self.check_ops(ops)?;
+        self.write_record(EncodedRecord::encode(ops))
+    }
+
+    /// A local write of the (checked, non-empty) `batch`, committed as the record it holds.
+    fn write_batch(&self, batch: WriteBatch) -> Result<Lsn> {
+        self.check_ops(batch.ops())?;
+        self.write_record(record_of(batch)?)
+    }
+
+    fn write_record(&self, record: EncodedRecord) -> Result<Lsn> {
         let hook = self.hook();
         if let Some(hook) = &hook {
             hook.admit()?;
         }
-        let lsn = self.commit(ops, LsnRule::Next)?.local_lsn()?;
+        let lsn = self.commit_record(record, LsnRule::Next)?.local_lsn()?;
         if let Some(hook) = &hook {
             hook.wait_replicated(lsn)?;
         }
         Ok(lsn)
     }
+}
+
+/// The record a checked, non-empty batch commits as. Checked means under
+/// [`MAX_RECORD_BYTES`], so the record always forms; an error rather than a panic if not.
+fn record_of(batch: WriteBatch) -> Result<EncodedRecord> {
+    let len = batch.encoded_len();
+    EncodedRecord::from_batch(batch).ok_or(Error::BatchTooLarge {
+        len,
+        max: MAX_RECORD_BYTES,
+    })
 }
 
 impl KvStore {
@@ -454,8 +478,9 @@ impl KvStore {
 
     /// Whether a write of `ops` would be taken as to its shape (key and value sizes, the
     /// record's size): the checks [`write_batch`](Self::write_batch) makes before it writes,
-    /// for a caller that plans writes ahead of committing them.
-    pub fn check_ops(&self, ops: &[Op]) -> Result<()> {
+    /// for a caller that plans writes ahead of committing them. Takes a batch's
+    /// [`ops`](WriteBatch::ops), or owned operations [`borrowed`](Op::borrowed).
+    pub fn check_ops<'a>(&self, ops: impl IntoIterator<Item = OpRef<'a>>) -> Result<()> {
         self.inner.check_ops(ops)
     }
 
@@ -476,7 +501,7 @@ impl KvStore {
         if batch.is_empty() {
             return Ok(self.last_lsn());
         }
-        self.inner.write(&batch.ops)
+        self.inner.write_batch(batch)
     }
 
     /// Commits several batches in one commit group: each batch is its own log record with its
@@ -499,14 +524,17 @@ impl KvStore {
         let before = self.last_lsn();
         let mut answers: Vec<Option<Result<Lsn>>> = Vec::with_capacity(batches.len());
         let mut encoded = Vec::new();
-        for batch in &batches {
+        for batch in batches {
             if batch.is_empty() {
                 answers.push(Some(Ok(before)));
-            } else if let Err(e) = inner.check_ops(&batch.ops) {
-                answers.push(Some(Err(e)));
-            } else {
-                encoded.push((EncodedRecord::encode(&batch.ops), LsnRule::Next));
-                answers.push(None);
+                continue;
+            }
+            match inner.check_ops(batch.ops()).and_then(|()| record_of(batch)) {
+                Ok(record) => {
+                    encoded.push((record, LsnRule::Next));
+                    answers.push(None);
+                }
+                Err(e) => answers.push(Some(Err(e))),
             }
         }
         let mut committed = inner

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use kvstore_core::WriteBatch;
+
 use crate::cmd::{self, Ctx, Session};
 use crate::connection::{Connection, ReadError};
 use crate::frame::Frame;
@@ -56,7 +58,13 @@ pub(crate) fn serve(
             let count = run.count;
             let reply = match batch.as_slice() {
                 [one] => run_one(one, &node, &mut session),
-                _ => pipeline::commit(batch.iter().map(pipeline::put_of).collect(), &node),
+                _ => {
+                    let mut puts = WriteBatch::new();
+                    for request in &batch {
+                        pipeline::add_put(&mut puts, request);
+                    }
+                    pipeline::commit(puts, &node)
+                }
             };
             if count > 1 && matches!(reply, Frame::Error(_)) {
                 ServerStats::add(&node.stats.error_replies, count as u64);

@@ -9,7 +9,7 @@
 //! missing `AUTH`) is left out and runs by itself, so the errors a batch can meet (I/O,
 //! quorum, too few replicas) are the same for each of its requests, and each gets that error.
 
-use kvstore_core::{Op, WriteBatch, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES};
+use kvstore_core::{WriteBatch, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 
 use std::io;
 
@@ -141,19 +141,20 @@ pub(crate) fn collect(
     run
 }
 
-/// The put of a [`coalescible`] request.
-pub(crate) fn put_of(request: &Request) -> Op {
-    Op::Put {
-        key: request.get(1).unwrap_or_default().to_vec(),
-        value: request.get(2).unwrap_or_default().to_vec(),
-    }
+/// Adds the put of a [`coalescible`] request to `batch` (copied straight from the request's
+/// buffer into the batch's record).
+pub(crate) fn add_put(batch: &mut WriteBatch, request: &Request) {
+    batch.put(
+        request.get(1).unwrap_or_default(),
+        request.get(2).unwrap_or_default(),
+    );
 }
 
-/// Commits `ops` (the puts of [`coalescible`] requests, one each) as one batch; returns the
-/// reply shared by all.
-pub(crate) fn commit(ops: Vec<Op>, node: &Node) -> Frame {
-    ServerStats::add(&node.stats.commands_processed, ops.len() as u64);
-    match commit_batches(node, vec![WriteBatch::from(ops)]).pop() {
+/// Commits `batch` (the puts of [`coalescible`] requests, one each) as one record; returns
+/// the reply shared by all.
+pub(crate) fn commit(batch: WriteBatch, node: &Node) -> Frame {
+    ServerStats::add(&node.stats.commands_processed, batch.len() as u64);
+    match commit_batches(node, vec![batch]).pop() {
         Some(Ok(())) => Frame::ok(),
         Some(Err(reply)) => reply,
         None => Frame::error("ERR internal: the commit group lost a reply"),

@@ -135,10 +135,11 @@ fn write_as(store: &KvStore, out: &Mutex<()>, seed: u64, t: u64) -> Result<(), S
             }
         }
         emit(out, &format!("I {t} {n} {}", described.join(" ")))?;
-        let result = match batch.ops() {
-            [kvstore_core::Op::Delete { key }] if op_count == 1 => store.delete(key).map(|_| 0),
-            [kvstore_core::Op::Put { key, value }] if op_count == 1 => store.put(key, value),
-            _ => store.write_batch(batch),
+        let single = batch.ops().next().filter(|_| op_count == 1);
+        let result = match single {
+            Some(kvstore_core::OpRef::Delete { key }) => store.delete(key).map(|_| 0),
+            Some(kvstore_core::OpRef::Put { key, value }) => store.put(key, value),
+            None => store.write_batch(batch),
         };
         match result {
             Ok(lsn) => emit(out, &format!("A {t} {n} {lsn}"))?,

@@ -28,7 +28,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::batch::{Op, OpView};
+use crate::batch::{Op, OpView, WriteBatch};
 use crate::error::{Error, Result};
 use crate::wal::varint::{get_varint, put_varint, varint_len};
 use crate::{Lsn, MAX_KEY_BYTES, MAX_RECORD_BYTES};
@@ -194,6 +194,21 @@ impl EncodedRecord {
             bytes: RecordBytes::Owned(bytes),
             spans,
         }
+    }
+
+    /// The record of `batch`, whose operations it holds encoded already: taken as it is, with
+    /// no copy. `None` for an empty batch or one whose offsets do not fit 32 bits; the caller
+    /// has checked its size against [`MAX_RECORD_BYTES`], which rules both out.
+    pub fn from_batch(batch: WriteBatch) -> Option<Self> {
+        let count = u32::try_from(batch.len()).ok()?;
+        let (mut bytes, spans) = batch.into_record()?;
+        let body = u32::try_from(bytes.len().checked_sub(RECORD_HEADER_BYTES)?).ok()?;
+        bytes[4..8].copy_from_slice(&body.to_le_bytes());
+        bytes[16..20].copy_from_slice(&count.to_le_bytes());
+        Some(EncodedRecord {
+            bytes: RecordBytes::Owned(bytes),
+            spans,
+        })
     }
 
     /// A master's record, ready to be written as it is: every checksum verified, the LSN its
@@ -474,9 +489,9 @@ pub(crate) fn body_len(header: &[u8; RECORD_HEADER_BYTES]) -> Result<usize, Stri
     Ok(len)
 }
 
-/// Appends one encoded operation (a put if `value` is given, else a delete) to `bytes`, and
-/// returns where its key and value sit in `bytes`.
-pub(crate) fn append_op(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> OpSpan {
+/// Appends an op (a put when `value` is given, else a delete) with its CRC to `bytes`;
+/// returns where its key and value start in `bytes`.
+pub(crate) fn encode_op(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> (usize, usize) {
     let (tag, value) = match value {
         Some(value) => (TAG_PUT, value),
         None => (TAG_DELETE, &[][..]),
@@ -486,18 +501,25 @@ pub(crate) fn append_op(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -
     bytes.push(tag);
     put_varint(bytes, key.len() as u64);
     put_varint(bytes, value.len() as u64);
-    let key_start = bytes.len() as u32;
+    let key_start = bytes.len();
     bytes.extend_from_slice(key);
-    let value_start = bytes.len() as u32;
+    let value_start = bytes.len();
     bytes.extend_from_slice(value);
     let crc = crate::wal::checksum::crc32(&bytes[op_start + 4..]);
     bytes[op_start..op_start + 4].copy_from_slice(&crc.to_le_bytes());
+    (key_start, value_start)
+}
+
+/// [`encode_op`] into a record under [`MAX_RECORD_BYTES`] (so its offsets fit 32 bits);
+/// returns the op's span.
+pub(crate) fn append_op(bytes: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> OpSpan {
+    let (key_start, value_start) = encode_op(bytes, key, value);
     OpSpan {
-        key_start,
+        key_start: key_start as u32,
         key_len: key.len() as u32,
-        value_start,
-        value_len: value.len() as u32,
-        is_delete: tag == TAG_DELETE,
+        value_start: value_start as u32,
+        value_len: value.map_or(0, <[u8]>::len) as u32,
+        is_delete: value.is_none(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `GETDEL key`: deletes the key and answers the value it had (or the null bulk).
 
-use kvstore_core::Op;
+use kvstore_core::OpRef;
 
 use super::view::View;
 use super::Args;
@@ -15,7 +15,7 @@ pub(super) fn apply(view: &mut View, args: &mut Args, node: &Node) -> Result<Fra
     let existed = old.is_some();
     let reply = view.reply_opt(node, old)?;
     if existed {
-        view.write(&[Op::Delete { key: key.to_vec() }])?;
+        view.write([OpRef::Delete { key }])?;
     }
     Ok(reply)
 }

@@ -10,24 +10,36 @@ use crate::frame::Frame;
 
 /// Reads one or more `key value` pairs into puts.
 pub(crate) fn parse_pairs(args: &mut Args) -> Result<Vec<Op>, Frame> {
-    if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
-        return Err(args.wrong_arity());
-    }
     let mut ops = Vec::with_capacity(args.remaining() / 2);
-    while args.remaining() > 0 {
-        let key = args.next_bytes()?;
-        let value = args.next_bytes()?;
+    each_pair(args, |key, value| {
         ops.push(Op::Put {
             key: key.to_vec(),
             value: value.to_vec(),
-        });
-    }
+        })
+    })?;
     Ok(ops)
 }
 
 /// `MSET`'s batch: every pair, one atomic record.
 pub(super) fn parse_batch(args: &mut Args) -> Result<WriteBatch, Frame> {
-    parse_pairs(args).map(WriteBatch::from)
+    let mut batch = WriteBatch::new();
+    each_pair(args, |key, value| {
+        batch.put(key, value);
+    })?;
+    Ok(batch)
+}
+
+/// Calls `f` with each of one or more `key value` pairs.
+fn each_pair(args: &mut Args, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), Frame> {
+    if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
+        return Err(args.wrong_arity());
+    }
+    while args.remaining() > 0 {
+        let key = args.next_bytes()?;
+        let value = args.next_bytes()?;
+        f(key, value);
+    }
+    Ok(())
 }
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {

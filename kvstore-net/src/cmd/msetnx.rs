@@ -1,8 +1,6 @@
 //! `MSETNX key value [key value …]`: sets every key, all at once, only if none has a value;
 //! `:1` if they were set, `:0` if not.
 
-use kvstore_core::Op;
-
 use super::view::View;
 use super::{mset, Args};
 use crate::frame::Frame;
@@ -14,7 +12,6 @@ pub(super) fn apply(view: &mut View, args: &mut Args) -> Result<Frame, Frame> {
             return Ok(Frame::Integer(0));
         }
     }
-    let ops: Vec<Op> = batch.ops().to_vec();
-    view.write(&ops)?;
+    view.write(batch.ops())?;
     Ok(Frame::Integer(1))
 }

@@ -3,7 +3,7 @@
 //!
 //! [`parse_put`] is also how `REPLICATE PUT <lsn> key value` reads its key and value.
 
-use kvstore_core::{Op, WriteBatch};
+use kvstore_core::WriteBatch;
 
 use super::args::syntax_error;
 use super::view::View;
@@ -86,8 +86,12 @@ pub(super) fn apply(view: &mut View, args: &mut Args, node: &Node) -> Result<Fra
 
 /// `PUT`'s batch: one put.
 pub(super) fn parse_put_batch(args: &mut Args) -> Result<WriteBatch, Frame> {
-    let (key, value) = parse_put(args)?;
-    Ok(WriteBatch::from(vec![Op::Put { key, value }]))
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    args.finish()?;
+    let mut batch = WriteBatch::new();
+    batch.put(key, value);
+    Ok(batch)
 }
 
 /// `SET`: a plain one is a blind write; one with options reads the key first, so it runs in

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kvstore_core::{KvStore, Op, WriteBatch};
+use kvstore_core::{BatchOps, KvStore, Op, OpRef, WriteBatch};
 
 use super::{
     append, del, getdel, getset, incr, key_type, mset, msetnx, readonly, reply_budget, set, setnx,
@@ -154,20 +154,23 @@ impl<'a> View<'a> {
 
     /// Whether the store takes `ops` (key, value and record sizes), so that a write the
     /// commit would refuse never shows in the view.
-    pub(super) fn check(&self, ops: &[Op]) -> Result<(), Frame> {
+    pub(super) fn check<'o>(&self, ops: impl IntoIterator<Item = OpRef<'o>>) -> Result<(), Frame> {
         self.store.check_ops(ops).map_err(store_error)
     }
 
     /// Adds operations to the batch and to what later commands see, or refuses them all
     /// (see [`View::check`]).
-    pub(super) fn write(&mut self, ops: &[Op]) -> Result<(), Frame> {
+    pub(super) fn write<'o, I>(&mut self, ops: I) -> Result<(), Frame>
+    where
+        I: IntoIterator<Item = OpRef<'o>, IntoIter: Clone>,
+    {
         self.write_ops(ops, true)
     }
 
     /// Adds operations to what later commands see, not to the batch: a batch committed as
     /// it is, beside the view's (see `GroupPlanner::blind`). Refuses them all as
     /// [`View::write`] does.
-    pub(super) fn note_written(&mut self, ops: &[Op]) -> Result<(), Frame> {
+    pub(super) fn note_written(&mut self, ops: BatchOps<'_>) -> Result<(), Frame> {
         // A blind batch comes between rows: a dirty key here would carry the blind value in
         // the view's next batch, its bytes uncounted toward the row's record limit.
         debug_assert!(
@@ -177,14 +180,14 @@ impl<'a> View<'a> {
         self.write_ops(ops, false)
     }
 
-    fn write_ops(&mut self, ops: &[Op], batched: bool) -> Result<(), Frame> {
-        self.check(ops)?;
+    fn write_ops<'o, I>(&mut self, ops: I, batched: bool) -> Result<(), Frame>
+    where
+        I: IntoIterator<Item = OpRef<'o>, IntoIter: Clone>,
+    {
+        let ops = ops.into_iter();
+        self.check(ops.clone())?;
         for op in ops {
-            let value = match op {
-                Op::Put { value, .. } => Some(value.clone()),
-                Op::Delete { .. } => None,
-            };
-            self.record(op.key(), value, batched)?;
+            self.record(op.key(), op.value().map(<[u8]>::to_vec), batched)?;
         }
         Ok(())
     }
@@ -237,22 +240,15 @@ impl<'a> View<'a> {
                 deletes.push(Op::Delete { key: key.to_vec() });
             }
         }
-        self.write(&deletes)?;
+        self.write(deletes.iter().map(Op::borrowed))?;
         Ok(Frame::Integer(deletes.len() as i64))
     }
 
     /// Sets `key` to `value`.
     pub(super) fn put(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), Frame> {
-        let put = Op::Put {
-            key: key.to_vec(),
-            value,
-        };
-        self.check(std::slice::from_ref(&put))?;
+        self.check([OpRef::Put { key, value: &value }])?;
         // Moved into the view, not copied: the value of an `INCR` or `APPEND` is its own.
-        match put {
-            Op::Put { key, value } => self.record(&key, Some(value), true),
-            Op::Delete { key } => self.record(&key, None, true),
-        }
+        self.record(key, Some(value), true)
     }
 
     /// A value going into a reply, counted against the server's reply limit: one `EXEC` of

@@ -136,18 +136,18 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
         let session_ok = |next: &Request| pipeline::coalescible(next, &conn.session, node);
         // Only what is buffered: never a read in the middle of gathering a group.
         let mut source = Buffered(&mut conn.wire);
-        let mut puts = Vec::new();
+        let mut puts = WriteBatch::new();
         let run = pipeline::collect(
             &mut source,
             request,
             ReadAhead::BufferOnly,
             session_ok,
-            |taken| puts.push(pipeline::put_of(taken)),
+            |taken| pipeline::add_put(&mut puts, taken),
         );
         ServerStats::add(&node.stats.commands_processed, run.count as u64);
         conn.pending = run.next;
         conn.broken = run.broken;
-        group.add(token, run.count, WriteBatch::from(puts), Frame::ok());
+        group.add(token, run.count, puts, Frame::ok());
         conn.in_group = true;
         return;
     }

@@ -67,7 +67,7 @@ impl Group {
     /// the batch committed.
     pub(super) fn add(&mut self, token: usize, requests: usize, batch: WriteBatch, reply: Frame) {
         if let Some(keys) = self.keys.as_mut() {
-            keys.extend(batch.ops().iter().map(|op| op.key().to_vec()));
+            keys.extend(batch.ops().map(|op| op.key().to_vec()));
         }
         self.members.push((token, requests, reply));
         self.batches.push(batch);
@@ -106,9 +106,7 @@ impl Group {
         }
         let (batches, planned) = (&self.batches, &self.planned);
         let index = self.keys.get_or_insert_with(|| {
-            let written = batches
-                .iter()
-                .flat_map(|b| b.ops().iter().map(|op| op.key()));
+            let written = batches.iter().flat_map(|b| b.ops().map(|op| op.key()));
             let deleted = planned
                 .iter()
                 .flat_map(|p| match p {
