@@ -19,6 +19,7 @@ use crate::timeline::Timeline;
 /// Only the newest session is served: a master that lost its role mid-stream is refused
 /// record by record, and so is a connection of a master that has since restarted and said
 /// HELLO again (its records, still on their way, may be ones the restarted master lost).
+/// Connections of one master incarnation share its session.
 ///
 /// ```
 /// use kvstore_replication::{Hello, ReplicaEndpoint};
@@ -73,6 +74,11 @@ struct EndpointState {
     /// of an older session, even of the same epoch (a master that restarted, losing its
     /// unsynced tail, says HELLO again while its old connection may still deliver that tail).
     session: u64,
+    /// The master (its id and timeline) whose HELLO opened that session. Another HELLO of the
+    /// same master incarnation (a worker reconnecting, or one replica listed twice on the
+    /// master) joins the session instead of ending it: its records mean what the session's
+    /// do, and ending it would cut the connection the master streams on.
+    session_master: Option<(String, Timeline)>,
     install: Option<InstallInProgress>,
 }
 
@@ -148,6 +154,7 @@ impl ReplicaEndpoint {
                 pending_timeline: None,
                 closed: false,
                 session: 0,
+                session_master: None,
                 install: None,
             })),
             counters: Arc::new(EndpointCounters::default()),
@@ -190,8 +197,9 @@ impl ReplicaEndpoint {
     /// whose log ends before the applied LSN, or whose timeline parts from this replica's at or
     /// before it (see [`crate::timeline`]). A refusal changes nothing. A higher epoch and the
     /// master's timeline are stored durably before the reply (the timeline of a forced session
-    /// only once its snapshot is installed). An accepted HELLO opens a new session and ends
-    /// the previous one.
+    /// only once its snapshot is installed). An accepted HELLO of another master or master
+    /// incarnation (another id or timeline), or a forced one, opens a new session and ends
+    /// the previous one; one of the same incarnation joins the current session.
     pub fn hello(&self, hello: &Hello) -> Result<Opened> {
         let mut state = self.state.lock();
         Self::check_open(&state)?;
@@ -224,7 +232,14 @@ impl ReplicaEndpoint {
             state.timeline = hello.timeline.clone();
         }
         state.rewind_allowed = hello.force_resync;
-        state.session += 1;
+        let same_master = state
+            .session_master
+            .as_ref()
+            .is_some_and(|(id, timeline)| *id == hello.master_id && *timeline == hello.timeline);
+        if hello.force_resync || !same_master {
+            state.session += 1;
+            state.session_master = Some((hello.master_id.clone(), hello.timeline.clone()));
+        }
         tracing::debug!(master = %hello.master_id, epoch = hello.epoch, applied, session = state.session, "replication session opened");
         Ok(Opened {
             reply: HelloReply {

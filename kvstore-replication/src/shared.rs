@@ -99,8 +99,10 @@ pub(crate) struct AckBoard {
 #[derive(Debug, Clone, Copy, Default)]
 struct AckSlot {
     acked: Lsn,
-    /// The id the replica gave in its HELLO reply, while connected.
+    /// The id the replica gave in its last HELLO reply.
     replica_id: Option<u64>,
+    /// When the session last ended (`None` while connected or before any).
+    ended_at: Option<Instant>,
     /// A session is open: the replica said HELLO and has not failed since. Only such a
     /// replica counts for `WAIT` and quorums, as only connected replicas count in Redis: one
     /// that never connected has acknowledged nothing (its LSN 0 is no ack of an empty log),
@@ -142,6 +144,7 @@ impl AckBoard {
             *slot = AckSlot {
                 acked: lsn,
                 replica_id,
+                ended_at: None,
                 connected: true,
             };
             self.changed.notify_all();
@@ -149,13 +152,25 @@ impl AckBoard {
         Ok(())
     }
 
+    /// Whether a replica other than `idx` is connected with `replica_id`, or was until less
+    /// than `grace` ago (it is likely reconnecting).
+    pub fn held_elsewhere(&self, idx: usize, replica_id: u64, grace: Duration) -> bool {
+        self.slots.lock().iter().enumerate().any(|(other, slot)| {
+            other != idx
+                && slot.replica_id == Some(replica_id)
+                && (slot.connected || slot.ended_at.is_some_and(|at| at.elapsed() < grace))
+        })
+    }
+
     /// Replica `idx`'s session failed: it counts for no wait until it connects again. Its
     /// acked LSN stays (for lag and WAL retention) unless `forget` resets it to 0.
     pub fn disconnect(&self, idx: usize, forget: bool) {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.get_mut(idx) {
+            if slot.connected {
+                slot.ended_at = Some(Instant::now());
+            }
             slot.connected = false;
-            slot.replica_id = None;
             if forget {
                 slot.acked = 0;
             }

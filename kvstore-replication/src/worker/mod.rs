@@ -109,6 +109,10 @@ pub(crate) struct Worker {
     snapshot_furthest: u64,
     /// Set once the replicator is closing: the worker stops by then.
     deadline: Option<Instant>,
+    /// The id of a replica this worker found connected under another name. While it is (see
+    /// `SAME_REPLICA_GRACE`), this worker says no HELLO: the replica would accept it and so
+    /// end the other's session.
+    same_replica_as: Option<u64>,
 }
 
 impl Worker {
@@ -139,6 +143,7 @@ impl Worker {
             unproven: false,
             snapshot_furthest: 0,
             deadline: None,
+            same_replica_as: None,
         }
     }
 

@@ -17,6 +17,10 @@ use crate::shared::ReplicaShared;
 /// hook queues a record just after the engine publishes it, so the queue normally wins.
 const QUEUE_RACE_WAIT: Duration = Duration::from_millis(2);
 
+/// How long a worker that found its replica connected under another name stays quiet after
+/// that other session ended, before it may say HELLO itself.
+const SAME_REPLICA_GRACE: Duration = Duration::from_secs(10);
+
 impl Worker {
     /// Opens a session with HELLO, unless the replica is diverged or unhealthy and not yet due
     /// for a probe. Returns whether a session is open.
@@ -28,6 +32,19 @@ impl Worker {
     pub(super) fn open_session(&mut self) -> bool {
         let settings = &self.shared.settings;
         let probe_interval = settings.probe_interval;
+        if let Some(id) = self.same_replica_as {
+            // Quiet while the other name holds the replica, and for a while after its session
+            // ends (it is likely reconnecting): only a replica gone from there is taken over.
+            if self
+                .shared
+                .acks
+                .held_elsewhere(self.idx, id, SAME_REPLICA_GRACE)
+            {
+                self.pause(probe_interval);
+                return false;
+            }
+            self.same_replica_as = None;
+        }
         let state = self.replica().state();
         let forced = state == ReplicaState::Diverged && (self.forcing || self.force_requested());
         if forced {
@@ -90,6 +107,7 @@ impl Worker {
             .acks
             .connect(self.idx, applied, reply.replica_id)
         {
+            self.same_replica_as = reply.replica_id;
             let other = self
                 .shared
                 .replicas
