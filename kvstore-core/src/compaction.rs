@@ -139,15 +139,24 @@ impl Inner {
         elapsed: Duration,
         idle: Option<f64>,
     ) -> bool {
-        let (dead, total) = self.state.read().sealed_dead_and_total();
+        let (dead, total) = self.compactable_dead_and_total();
         let streaming = writes_stream_in(appended, elapsed, &self.opts);
         let no_spare = idle.is_some_and(|idle| idle < SPARE_PROCESSORS);
         compaction_wanted(dead, total, streaming && no_spare, &self.opts)
     }
 
+    /// Dead and total bytes of the sealed segments a compaction may take now: log segments
+    /// that WAL consumers still need are not counted, so that a store whose dead bytes they
+    /// pin is not compacted in vain (and is, as soon as they move on).
+    pub(crate) fn compactable_dead_and_total(&self) -> (u64, u64) {
+        let (floor, _) = self.retention_floor(self.active_id());
+        self.state.read().compactable_dead_and_total(floor)
+    }
+
     /// The LSN below which no registered WAL consumer needs the log, ignoring consumers that
-    /// fell further behind than the retention limit allows.
-    fn retention_floor(&self, active: SegmentId) -> Lsn {
+    /// fell further behind than the retention limit allows; and those ignored (name, LSN and
+    /// bytes retained for them).
+    fn retention_floor(&self, active: SegmentId) -> (Lsn, Vec<(String, Lsn, u64)>) {
         let consumers: Vec<(String, Lsn)> = self
             .wal_consumers
             .lock()
@@ -156,16 +165,16 @@ impl Inner {
             .collect();
         let state = self.state.read();
         let mut floor = Lsn::MAX;
+        let mut dropped = Vec::new();
         for (name, lsn) in consumers {
             let retained = crate::stats::retained_bytes(&state, active, lsn);
             if retained > self.opts.max_retained_wal_bytes {
-                tracing::warn!(consumer = %name, lsn, retained, limit = self.opts.max_retained_wal_bytes,
-                    "WAL consumer is too far behind; compacting its log (it will need a full resync)");
+                dropped.push((name, lsn, retained));
             } else {
                 floor = floor.min(lsn);
             }
         }
-        floor
+        (floor, dropped)
     }
 
     /// Seals the active segment if it holds any record, so that a full compaction covers it.
@@ -200,7 +209,11 @@ impl Inner {
             self.seal_active_if_written()?;
         }
         let active = self.active_id();
-        let floor = self.retention_floor(active);
+        let (floor, dropped) = self.retention_floor(active);
+        for (name, lsn, retained) in dropped {
+            tracing::warn!(consumer = %name, lsn, retained, limit = self.opts.max_retained_wal_bytes,
+                "WAL consumer is too far behind; compacting its log (it will need a full resync)");
+        }
         let (candidates, outside_min_lsn, horizon) = {
             let state = self.state.read();
             let mut candidates = Vec::new();

@@ -275,11 +275,13 @@ impl State {
         }
     }
 
-    /// Sealed segments' dead bytes and total bytes.
-    pub fn sealed_dead_and_total(&self) -> (u64, u64) {
+    /// Dead bytes and total bytes of the sealed segments a compaction may take with WAL
+    /// consumers needing the log from `floor` on: compaction outputs, and log segments whose
+    /// records are all at or below `floor` (as `compact_all` chooses them).
+    pub fn compactable_dead_and_total(&self, floor: Lsn) -> (u64, u64) {
         self.segments
             .values()
-            .filter(|s| s.sealed)
+            .filter(|s| s.sealed && (s.compacted || s.max_lsn <= floor))
             .fold((0, 0), |(d, t), s| (d + s.dead_bytes, t + s.len))
     }
 

@@ -131,8 +131,9 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
             let appended = inner.counters.appended_bytes.load(Ordering::Relaxed);
             let since_last_check = appended.saturating_sub(appended_at_last_check);
             appended_at_last_check = appended;
-            let dead = inner.state.read().sealed_dead_and_total().0;
-            let waiting = stalled.is_some_and(|stall| stall.holds(dead, &inner));
+            let dead = inner.compactable_dead_and_total().0;
+            let min_dead = inner.opts.compaction_min_dead_bytes;
+            let waiting = stalled.is_some_and(|stall| stall.holds(dead, min_dead));
             if !waiting && inner.compaction_due(since_last_check, elapsed, spare_cpu.sample()) {
                 stalled = compact_automatically(&inner);
             }
@@ -140,19 +141,22 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
     }
 }
 
-/// An automatic compaction that reclaimed (next to) nothing, and the sealed dead bytes it
-/// left: until the log's writes kill more, another one would rewrite the same bytes again.
+/// An automatic compaction that reclaimed (next to) nothing, and the compactable dead bytes
+/// it left (see [`Inner::compactable_dead_and_total`]): until they change, another one would
+/// rewrite the same bytes again.
 #[derive(Debug, Clone, Copy)]
 struct Stall {
     dead_bytes: u64,
 }
 
 impl Stall {
-    fn holds(self, dead_bytes: u64, inner: &Inner) -> bool {
-        dead_bytes
-            < self
-                .dead_bytes
-                .saturating_add(inner.opts.compaction_min_dead_bytes)
+    /// Whether compaction should still wait, now that `dead_bytes` are compactable. It
+    /// resumes once writes (or a WAL consumer moving on) add enough of them to be worth a
+    /// pass, or once they fell below the stall's (a compaction, say an explicit one, changed
+    /// the segments since).
+    fn holds(self, dead_bytes: u64, min_dead_bytes: u64) -> bool {
+        let worth_more = self.dead_bytes.saturating_add(min_dead_bytes);
+        (self.dead_bytes..worth_more).contains(&dead_bytes)
     }
 }
 
@@ -166,8 +170,8 @@ fn reclaimed_enough(report: &CompactionReport, inner: &Inner) -> bool {
 /// rewritten, they count as dead again, and the next pass would copy them once more, for
 /// ever (it reclaims nothing). So when a pass reclaims nothing, a full one follows, which
 /// takes those segments too (the store is past its dead ratio, so rewriting it all costs at
-/// most a few times what it frees). If that reclaims nothing either (the segments are kept
-/// for WAL consumers), automatic compaction waits for more dead bytes: returns the stall.
+/// most a few times what it frees). If that reclaims nothing either, automatic compaction
+/// waits for the compactable dead bytes to change: returns the stall.
 fn compact_automatically(inner: &Arc<Inner>) -> Option<Stall> {
     for full in [false, true] {
         match inner.compact_all(full) {
@@ -179,7 +183,7 @@ fn compact_automatically(inner: &Arc<Inner>) -> Option<Stall> {
             }
         }
     }
-    let dead_bytes = inner.state.read().sealed_dead_and_total().0;
+    let dead_bytes = inner.compactable_dead_and_total().0;
     tracing::debug!(
         dead_bytes,
         "automatic compaction reclaims nothing more; waiting for more dead bytes"
@@ -313,5 +317,21 @@ mod tests {
                 "segment {id}: the built hint differs from the scan's"
             );
         }
+    }
+
+    #[test]
+    fn a_stall_lasts_until_the_compactable_dead_bytes_change_enough() {
+        use super::Stall;
+        let stall = Stall { dead_bytes: 10_000 };
+        assert!(stall.holds(10_000, 4096), "nothing changed");
+        assert!(
+            stall.holds(14_095, 4096),
+            "not enough more to be worth a pass"
+        );
+        assert!(!stall.holds(14_096, 4096), "enough more dead bytes");
+        assert!(
+            !stall.holds(9_999, 4096),
+            "fewer: a compaction changed the segments"
+        );
     }
 }
