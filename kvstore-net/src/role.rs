@@ -222,28 +222,12 @@ fn replica_role(node: &Node, master: Option<(String, u16)>) -> Result<Role> {
 }
 
 fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
-    let dir = node.store.path();
-    let epoch = if promote {
-        epoch::promote(dir)
-    } else {
-        epoch::master_epoch(dir, None)
-    }
-    .map_err(replication_err)?;
     let own = node.listen_addr.to_string();
     let replicas: Vec<&String> = node.config.replicas.iter().filter(|r| **r != own).collect();
-    if replicas.is_empty() {
-        // No replicator begins this incarnation: record it here, so that a replica attached
-        // after a later restart can tell this incarnation's writes apart (see
-        // `kvstore_replication::timeline`).
-        timeline::begin_incarnation(&node.store, epoch).map_err(replication_err)?;
-        return Ok(MasterRole {
-            epoch,
-            replicator: None,
-        });
-    }
     // The list may name this node too (one list for every node of a cluster, so that any of
     // them can be promoted), so the replicas are known only now: a quorum larger than what is
     // left is refused, never lowered to fit, which would break the promise it stands for.
+    // Checked before the epoch is raised: a refused promotion must leave it as it was.
     let too_many = |what: &str, wanted: usize| {
         Error::Config(format!(
             "{what} is {wanted}, but this node streams to {} replica(s): --replicas names it \
@@ -263,6 +247,23 @@ fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
     let min_replicas = node.config.min_replicas_to_write;
     if min_replicas > replicas.len() {
         return Err(too_many("min-replicas-to-write", min_replicas));
+    }
+    let dir = node.store.path();
+    let epoch = if promote {
+        epoch::promote(dir)
+    } else {
+        epoch::master_epoch(dir, None)
+    }
+    .map_err(replication_err)?;
+    if replicas.is_empty() {
+        // No replicator begins this incarnation: record it here, so that a replica attached
+        // after a later restart can tell this incarnation's writes apart (see
+        // `kvstore_replication::timeline`).
+        timeline::begin_incarnation(&node.store, epoch).map_err(replication_err)?;
+        return Ok(MasterRole {
+            epoch,
+            replicator: None,
+        });
     }
     let mut builder = Replicator::builder()
         .master_id(node.node_id())
