@@ -216,7 +216,7 @@ fn check_log_continuity(
     dir: &Path,
     vfs: &dyn Vfs,
     headers: &BTreeMap<SegmentId, SegmentHeader>,
-    state: &State,
+    state: &mut State,
     salvage: bool,
 ) -> Result<()> {
     for (id, header) in headers {
@@ -231,6 +231,7 @@ fn check_log_continuity(
         if sealed_header.compacted {
             continue;
         }
+        let sealed_len = segment.len;
         let mut sealed_last = if segment.is_empty() {
             sealed_header.lsn_mark
         } else {
@@ -238,10 +239,16 @@ fn check_log_continuity(
         };
         if sealed_last < header.lsn_mark && segment.has_hint {
             // A hint lists operations: a last record without any (a replica may apply one)
-            // shows only in the segment itself.
+            // shows only in the segment itself. The segment learns it too, or `wal_since`
+            // would take the LSNs after its last operation for a hole in the log.
             let scan = visit_segment_counting(&segment.file, segment.salt, segment.len, |_| {})
                 .ctx(|| format!("scanning {}", segment_path(dir, sealed).display()))?;
-            sealed_last = sealed_last.max(scan.last_lsn.unwrap_or(0));
+            if let Some(last) = scan.last_lsn {
+                sealed_last = sealed_last.max(last);
+                if let Some(segment) = state.segments.get_mut(&sealed) {
+                    segment.note_lsn(last);
+                }
+            }
         }
         if sealed_last >= header.lsn_mark {
             continue;
@@ -254,7 +261,7 @@ fn check_log_continuity(
         if !salvage {
             return Err(Error::Corrupt {
                 path: segment_path(dir, sealed),
-                offset: segment.len,
+                offset: sealed_len,
                 reason,
             });
         }
@@ -836,7 +843,7 @@ pub(crate) fn recover(
         }
         state.segments.insert(id, segment);
     }
-    check_log_continuity(dir, &*opts.vfs, &header_of, &state, salvage)?;
+    check_log_continuity(dir, &*opts.vfs, &header_of, &mut state, salvage)?;
     let (index, live_bytes, dead) = gathered.resolve();
     state.index = index;
     state.live_bytes = live_bytes;

@@ -148,13 +148,19 @@ pub fn segment_header(id: u32, compacted: bool, lsn_mark: u64) -> Vec<u8> {
     buf
 }
 
-/// Copies the regular files of `from` into `to` (created), skipping the lock file.
+/// Copies the regular files of `from` into `to` (created), skipping the lock file. A file
+/// that vanishes while the copy runs (a background hint written to a temporary name and
+/// renamed) is left out, as a crash at that moment could leave it.
 pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         if entry.file_type()?.is_file() && entry.file_name() != "LOCK" {
-            fs::copy(entry.path(), to.join(entry.file_name()))?;
+            match fs::copy(entry.path(), to.join(entry.file_name())) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())
