@@ -28,6 +28,7 @@ pub(crate) fn serve(
     mut pending: Option<Request>,
     mut broken: Option<ProtocolError>,
 ) {
+    session.probe = conn.try_clone_stream().ok();
     loop {
         let request = match pending.take() {
             Some(request) => request,

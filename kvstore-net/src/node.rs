@@ -21,6 +21,9 @@ pub(crate) struct Node {
     /// The address the server listens on (the bound one, so port 0 is resolved).
     pub listen_addr: std::net::SocketAddr,
     pub stats: ServerStats,
+    /// Read with `read_recursive` everywhere: a role change (`write`) queued behind a
+    /// command that holds the role for long (a sync-mode write waiting for its quorum) must
+    /// not park the event loop's next reader behind it, as a fair `read` would.
     pub role: RwLock<Role>,
     pub cursors: Mutex<ScanCursors>,
     pub started: Instant,
@@ -65,7 +68,7 @@ impl Node {
 
     /// Whether this node refuses client writes (it is a replica).
     pub fn is_replica(&self) -> bool {
-        self.role.read().is_replica()
+        self.role.read_recursive().is_replica()
     }
 
     /// A new connection's id: 1, 2, 3, … as Redis numbers its clients.

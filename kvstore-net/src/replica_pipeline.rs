@@ -48,7 +48,7 @@ pub(crate) fn coalescible(request: &Request, session: &Session, node: &Node) -> 
 pub(crate) fn apply(requests: Vec<Request>, node: &Node, session: &Session) -> Vec<Frame> {
     let count = requests.len();
     ServerStats::add(&node.stats.commands_processed, count as u64);
-    let endpoint = match &*node.role.read() {
+    let endpoint = match &*node.role.read_recursive() {
         Role::Replica(replica) => {
             replica.touch();
             Some(replica.endpoint.clone())

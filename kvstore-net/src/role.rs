@@ -150,11 +150,25 @@ pub(crate) fn start(node: &Node) -> Result<()> {
 /// Stops replication (on shutdown): the replicator drains what it can and joins its workers.
 pub(crate) fn stop(node: &Node) {
     let _transition = node.transitions.lock();
+    release_waiters(node);
     let replicator = match &mut *node.role.write() {
         Role::Master(master) => master.replicator.take(),
         Role::Replica(_) => None,
     };
     retire(replicator);
+}
+
+/// Ends the quorum waits of this master's replicator, if it has one, before the role is
+/// taken for writing: a sync-mode write holds the role while it waits (for as long as the
+/// sync timeout), and the role change would wait behind it.
+fn release_waiters(node: &Node) {
+    let replicator = match &*node.role.read_recursive() {
+        Role::Master(master) => master.replicator.clone(),
+        Role::Replica(_) => None,
+    };
+    if let Some(replicator) = replicator {
+        replicator.release_waiters();
+    }
 }
 
 /// Stops a replicator taken out of the role: waits until no `WAIT` still holds it (each
@@ -183,14 +197,18 @@ fn retire(replicator: Option<Arc<Replicator>>) {
 /// Makes this node a replica (of `master`, if named). A master's replicator is stopped first.
 pub(crate) fn become_replica(node: &Node, master: Option<(String, u16)>) -> Result<()> {
     let _transition = node.transitions.lock();
-    let old = {
-        let mut role = node.role.write();
-        if let Role::Replica(replica) = &mut *role {
+    // Read first: a master's role may be held for long by writes waiting for their quorum,
+    // which `release_waiters` ends before the role is taken for writing.
+    if node.role.read_recursive().is_replica() {
+        if let Role::Replica(replica) = &mut *node.role.write() {
             replica.master_addr = master;
-            return Ok(());
         }
-        std::mem::replace(&mut *role, replica_role(node, master.clone())?)
-    };
+        return Ok(());
+    }
+    // Role changes hold `transitions`: this node is still a master.
+    let new_role = replica_role(node, master.clone())?;
+    release_waiters(node);
+    let old = std::mem::replace(&mut *node.role.write(), new_role);
     // Stopping the replicator joins its workers; done outside the role lock.
     if let Role::Master(old) = old {
         retire(old.replicator);

@@ -47,7 +47,7 @@ impl Server {
                 return Err(err);
             }
         };
-        tracing::info!(%addr, io_threads, role = %node.role.read().name(), "kvstore-server listening");
+        tracing::info!(%addr, io_threads, role = %node.role.read_recursive().name(), "kvstore-server listening");
         Ok(ServerHandle {
             node,
             addr,

@@ -131,6 +131,15 @@ impl Replicator {
         self.shared.acks.wait_for(lsn, replicas, timeout)
     }
 
+    /// Ends every quorum wait now and from now on: writes waiting for replicas in sync mode
+    /// get [`kvstore_core::Error::QuorumNotReached`] with the acks they have (the writes stay
+    /// durable here), and so does every later one; `wait_for` answers at once. For a node
+    /// about to stop or to stop being a master, so that a wait as long as the sync timeout
+    /// does not hold it up. Replication itself goes on until the replicator is dropped.
+    pub fn release_waiters(&self) {
+        self.shared.acks.close();
+    }
+
     /// Waits until at least `replicas` replicas are healthy or `timeout` passes; returns whether
     /// they are (useful right after attaching, before `min_replicas_to_write` admits writes).
     pub fn wait_healthy(&self, replicas: usize, timeout: Duration) -> bool {

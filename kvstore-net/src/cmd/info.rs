@@ -132,7 +132,7 @@ pub(crate) fn master_host_port(replica: &ReplicaRole) -> (String, u16) {
 }
 
 fn replication(out: &mut String, node: &Node) {
-    let role = node.role.read();
+    let role = node.role.read_recursive();
     field!(out, "role", role.name());
     match &*role {
         Role::Master(master) => {

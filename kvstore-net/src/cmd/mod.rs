@@ -88,6 +88,9 @@ pub(crate) struct Session {
     pub transaction: Option<multi::Transaction>,
     /// The keys `WATCH`ed for the next `EXEC`.
     pub watched: watch::Watched,
+    /// A second handle on the socket, for a command that blocks on a thread of its own
+    /// (`WAIT`) to notice that the client hung up (see [`Session::client_gone`]).
+    pub probe: Option<std::net::TcpStream>,
 }
 
 impl Session {
@@ -108,7 +111,29 @@ impl Session {
             partial_record: None,
             transaction: None,
             watched: watch::Watched::default(),
+            probe: None,
         }
+    }
+
+    /// Whether the client has closed its end: end of stream waiting on the socket, looked at
+    /// without reading it. False without a probe, or while the client's next requests wait
+    /// to be read. Only for a command blocking on the connection's own thread, which reads
+    /// nothing meanwhile (the probe switches the shared socket to non-blocking for a moment).
+    pub fn client_gone(&self) -> bool {
+        let Some(stream) = &self.probe else {
+            return false;
+        };
+        if stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let gone = match stream.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        let _ = stream.set_nonblocking(false);
+        gone
     }
 }
 

@@ -60,7 +60,7 @@ pub(crate) fn master_refuses() -> Frame {
 }
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let endpoint = match &*ctx.node.role.read() {
+    let endpoint = match &*ctx.node.role.read_recursive() {
         Role::Replica(replica) => replica.endpoint.clone(),
         Role::Master(_) => return Err(master_refuses()),
     };
@@ -72,7 +72,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         .session
         .replication_session
         .ok_or_else(|| replication_error(kvstore_replication::Error::NoSession))?;
-    if let Role::Replica(replica) = &*ctx.node.role.read() {
+    if let Role::Replica(replica) = &*ctx.node.role.read_recursive() {
         replica.touch();
     }
     // Whatever follows writes to the store: not while an EXEC runs.
@@ -267,7 +267,7 @@ fn hello(args: &mut Args, ctx: &mut Ctx<'_>, endpoint: &ReplicaEndpoint) -> Resu
     ctx.session.replication_session = Some(opened.session);
     let reply = opened.reply;
     ctx.session.partial_record = None;
-    if let Role::Replica(replica) = &*ctx.node.role.read() {
+    if let Role::Replica(replica) = &*ctx.node.role.read_recursive() {
         ctx.session.master_link = Some(replica.session_opened(master_id, ctx.session.peer));
     }
     let (snapshot_lsn, next_seq) = match reply.snapshot_in_progress {

@@ -7,7 +7,7 @@ use crate::role::Role;
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     args.finish()?;
-    let role = ctx.node.role.read();
+    let role = ctx.node.role.read_recursive();
     Ok(match &*role {
         Role::Master(master) => {
             let replicas = master

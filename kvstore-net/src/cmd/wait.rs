@@ -6,7 +6,8 @@
 //! replicator and looks again: if the node stopped being this master (`REPLICAOF`), it
 //! answers `-UNBLOCKED …` as Redis does; if the server is shutting down, it answers with the
 //! count so far. So a blocked `WAIT` never keeps a demoted node's replicator streaming, nor
-//! holds up shutdown.
+//! holds up shutdown. And if the client hung up, it ends too, freeing its thread and its
+//! place under the connection limit.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 fn current_replicator(node: &Node) -> Result<Option<Arc<Replicator>>, Frame> {
     // Clone the handle out: waiting under the role lock would stall every writer behind a
     // pending REPLICAOF.
-    match &*node.role.read() {
+    match &*node.role.read_recursive() {
         Role::Replica(_) => Err(Frame::error(
             "ERR WAIT cannot be used with replica instances.",
         )),
@@ -97,7 +98,10 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         let acked = current.wait_for(lsn, required, slice);
         drop(current);
         let stopping = ctx.node.stopping.load(std::sync::atomic::Ordering::Acquire);
-        if acked >= required || Instant::now() >= deadline || stopping {
+        // A client that hung up waits for nothing: its thread and its place under the
+        // connection limit are freed now, not when the wait would have ended (a day, for 0).
+        if acked >= required || Instant::now() >= deadline || stopping || ctx.session.client_gone()
+        {
             return Ok(Frame::Integer(acked as i64));
         }
         replicator = match current_replicator(ctx.node) {
