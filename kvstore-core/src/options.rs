@@ -111,7 +111,8 @@ impl Options {
     /// Memory that keeps the newest writes of the active segment readable without a system
     /// call (sealed segments are memory-mapped instead). Default: one segment, so the whole
     /// active segment is cached; less keeps only its newest bytes (in 256 KiB steps); 0 turns
-    /// the cache off. A process with many stores may want less than 8 MiB each.
+    /// the cache off. A process with many stores may want less than 8 MiB each. More than a
+    /// segment caches one segment.
     pub fn tail_cache_bytes(mut self, bytes: usize) -> Self {
         self.tail_cache_bytes = Some(bytes);
         self
@@ -119,12 +120,15 @@ impl Options {
 
     /// The effective [`tail_cache_bytes`](Self::tail_cache_bytes).
     pub(crate) fn tail_cache_budget(&self) -> usize {
-        self.tail_cache_bytes
-            .unwrap_or(usize::try_from(self.segment_bytes).unwrap_or(usize::MAX))
+        // The cache mirrors the active segment only: a budget past it caches nothing more
+        // (and, near `usize::MAX`, would overflow rounding up to whole chunks).
+        let segment = usize::try_from(self.segment_bytes).unwrap_or(usize::MAX);
+        self.tail_cache_bytes.unwrap_or(segment).min(segment)
     }
 
     /// Largest accepted value; larger ones get [`Error::ValueTooLarge`]. Default: 64 MiB.
-    /// At most 1 GiB.
+    /// At most 512 MiB (half the largest record, [`crate::MAX_RECORD_BYTES`]); more is
+    /// refused at open.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = bytes;
         self

@@ -18,7 +18,8 @@ pub struct Stats {
     pub live_bytes: u64,
     /// Bytes of overwritten or deleted operations, reclaimable by compaction.
     pub dead_bytes: u64,
-    /// Bytes of all segment files.
+    /// Bytes the segments hold: headers and records, without the zeros preallocated past the
+    /// active segment's end (on disk until it is sealed or the store closes).
     pub segment_bytes: u64,
     /// Segment files, the active one included.
     pub segments: usize,

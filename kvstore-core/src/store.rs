@@ -92,6 +92,9 @@ pub(crate) struct Counters {
     pub appended_bytes: AtomicU64,
 }
 
+/// Stripes of `Inner::delete_stripes`: deletes of keys in different stripes run side by side.
+const DELETE_STRIPES: usize = 64;
+
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub opts: Options,
@@ -120,6 +123,9 @@ pub(crate) struct Inner {
     /// WAL consumers (replicas) and the LSN each has consumed up to.
     pub wal_consumers: Mutex<HashMap<String, Lsn>>,
     pub compaction_lock: Mutex<()>,
+    /// Held by `delete` from its existence check to its commit, one lock per stripe of keys:
+    /// two deletes of one key both saw it and both logged a tombstone and answered `true`.
+    delete_stripes: [Mutex<()>; DELETE_STRIPES],
     /// Memory for the active segment's in-memory mirror, passed from segment to segment.
     pub tail_chunks: Arc<crate::tail_cache::TailChunks>,
     /// Held by the commit leader (only ever one): its reusable buffers.
@@ -339,6 +345,7 @@ impl KvStore {
             hook: RwLock::new(None),
             wal_consumers: Mutex::new(HashMap::new()),
             compaction_lock: Mutex::new(()),
+            delete_stripes: std::array::from_fn(|_| Mutex::new(())),
             leader_scratch: Mutex::default(),
             tail_chunks,
             maintenance: Maintenance::default(),
@@ -484,10 +491,13 @@ impl KvStore {
         self.inner.check_ops(ops)
     }
 
-    /// Removes `key`; returns whether it existed. Deleting a missing key logs nothing.
+    /// Removes `key`; returns whether it existed. Deleting a missing key logs nothing. Of
+    /// concurrent deletes of one key, one answers `true` and logs the delete.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
         self.inner.check_key(key)?;
+        let stripe = crate::wal::checksum::crc32(key) as usize % DELETE_STRIPES;
+        let _deleting = self.inner.delete_stripes[stripe].lock();
         if !self.contains_key(key)? {
             return Ok(false);
         }
