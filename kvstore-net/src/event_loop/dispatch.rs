@@ -37,6 +37,11 @@ pub(super) enum Step {
     Drop,
 }
 
+/// Most read-modify-write commands (`INCR`, `SET … GET`, …) one connection adds to a commit
+/// group: a client that pipelines them and reads nothing gets at most this many replies
+/// queued per round before back-pressure stops it (`redis-benchmark -P 16` fits in one).
+const MAX_ISOLATED_PER_ROUND: usize = 16;
+
 /// Runs `conn`'s requests until it must wait; its writes join `group` under `token`.
 pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &mut Group) -> Step {
     let mut reads = 0;
@@ -58,9 +63,14 @@ pub(super) fn step(conn: &mut LoopConn, token: usize, node: &Arc<Node>, group: &
                 return Step::Wait { again: false };
             }
         }
+        if conn.broken.is_some() {
+            // A grouped run found the stream broken (its requests before the damage ran): the
+            // error reply and the close are due, and nothing after the damage may run. The
+            // decoder has stepped past the bad header, so what follows would read as requests.
+            return Step::HandOff;
+        }
         let request = match conn.next_request() {
             Ok(Some(request)) => request,
-            Ok(None) if conn.broken.is_some() => return Step::HandOff,
             Ok(None) => {
                 if !conn.can_read {
                     return Step::Wait { again: false };
@@ -153,7 +163,9 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
     }
     if let Some(checked) = cmd::prepare_isolated(&request, &conn.session, node) {
         let mut next = Some((request, checked));
+        let mut members = 0;
         while let Some((request, checked)) = next.take() {
+            members += 1;
             match checked {
                 Ok(()) => group.add_isolated(token, request),
                 // Answered in its turn, after the writes before it.
@@ -163,7 +175,12 @@ fn join_group(conn: &mut LoopConn, request: Request, token: usize, node: &Node, 
                 }
             }
             // Such commands pipelined right after it join the group too, a member each, as
-            // `SET`s do (only what is buffered: never a read in the middle of a group).
+            // `SET`s do (only what is buffered: never a read in the middle of a group), up to
+            // a bound: their replies are built at the commit, past the back-pressure check
+            // at the top of `step`, and may be large (`SET k v NX GET` of a big value).
+            if members == MAX_ISOLATED_PER_ROUND {
+                break;
+            }
             match conn.next_request() {
                 Ok(Some(following)) => {
                     match cmd::prepare_isolated(&following, &conn.session, node) {
