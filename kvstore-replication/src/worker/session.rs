@@ -126,7 +126,6 @@ impl Worker {
             gap_seen: false,
             retained: applied,
         });
-        self.store.retain_wal(&self.consumer, applied);
         let resumable = self
             .snapshot
             .as_mut()
@@ -134,6 +133,11 @@ impl Worker {
         if !resumable {
             self.snapshot = None;
         }
+        // A resumed snapshot needs the WAL from its own LSN on, not from the replica's old
+        // position: pinned there, the retention limit would count all the log before the
+        // snapshot, drop the pin, and let compaction take the records after it too.
+        let needed_from = self.snapshot.as_ref().map_or(applied, SnapshotCursor::lsn);
+        self.store.retain_wal(&self.consumer, needed_from);
         self.resync_now = force || resumable;
         let caught_up = !self.resync_now && applied >= master_last;
         self.shared
