@@ -60,9 +60,13 @@ impl Transport for KillAtLast {
         let ack = self.inner.send_snapshot_chunk(chunk)?;
         if chunk.last && !self.killed.swap(true, Ordering::SeqCst) {
             assert!(ack.finished);
-            let endpoint = self.replica.stop().expect("replica up");
+            let endpoint = self
+                .replica
+                .stop()
+                .ok_or_else(|| Error::transport("kill", "the replica was already down"))?;
             drop(endpoint);
-            let reopened = reopen(&self.dir).expect("reopen");
+            let reopened = reopen(&self.dir)
+                .map_err(|e| Error::transport("kill", format!("reopening the replica: {e}")))?;
             self.replica.start(reopened);
             return Err(Error::transport("kill", "replica killed before its ack"));
         }
