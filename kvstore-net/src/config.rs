@@ -196,3 +196,24 @@ impl ServerConfig {
         Ok(())
     }
 }
+
+/// Whether the `--replicas` entry `replica` (`host:port`) names the node listening on
+/// `listen` itself: the same address once resolved, or a loopback address on its port when
+/// it listens on every interface. One list may serve every node of a cluster (so that any
+/// of them can be promoted), and a node is not its own replica. An entry that does not
+/// resolve names another node.
+pub fn names_this_node(replica: &str, listen: SocketAddr) -> bool {
+    use std::net::ToSocketAddrs;
+    if replica == listen.to_string() {
+        return true;
+    }
+    let Ok(resolved) = replica.to_socket_addrs() else {
+        return false;
+    };
+    resolved.into_iter().any(|addr| {
+        addr == listen
+            || (listen.ip().is_unspecified()
+                && addr.port() == listen.port()
+                && addr.ip().is_loopback())
+    })
+}

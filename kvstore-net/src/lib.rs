@@ -66,7 +66,7 @@ pub mod tcp_transport;
 mod wire;
 
 pub use client::Client;
-pub use config::{ReplicationMode, ServerConfig};
+pub use config::{names_this_node, ReplicationMode, ServerConfig};
 pub use connection::{Connection, ReadError};
 pub use digest::Digest;
 pub use error::{Error, Result};

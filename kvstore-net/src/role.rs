@@ -240,8 +240,13 @@ fn replica_role(node: &Node, master: Option<(String, u16)>) -> Result<Role> {
 }
 
 fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
-    let own = node.listen_addr.to_string();
-    let replicas: Vec<&String> = node.config.replicas.iter().filter(|r| **r != own).collect();
+    let own = node.listen_addr;
+    let replicas: Vec<&String> = node
+        .config
+        .replicas
+        .iter()
+        .filter(|r| !crate::config::names_this_node(r, own))
+        .collect();
     // The list may name this node too (one list for every node of a cluster, so that any of
     // them can be promoted), so the replicas are known only now: a quorum larger than what is
     // left is refused, never lowered to fit, which would break the promise it stands for.

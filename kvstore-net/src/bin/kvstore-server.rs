@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "async")]
     replication_mode: Mode,
     /// In sync mode: replicas that must apply a write before it is acknowledged
-    /// (default: a majority of --replicas).
+    /// (default: a majority of the --replicas other than this node).
     #[arg(long, value_name = "K")]
     write_quorum: Option<usize>,
     /// In sync mode: how long a write waits for its quorum before failing (it stays durable here).
@@ -91,10 +91,20 @@ fn config(args: Args) -> Result<ServerConfig, String> {
         (Mode::Async, Some(_)) => {
             return Err("--write-quorum needs --replication-mode sync".into());
         }
-        (Mode::Sync, quorum) => ReplicationMode::Sync {
-            quorum: quorum.unwrap_or(args.replicas.len() / 2 + 1),
-            timeout: Duration::from_millis(args.sync_timeout_ms),
-        },
+        (Mode::Sync, quorum) => {
+            // A majority of the replicas this node streams to: the list may name the node
+            // itself (one list for every node of a cluster).
+            let listen = SocketAddr::new(args.host, args.port);
+            let others = args
+                .replicas
+                .iter()
+                .filter(|r| !kvstore_net::names_this_node(r, listen))
+                .count();
+            ReplicationMode::Sync {
+                quorum: quorum.unwrap_or(others / 2 + 1),
+                timeout: Duration::from_millis(args.sync_timeout_ms),
+            }
+        }
     };
     let sync_policy = match args.fsync {
         Fsync::Always => SyncPolicy::Always,
