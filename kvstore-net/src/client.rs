@@ -40,6 +40,8 @@ pub fn resolve(addr: &str) -> Result<SocketAddr> {
 #[derive(Debug)]
 pub struct Client {
     conn: Connection,
+    /// What [`set_timeout`](Client::set_timeout) set: the bound on each reply as a whole.
+    timeout: Option<Duration>,
 }
 
 fn read_error(peer: SocketAddr, err: ReadError) -> Error {
@@ -61,18 +63,23 @@ impl Client {
         let sock = resolve(addr)?;
         let conn = Connection::connect(&sock, timeout)
             .map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
-        let client = Client { conn };
+        let mut client = Client {
+            conn,
+            timeout: None,
+        };
         client.set_timeout(Some(timeout))?;
         Ok(client)
     }
 
-    /// Bounds reads and writes (`None`: wait forever).
-    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+    /// Bounds each reply, as a whole, and each write (`None`: wait forever).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         let peer = self.conn.peer();
         self.conn
             .set_read_timeout(timeout)
             .and_then(|_| self.conn.set_write_timeout(timeout))
-            .map_err(|e| Error::io(format!("setting timeouts on {peer}"), e))
+            .map_err(|e| Error::io(format!("setting timeouts on {peer}"), e))?;
+        self.timeout = timeout;
+        Ok(())
     }
 
     /// The server's address.
@@ -102,7 +109,11 @@ impl Client {
     /// Reads the next reply, error replies included as [`Frame::Error`].
     pub fn read_reply(&mut self) -> Result<Frame> {
         let peer = self.conn.peer();
-        match self.conn.read_frame() {
+        let read = match self.timeout {
+            Some(limit) => self.conn.read_frame_within(limit),
+            None => self.conn.read_frame(),
+        };
+        match read {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => Err(Error::Closed {
                 peer: peer.to_string(),

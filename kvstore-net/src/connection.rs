@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::frame::{Frame, Protocol};
 use crate::parse::{Limits, ProtocolError, Request};
@@ -115,11 +115,31 @@ impl Connection {
         }
     }
 
+    /// Like [`read_frame`](Self::read_frame), but gives up with `TimedOut` once `limit` has
+    /// passed since the call, however slowly the bytes keep coming (a socket read timeout
+    /// bounds each read only). The bytes read so far stay buffered for the next call.
+    pub fn read_frame_within(&mut self, limit: Duration) -> Result<Option<Frame>, ReadError> {
+        self.read_frame_until(Some(Instant::now() + limit))
+    }
+
     /// The next reply frame (client side). `Ok(None)` when the peer closed cleanly.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        self.read_frame_until(None)
+    }
+
+    fn read_frame_until(&mut self, deadline: Option<Instant>) -> Result<Option<Frame>, ReadError> {
         loop {
             if let Some(frame) = self.wire.decode_frame().map_err(ReadError::Protocol)? {
                 return Ok(Some(frame));
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+                }
+                self.stream
+                    .set_read_timeout(Some(left))
+                    .map_err(ReadError::Io)?;
             }
             if self.fill().map_err(ReadError::Io)? == 0 {
                 return if self.wire.buffered() > 0 {
