@@ -279,10 +279,18 @@ impl Inner {
         Ok(())
     }
 
-    /// `fdatasync`s a segment file, counting it and tracking how long syncs take.
+    /// `fdatasync`s a log segment file, counting it and tracking how long syncs take. A
+    /// failure poisons the store before any other sync of the log can run: the kernel reports
+    /// a failed writeback to one `fsync` only and marks its pages clean, so a commit leader
+    /// syncing right after a failed `flush()` would see success for bytes that were lost,
+    /// and acknowledge them unless the poison is already there when its sync returns.
     pub(crate) fn timed_sync(&self, file: &dyn crate::io::FileIo, id: SegmentId) -> Result<()> {
+        let _one_sync_at_a_time = self.sync_lock.lock();
         let started = std::time::Instant::now();
-        file.sync_data().ctx(|| format!("syncing segment {id}"))?;
+        if let Err(e) = file.sync_data().ctx(|| format!("syncing segment {id}")) {
+            self.poison(&e.to_string());
+            return Err(e);
+        }
         let took = started.elapsed().as_nanos() as u64;
         let avg = self.counters.sync_ewma_ns.load(Ordering::Relaxed);
         let avg = if avg == 0 { took } else { (avg * 7 + took) / 8 };

@@ -123,6 +123,9 @@ pub(crate) struct Inner {
     /// WAL consumers (replicas) and the LSN each has consumed up to.
     pub wal_consumers: Mutex<HashMap<String, Lsn>>,
     pub compaction_lock: Mutex<()>,
+    /// Held across each sync of the log and the poisoning its failure causes (see
+    /// `timed_sync`).
+    pub sync_lock: Mutex<()>,
     /// Held by `delete` from its existence check to its commit, one lock per stripe of keys:
     /// two deletes of one key both saw it and both logged a tombstone and answered `true`.
     delete_stripes: [Mutex<()>; DELETE_STRIPES],
@@ -275,15 +278,27 @@ impl Inner {
     }
 
     fn write_record(&self, record: EncodedRecord) -> Result<Lsn> {
-        let hook = self.hook();
-        if let Some(hook) = &hook {
+        let lsn = self.commit_local(record)?;
+        self.wait_replicated(lsn)?;
+        Ok(lsn)
+    }
+
+    /// A local write's commit here: admitted by the hook, then written and durable per the
+    /// sync policy; replication is waited for apart (see [`Inner::wait_replicated`]).
+    fn commit_local(&self, record: EncodedRecord) -> Result<Lsn> {
+        if let Some(hook) = self.hook() {
             hook.admit()?;
         }
-        let lsn = self.commit_record(record, LsnRule::Next)?.local_lsn()?;
-        if let Some(hook) = &hook {
-            hook.wait_replicated(lsn)?;
+        self.commit_record(record, LsnRule::Next)?.local_lsn()
+    }
+
+    /// Waits until the write at `lsn` is replicated as the hook requires (nothing without
+    /// a hook).
+    fn wait_replicated(&self, lsn: Lsn) -> Result<()> {
+        match self.hook() {
+            Some(hook) => hook.wait_replicated(lsn),
+            None => Ok(()),
         }
-        Ok(lsn)
     }
 }
 
@@ -345,6 +360,7 @@ impl KvStore {
             hook: RwLock::new(None),
             wal_consumers: Mutex::new(HashMap::new()),
             compaction_lock: Mutex::new(()),
+            sync_lock: Mutex::new(()),
             delete_stripes: std::array::from_fn(|_| Mutex::new(())),
             leader_scratch: Mutex::default(),
             tail_chunks,
@@ -497,11 +513,18 @@ impl KvStore {
         let key = key.as_ref();
         self.inner.check_key(key)?;
         let stripe = crate::wal::checksum::crc32(key) as usize % DELETE_STRIPES;
-        let _deleting = self.inner.delete_stripes[stripe].lock();
-        if !self.contains_key(key)? {
-            return Ok(false);
-        }
-        self.inner.write(&[OpRef::Delete { key }])?;
+        let lsn = {
+            // From the check to the local commit only: waiting for replicas under the lock
+            // would make unrelated deletes of the stripe wait out each other's quorum.
+            let _deleting = self.inner.delete_stripes[stripe].lock();
+            if !self.contains_key(key)? {
+                return Ok(false);
+            }
+            let ops = [OpRef::Delete { key }];
+            self.inner.check_ops(ops)?;
+            self.inner.commit_local(EncodedRecord::encode(&ops))?
+        };
+        self.inner.wait_replicated(lsn)?;
         Ok(true)
     }
 
