@@ -118,8 +118,14 @@ impl Connection {
     /// Like [`read_frame`](Self::read_frame), but gives up with `TimedOut` once `limit` has
     /// passed since the call, however slowly the bytes keep coming (a socket read timeout
     /// bounds each read only). The bytes read so far stay buffered for the next call.
+    /// The socket's read timeout is as the caller set it again when this returns.
     pub fn read_frame_within(&mut self, limit: Duration) -> Result<Option<Frame>, ReadError> {
-        self.read_frame_until(Some(Instant::now() + limit))
+        let callers = self.stream.read_timeout().map_err(ReadError::Io)?;
+        let read = self.read_frame_until(Some(Instant::now() + limit));
+        let restored = self.stream.set_read_timeout(callers).map_err(ReadError::Io);
+        let frame = read?;
+        restored?;
+        Ok(frame)
     }
 
     /// The next reply frame (client side). `Ok(None)` when the peer closed cleanly.
