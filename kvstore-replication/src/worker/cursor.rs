@@ -76,14 +76,14 @@ impl SnapshotCursor {
         }
     }
 
-    /// Lines the cursor up with the replica's progress after a reconnect; false when the
-    /// replica's state cannot be continued (a different or lost install), so a fresh snapshot
-    /// is needed.
     /// The LSN of the snapshot being sent: the replica needs the WAL after it.
     pub fn lsn(&self) -> Lsn {
         self.lsn
     }
 
+    /// Lines the cursor up with the replica's progress after a reconnect; false when the
+    /// replica's state cannot be continued (a different or lost install), so a fresh snapshot
+    /// is needed.
     pub fn resume(&mut self, progress: Option<SnapshotProgress>) -> bool {
         let Some(progress) = progress.filter(|p| p.snapshot_lsn == self.lsn) else {
             return false;
