@@ -502,7 +502,7 @@ impl KvStore {
     /// Whether a write of `ops` would be taken as to its shape (key and value sizes, the
     /// record's size): the checks [`write_batch`](Self::write_batch) makes before it writes,
     /// for a caller that plans writes ahead of committing them. Takes a batch's
-    /// [`ops`](WriteBatch::ops), or owned operations [`borrowed`](Op::borrowed).
+    /// [`ops`](WriteBatch::ops), or owned operations [`borrowed`](crate::Op::borrowed).
     pub fn check_ops<'a>(&self, ops: impl IntoIterator<Item = OpRef<'a>>) -> Result<()> {
         self.inner.check_ops(ops)
     }
