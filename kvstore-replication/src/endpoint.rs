@@ -67,12 +67,12 @@ struct EndpointState {
     pending_timeline: Option<Timeline>,
     /// Refusing every call: the node is being promoted to master.
     closed: bool,
-    /// The id of the session the last accepted HELLO opened (0: none since this endpoint
-    /// opened). Only that session is served: until a HELLO, every record is refused
-    /// (`NoSession`), since only a HELLO checks the master's timeline against this store's
-    /// and a restarted replica may hold another master's log; after one, so is every record
-    /// of an older session, even of the same epoch (a master that restarted, losing its
-    /// unsynced tail, says HELLO again while its old connection may still deliver that tail).
+    /// The id of the current session (0: none since this endpoint opened). Only that session
+    /// is served: until a HELLO, every record is refused (`NoSession`), since only a HELLO
+    /// checks the master's timeline against this store's and a restarted replica may hold
+    /// another master's log; after one, so is every record of an older session, even of the
+    /// same epoch (a master that restarted, losing its unsynced tail, says HELLO again while
+    /// its old connection may still deliver that tail).
     session: u64,
     /// The master (its id and timeline) whose HELLO opened that session. Another HELLO of the
     /// same master incarnation (a worker reconnecting, or one replica listed twice on the
@@ -113,7 +113,8 @@ pub struct EndpointStats {
 }
 
 /// A replication session opened by an accepted HELLO: what every later call of its
-/// connection presents to the [`ReplicaEndpoint`]. A newer HELLO ends it.
+/// connection presents to the [`ReplicaEndpoint`]. An accepted HELLO of another master or
+/// master incarnation, or a forced one, ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
     epoch: u64,
