@@ -78,7 +78,7 @@ pub(crate) struct Session {
     /// Set by `SHUTDOWN`: close without replying to this request (earlier replies go out).
     pub hang_up: bool,
     /// The replication session `REPLICATE HELLO` opened on this connection (refused by the
-    /// replica once a later HELLO opens another).
+    /// replica once a HELLO of another master incarnation opens another).
     pub replication_session: Option<kvstore_replication::Session>,
     /// Counts this connection as the replica's link to its master while it is open.
     pub master_link: Option<crate::role::LinkGuard>,
