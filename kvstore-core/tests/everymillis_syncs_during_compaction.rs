@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::TestResult;
 use kvstore_core::io::{FileIo, OsVfs, Vfs};
-use kvstore_core::{Options, SyncPolicy};
+use kvstore_core::{KvStore, Options, SyncPolicy};
 
 #[derive(Debug, Default)]
 struct Seam {
@@ -85,6 +85,20 @@ impl Vfs for SeamVfs {
     }
 }
 
+/// Puts a probe and returns how long it stayed unsynced: until the next sync of a log
+/// segment (at most 5 s).
+fn unsynced_time_of_a_put(store: &KvStore, seam: &Seam) -> TestResult<Duration> {
+    store.put(b"probe", b"acknowledged")?;
+    let syncs = seam.log_syncs.load(Ordering::SeqCst);
+    let put_at = Instant::now();
+    while seam.log_syncs.load(Ordering::SeqCst) == syncs
+        && put_at.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(put_at.elapsed())
+}
+
 #[test]
 fn writes_acknowledged_during_an_automatic_compaction_are_synced_within_the_period() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -122,15 +136,7 @@ fn writes_acknowledged_during_an_automatic_compaction_are_synced_within_the_peri
         std::thread::sleep(Duration::from_millis(1));
     }
     // Automatic compaction is under way on the background thread. An acknowledged write:
-    store.put(b"probe", b"acknowledged")?;
-    let syncs = seam.log_syncs.load(Ordering::SeqCst);
-    let put_at = Instant::now();
-    while seam.log_syncs.load(Ordering::SeqCst) == syncs
-        && put_at.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let unsynced_for = put_at.elapsed();
+    let unsynced_for = unsynced_time_of_a_put(&store, &seam)?;
     assert!(
         unsynced_for < Duration::from_millis(500),
         "SyncPolicy::EveryMillis(20): a write acknowledged during an automatic compaction \
@@ -165,15 +171,7 @@ fn writes_acknowledged_during_an_explicit_compaction_are_synced_within_the_perio
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        store.put(b"probe", b"acknowledged")?;
-        let syncs = seam.log_syncs.load(Ordering::SeqCst);
-        let put_at = Instant::now();
-        while seam.log_syncs.load(Ordering::SeqCst) == syncs
-            && put_at.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let unsynced_for = put_at.elapsed();
+        let unsynced_for = unsynced_time_of_a_put(&store, &seam)?;
         compactor.join().map_err(|_| "compactor panicked")??;
         assert!(
             unsynced_for < Duration::from_millis(500),
