@@ -5,77 +5,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use kvstore_core::KvStore;
-use kvstore_replication::{
-    Ack, Error, Hello, HelloReply, InProcessReplica, InProcessTransport, Replicator, Result,
-    SharedRecord, SnapshotAck, SnapshotChunk, Transport,
-};
-
-struct KillAtLast {
-    inner: InProcessTransport,
-    replica: InProcessReplica,
-    dir: PathBuf,
-    master: KvStore,
-    chunks: Arc<AtomicU32>,
-    killed: Arc<AtomicBool>,
-}
-
-impl Transport for KillAtLast {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn hello(&mut self, hello: &Hello) -> Result<HelloReply> {
-        self.inner.hello(hello)
-    }
-    fn send_records(&mut self, records: &[SharedRecord]) -> Result<()> {
-        self.inner.send_records(records)
-    }
-    fn send_window(&mut self, records: Vec<SharedRecord>) -> Result<()> {
-        self.inner.send_window(records)
-    }
-    fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>> {
-        self.inner.recv_ack(timeout)
-    }
-    fn recv_acks(&mut self, timeout: Duration, acks: &mut Vec<Ack>) -> Result<()> {
-        self.inner.recv_acks(timeout, acks)
-    }
-    fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
-        if self.chunks.fetch_add(1, Ordering::SeqCst) == 1 {
-            // After the snapshot's LSN: deletes and overwrites of keys it holds.
-            for i in 0..100u32 {
-                self.master
-                    .delete(format!("k{i:04}"))
-                    .map_err(Error::from)?;
-                self.master
-                    .put(format!("k{:04}", 100 + i), b"after")
-                    .map_err(Error::from)?;
-            }
-        }
-        let ack = self.inner.send_snapshot_chunk(chunk)?;
-        if chunk.last && !self.killed.swap(true, Ordering::SeqCst) {
-            assert!(ack.finished);
-            let endpoint = self
-                .replica
-                .stop()
-                .ok_or_else(|| Error::transport("kill", "the replica was already down"))?;
-            drop(endpoint);
-            let reopened = reopen(&self.dir)
-                .map_err(|e| Error::transport("kill", format!("reopening the replica: {e}")))?;
-            self.replica.start(reopened);
-            return Err(Error::transport("kill", "replica killed before its ack"));
-        }
-        Ok(ack)
-    }
-    fn close(&mut self) {
-        self.inner.close()
-    }
-}
+use kvstore_replication::{Error, InProcessTransport, Replicator, SnapshotChunk, Transport};
 
 #[test]
 fn replica_killed_between_last_chunk_and_ack_ends_equal() -> TestResult {
@@ -86,15 +21,42 @@ fn replica_killed_between_last_chunk_and_ack_ends_equal() -> TestResult {
     let c = cluster(1, master_opts)?;
     c.replicas[0].faults().partition();
     let killed = Arc::new(AtomicBool::new(false));
+    let (replica, dir) = (
+        c.replicas[0].clone(),
+        c.replica_dirs[0].path().to_path_buf(),
+    );
+    let (master, killing) = (c.master.clone(), killed.clone());
+    let mut chunks = 0;
+    let kill_at_last = move |chunk: &SnapshotChunk, inner: &mut InProcessTransport| {
+        chunks += 1;
+        if chunks == 2 {
+            // After the snapshot's LSN: deletes and overwrites of keys it holds.
+            for i in 0..100u32 {
+                master.delete(format!("k{i:04}")).map_err(Error::from)?;
+                master
+                    .put(format!("k{:04}", 100 + i), b"after")
+                    .map_err(Error::from)?;
+            }
+        }
+        let ack = inner.send_snapshot_chunk(chunk)?;
+        if chunk.last && !killing.swap(true, Ordering::SeqCst) {
+            assert!(ack.finished);
+            let endpoint = replica
+                .stop()
+                .ok_or_else(|| Error::transport("kill", "the replica was already down"))?;
+            drop(endpoint);
+            let reopened = reopen(&dir)
+                .map_err(|e| Error::transport("kill", format!("reopening the replica: {e}")))?;
+            replica.start(reopened);
+            return Err(Error::transport("kill", "replica killed before its ack"));
+        }
+        Ok(ack)
+    };
     let repl = Replicator::builder()
-        .replica(KillAtLast {
-            inner: c.replicas[0].transport(),
-            replica: c.replicas[0].clone(),
-            dir: c.replica_dirs[0].path().to_path_buf(),
-            master: c.master.clone(),
-            chunks: Arc::new(AtomicU32::new(0)),
-            killed: killed.clone(),
-        })
+        .replica(OnSnapshotChunk::new(
+            c.replicas[0].transport(),
+            kill_at_last,
+        ))
         .snapshot_chunk_bytes(4 << 10)
         .queue_capacity(8)
         .probe_interval(Duration::from_millis(20))

@@ -15,62 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use kvstore_core::KvStore;
-use kvstore_replication::{
-    Ack, Error, Hello, HelloReply, InProcessTransport, Replicator, Result, SharedRecord,
-    SnapshotAck, SnapshotChunk, Transport,
-};
-
-/// Cuts the link once, at the third snapshot chunk (before delivering it); when the resumed
-/// snapshot sends its next chunk, writes a little more on the master and compacts it.
-struct CutOnce {
-    inner: InProcessTransport,
-    master: KvStore,
-    chunks: Arc<AtomicU32>,
-}
-
-impl Transport for CutOnce {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn hello(&mut self, hello: &Hello) -> Result<HelloReply> {
-        self.inner.hello(hello)
-    }
-    fn send_records(&mut self, records: &[SharedRecord]) -> Result<()> {
-        self.inner.send_records(records)
-    }
-    fn send_window(&mut self, records: Vec<SharedRecord>) -> Result<()> {
-        self.inner.send_window(records)
-    }
-    fn recv_ack(&mut self, timeout: Duration) -> Result<Option<Ack>> {
-        self.inner.recv_ack(timeout)
-    }
-    fn recv_acks(&mut self, timeout: Duration, acks: &mut Vec<Ack>) -> Result<()> {
-        self.inner.recv_acks(timeout, acks)
-    }
-    fn send_snapshot_chunk(&mut self, chunk: &SnapshotChunk) -> Result<SnapshotAck> {
-        let n = self.chunks.fetch_add(1, Ordering::SeqCst);
-        if n == 2 {
-            self.inner.close();
-            return Err(Error::transport("cut", "network cut mid-snapshot"));
-        }
-        if n == 3 {
-            // The resumed transfer: writes after the snapshot (about 12 KiB of log, well under
-            // the 48 KiB limit), then a compaction.
-            for i in 0..120u32 {
-                self.master
-                    .put(format!("during{i:03}"), vec![b'd'; 80])
-                    .map_err(Error::from)?;
-            }
-            self.master.delete(b"k0010").map_err(Error::from)?;
-            self.master.compact().map_err(Error::from)?;
-        }
-        self.inner.send_snapshot_chunk(chunk)
-    }
-    fn close(&mut self) {
-        self.inner.close()
-    }
-}
+use kvstore_replication::{Error, InProcessTransport, Replicator, SnapshotChunk, Transport};
 
 #[test]
 fn resumed_snapshot_keeps_the_wal_after_its_lsn() -> TestResult {
@@ -81,12 +26,30 @@ fn resumed_snapshot_keeps_the_wal_after_its_lsn() -> TestResult {
     let c = cluster(1, master_opts)?;
     c.replicas[0].faults().partition();
     let chunks = Arc::new(AtomicU32::new(0));
+    // Cuts the link once, at the third snapshot chunk (before delivering it); when the
+    // resumed snapshot sends its next chunk, writes a little more on the master and compacts.
+    let (counted, master) = (chunks.clone(), c.master.clone());
+    let cut_once = move |chunk: &SnapshotChunk, inner: &mut InProcessTransport| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        if n == 2 {
+            inner.close();
+            return Err(Error::transport("cut", "network cut mid-snapshot"));
+        }
+        if n == 3 {
+            // The resumed transfer: writes after the snapshot (about 12 KiB of log, well under
+            // the 48 KiB limit), then a compaction.
+            for i in 0..120u32 {
+                master
+                    .put(format!("during{i:03}"), vec![b'd'; 80])
+                    .map_err(Error::from)?;
+            }
+            master.delete(b"k0010").map_err(Error::from)?;
+            master.compact().map_err(Error::from)?;
+        }
+        inner.send_snapshot_chunk(chunk)
+    };
     let repl = Replicator::builder()
-        .replica(CutOnce {
-            inner: c.replicas[0].transport(),
-            master: c.master.clone(),
-            chunks: chunks.clone(),
-        })
+        .replica(OnSnapshotChunk::new(c.replicas[0].transport(), cut_once))
         .snapshot_chunk_bytes(4 << 10)
         // Small: the writes made during the resync overflow it and must come from the WAL.
         .queue_capacity(8)

@@ -5,7 +5,10 @@
 use std::time::{Duration, Instant};
 
 use kvstore_core::{KvStore, Options, SyncPolicy};
-use kvstore_replication::{Hello, InProcessReplica, ReplicaEndpoint, Replicator};
+use kvstore_replication::{
+    Ack, Hello, HelloReply, InProcessReplica, InProcessTransport, ReplicaEndpoint, Replicator,
+    SharedRecord, SnapshotAck, SnapshotChunk, Transport,
+};
 use tempfile::TempDir;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -122,5 +125,57 @@ pub fn open_unlocked(dir: &std::path::Path) -> Result<KvStore, Box<dyn std::erro
             }
             other => return Ok(other?),
         }
+    }
+}
+
+/// An in-process transport that hands every snapshot chunk to `on_chunk`, with the transport
+/// to pass it on through; everything else goes straight through. For tests that act at a
+/// given point of a full resync (cut the link, write on the master, kill the replica).
+pub struct OnSnapshotChunk<F> {
+    inner: InProcessTransport,
+    on_chunk: F,
+}
+
+impl<F> OnSnapshotChunk<F> {
+    pub fn new(inner: InProcessTransport, on_chunk: F) -> Self {
+        OnSnapshotChunk { inner, on_chunk }
+    }
+}
+
+impl<F> Transport for OnSnapshotChunk<F>
+where
+    F: FnMut(&SnapshotChunk, &mut InProcessTransport) -> kvstore_replication::Result<SnapshotAck>
+        + Send,
+{
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn hello(&mut self, hello: &Hello) -> kvstore_replication::Result<HelloReply> {
+        self.inner.hello(hello)
+    }
+    fn send_records(&mut self, records: &[SharedRecord]) -> kvstore_replication::Result<()> {
+        self.inner.send_records(records)
+    }
+    fn send_window(&mut self, records: Vec<SharedRecord>) -> kvstore_replication::Result<()> {
+        self.inner.send_window(records)
+    }
+    fn recv_ack(&mut self, timeout: Duration) -> kvstore_replication::Result<Option<Ack>> {
+        self.inner.recv_ack(timeout)
+    }
+    fn recv_acks(
+        &mut self,
+        timeout: Duration,
+        acks: &mut Vec<Ack>,
+    ) -> kvstore_replication::Result<()> {
+        self.inner.recv_acks(timeout, acks)
+    }
+    fn send_snapshot_chunk(
+        &mut self,
+        chunk: &SnapshotChunk,
+    ) -> kvstore_replication::Result<SnapshotAck> {
+        (self.on_chunk)(chunk, &mut self.inner)
+    }
+    fn close(&mut self) {
+        self.inner.close()
     }
 }
