@@ -129,17 +129,18 @@ pub(crate) fn compaction_wanted(dead: u64, total: u64, busy: bool, opts: &Option
 }
 
 impl Inner {
-    /// Whether automatic compaction should start now (see [`compaction_wanted`]); `appended`
-    /// is how many bytes commits appended to the log in the `elapsed` time since the last
-    /// check, `idle` how many processors the machine left idle meanwhile (`None`: unknown,
-    /// taken as enough).
+    /// Whether automatic compaction should start now (see [`compaction_wanted`]), with
+    /// `(dead, total)` the [`compactable_dead_and_total`](Self::compactable_dead_and_total)
+    /// bytes; `appended` is how many bytes commits appended to the log in the `elapsed` time
+    /// since the last check, `idle` how many processors the machine left idle meanwhile
+    /// (`None`: unknown, taken as enough).
     pub(crate) fn compaction_due(
         &self,
+        (dead, total): (u64, u64),
         appended: u64,
         elapsed: Duration,
         idle: Option<f64>,
     ) -> bool {
-        let (dead, total) = self.compactable_dead_and_total();
         let streaming = writes_stream_in(appended, elapsed, &self.opts);
         let no_spare = idle.is_some_and(|idle| idle < SPARE_PROCESSORS);
         compaction_wanted(dead, total, streaming && no_spare, &self.opts)

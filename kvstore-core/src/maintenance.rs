@@ -131,10 +131,12 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
             let appended = inner.counters.appended_bytes.load(Ordering::Relaxed);
             let since_last_check = appended.saturating_sub(appended_at_last_check);
             appended_at_last_check = appended;
-            let dead = inner.compactable_dead_and_total().0;
+            let compactable = inner.compactable_dead_and_total();
             let min_dead = inner.opts.compaction_min_dead_bytes;
-            let waiting = stalled.is_some_and(|stall| stall.holds(dead, min_dead));
-            if !waiting && inner.compaction_due(since_last_check, elapsed, spare_cpu.sample()) {
+            let waiting = stalled.is_some_and(|stall| stall.holds(compactable.0, min_dead));
+            if !waiting
+                && inner.compaction_due(compactable, since_last_check, elapsed, spare_cpu.sample())
+            {
                 stalled = compact_automatically(&inner);
             }
         }
