@@ -278,27 +278,21 @@ impl Inner {
     }
 
     fn write_record(&self, record: EncodedRecord) -> Result<Lsn> {
-        let lsn = self.commit_local(record)?;
-        self.wait_replicated(lsn)?;
+        let hook = self.hook();
+        let lsn = self.commit_local(record, hook.as_deref())?;
+        if let Some(hook) = &hook {
+            hook.wait_replicated(lsn)?;
+        }
         Ok(lsn)
     }
 
-    /// A local write's commit here: admitted by the hook, then written and durable per the
-    /// sync policy; replication is waited for apart (see [`Inner::wait_replicated`]).
-    fn commit_local(&self, record: EncodedRecord) -> Result<Lsn> {
-        if let Some(hook) = self.hook() {
+    /// A local write's commit here: admitted by `hook`, then written and durable per the
+    /// sync policy. The caller waits for replication as the hook requires.
+    fn commit_local(&self, record: EncodedRecord, hook: Option<&dyn CommitHook>) -> Result<Lsn> {
+        if let Some(hook) = hook {
             hook.admit()?;
         }
         self.commit_record(record, LsnRule::Next)?.local_lsn()
-    }
-
-    /// Waits until the write at `lsn` is replicated as the hook requires (nothing without
-    /// a hook).
-    fn wait_replicated(&self, lsn: Lsn) -> Result<()> {
-        match self.hook() {
-            Some(hook) => hook.wait_replicated(lsn),
-            None => Ok(()),
-        }
     }
 }
 
@@ -513,6 +507,7 @@ impl KvStore {
         let key = key.as_ref();
         self.inner.check_key(key)?;
         let stripe = crate::wal::checksum::crc32(key) as usize % DELETE_STRIPES;
+        let hook = self.inner.hook();
         let lsn = {
             // From the check to the local commit only: waiting for replicas under the lock
             // would make unrelated deletes of the stripe wait out each other's quorum.
@@ -522,9 +517,12 @@ impl KvStore {
             }
             let ops = [OpRef::Delete { key }];
             self.inner.check_ops(ops)?;
-            self.inner.commit_local(EncodedRecord::encode(&ops))?
+            self.inner
+                .commit_local(EncodedRecord::encode(&ops), hook.as_deref())?
         };
-        self.inner.wait_replicated(lsn)?;
+        if let Some(hook) = &hook {
+            hook.wait_replicated(lsn)?;
+        }
         Ok(true)
     }
 
