@@ -158,12 +158,7 @@ impl Inner {
     /// fell further behind than the retention limit allows; and those ignored (name, LSN and
     /// bytes retained for them).
     fn retention_floor(&self, active: SegmentId) -> (Lsn, Vec<(String, Lsn, u64)>) {
-        let consumers: Vec<(String, Lsn)> = self
-            .wal_consumers
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let consumers = self.wal_consumers.list();
         let state = self.state.read();
         let mut floor = Lsn::MAX;
         let mut dropped = Vec::new();

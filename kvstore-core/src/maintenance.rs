@@ -118,6 +118,9 @@ fn run(weak: Weak<Inner>, jobs: Receiver<Job>) {
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let Some(inner) = weak.upgrade() else { return };
+        if let Err(e) = inner.save_wal_consumers(true) {
+            tracing::warn!(error = %e, "could not save the WAL consumers; will retry");
+        }
         if let Some(Job::WriteHint(id)) = job {
             if let Err(e) = inner.write_hint(id) {
                 tracing::warn!(segment = id, error = %e, "writing a hint file failed; recovery will scan the segment");

@@ -1,6 +1,5 @@
 //! `KvStore`: the public handle, and the shared state behind it.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
@@ -67,6 +66,9 @@ impl Drop for Closer {
                 tracing::error!(error = %e, "final sync on close failed");
             }
         }
+        if let Err(e) = self.0.save_wal_consumers(false) {
+            tracing::warn!(error = %e, "could not save the WAL consumers on close");
+        }
     }
 }
 
@@ -120,8 +122,8 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<String>>,
     hook: RwLock<Option<Arc<dyn CommitHook>>>,
-    /// WAL consumers (replicas) and the LSN each has consumed up to.
-    pub wal_consumers: Mutex<HashMap<String, Lsn>>,
+    /// WAL consumers (replicas) and the LSN each has consumed up to, saved across restarts.
+    pub wal_consumers: crate::wal::consumers::WalConsumers,
     pub compaction_lock: Mutex<()>,
     /// Held across each sync of the log and the poisoning its failure causes (see
     /// `timed_sync`).
@@ -174,6 +176,17 @@ impl Inner {
 
     pub(crate) fn hook(&self) -> Option<Arc<dyn CommitHook>> {
         self.hook.read().clone()
+    }
+
+    /// Saves the WAL consumers if they changed: at once, or (`throttled`) only if the last
+    /// save is a while old.
+    pub(crate) fn save_wal_consumers(&self, throttled: bool) -> Result<()> {
+        let consumers = &self.wal_consumers;
+        if throttled {
+            consumers.save_if_due(&self.dir, &*self.opts.vfs)
+        } else {
+            consumers.save_if_changed(&self.dir, &*self.opts.vfs)
+        }
     }
 
     pub(crate) fn sync_dir(&self) -> Result<()> {
@@ -334,6 +347,7 @@ impl KvStore {
         }
         let tail_chunks = crate::tail_cache::TailChunks::new(opts.tail_cache_budget());
         let recovered = recovery::recover(&dir, &opts, &tail_chunks)?;
+        let wal_consumers = crate::wal::consumers::WalConsumers::load(&dir);
         let active_id = recovered.active.id;
         let inner = Arc::new(Inner {
             dir,
@@ -352,7 +366,7 @@ impl KvStore {
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(None),
             hook: RwLock::new(None),
-            wal_consumers: Mutex::new(HashMap::new()),
+            wal_consumers,
             compaction_lock: Mutex::new(()),
             sync_lock: Mutex::new(()),
             delete_stripes: std::array::from_fn(|_| Mutex::new(())),
@@ -780,16 +794,25 @@ impl KvStore {
 
     /// Registers (or moves) a WAL consumer such as a replica: log segments holding records after
     /// `lsn` are kept from compaction, up to [`Options::max_retained_wal_bytes`].
+    ///
+    /// Like a PostgreSQL replication slot, the registration outlives this handle: it is saved
+    /// in the data directory within about a second of each change (and at close), and the
+    /// next open keeps the log for it again, until [`release_wal`](Self::release_wal). A
+    /// crash can lose the last second's moves, which keeps more log than needed, or less for
+    /// a consumer moved back just before it (which then may need a full resync); never data.
     pub fn retain_wal(&self, consumer: &str, lsn: Lsn) {
-        self.inner
-            .wal_consumers
-            .lock()
-            .insert(consumer.to_string(), lsn);
+        self.inner.wal_consumers.set(consumer, lsn);
     }
 
-    /// Unregisters a WAL consumer.
+    /// Unregisters a WAL consumer, here and (within about a second, or at close) on disk.
     pub fn release_wal(&self, consumer: &str) {
-        self.inner.wal_consumers.lock().remove(consumer);
+        self.inner.wal_consumers.remove(consumer);
+    }
+
+    /// The registered WAL consumers (see [`retain_wal`](Self::retain_wal)), including those
+    /// saved by an earlier open, and the LSN each has consumed up to; by name.
+    pub fn wal_consumers(&self) -> Vec<(String, Lsn)> {
+        self.inner.wal_consumers.list()
     }
 
     /// Bytes of sealed log the consumer at `lsn` still needs, and how many more may accumulate

@@ -139,6 +139,8 @@ fn replication_err(err: kvstore_replication::Error) -> Error {
 /// Sets the role the configuration asks for; called once by the server before accepting.
 pub(crate) fn start(node: &Node) -> Result<()> {
     let role = if node.config.start_as_replica {
+        // WAL kept for the replicas of an earlier life as a master would pin this log.
+        kvstore_replication::release_replica_retention(&node.store);
         replica_role(node, None)?
     } else {
         Role::Master(master_role(node, false)?)
@@ -212,6 +214,7 @@ pub(crate) fn become_replica(node: &Node, master: Option<(String, u16)>) -> Resu
     // Stopping the replicator joins its workers; done outside the role lock.
     if let Role::Master(old) = old {
         retire(old.replicator);
+        kvstore_replication::release_replica_retention(&node.store);
     }
     tracing::info!(?master, "now a replica");
     Ok(())

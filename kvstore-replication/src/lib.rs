@@ -84,7 +84,7 @@ pub use protocol::{
     SnapshotProgress,
 };
 pub use quorum::{acked_count, admit, majority, quorum_reached};
-pub use replicator::{Replicator, WithReplicas};
+pub use replicator::{release_replica_retention, Replicator, WithReplicas};
 pub use retry::Backoff;
 pub use status::{ReplicaStatus, ReplicationStatus};
 pub use timeline::{Timeline, TimelineEntry};

@@ -40,6 +40,34 @@ impl std::fmt::Debug for Replicator {
     }
 }
 
+/// Releases the WAL retained for replicas a master on `store` streamed to: for a node that
+/// stops being a master (it becomes a replica, whose log is its master's business). A
+/// [`Replicator`]'s drop keeps that retention, saved with the store like a PostgreSQL
+/// replication slot, so that a replica that is down while its master restarts still
+/// catches up from the log rather than by a full resync. Call it with no replicator attached
+/// (a running one registers its replicas again).
+pub fn release_replica_retention(store: &KvStore) {
+    for (consumer, _) in store.wal_consumers() {
+        if crate::worker::is_replica_consumer(&consumer) {
+            store.release_wal(&consumer);
+        }
+    }
+}
+
+/// Releases the retention kept for replicas no longer among `names` (the operator removed
+/// them): nothing else would ever move or drop it.
+fn release_unlisted_replicas(store: &KvStore, names: &[String]) {
+    for (consumer, lsn) in store.wal_consumers() {
+        let listed = names
+            .iter()
+            .any(|name| crate::worker::wal_consumer_name(name) == consumer);
+        if crate::worker::is_replica_consumer(&consumer) && !listed {
+            tracing::info!(%consumer, lsn, "no longer a replica: releasing the WAL kept for it");
+            store.release_wal(&consumer);
+        }
+    }
+}
+
 /// Adds `with_replicas` to [`KvStore`], for `KvStore::open(dir)?.with_replicas(builder)`.
 pub trait WithReplicas {
     /// Attaches a [`Replicator`] built by `builder` to this store.
@@ -62,6 +90,7 @@ impl ReplicatorBuilder {
         // Before the first write replicas will see from this master: see `timeline`.
         let timeline = timeline::begin_incarnation(store, epoch)?;
         let names: Vec<String> = self.transports.iter().map(|t| t.describe()).collect();
+        release_unlisted_replicas(store, &names);
         let capacity = self.settings.queue_capacity;
         let shared = Arc::new(Shared {
             epoch,
@@ -237,9 +266,8 @@ impl Drop for Replicator {
         }
         // Writers still waiting for a quorum get their answer (not reached) now.
         self.shared.acks.close();
-        for replica in &self.shared.replicas {
-            self.store
-                .release_wal(&crate::worker::wal_consumer_name(&replica.name));
-        }
+        // The WAL stays retained for the replicas (saved with the store), so that one that is
+        // down while this master restarts can still catch up from the log: see
+        // `release_replica_retention` for a node that stops being a master.
     }
 }

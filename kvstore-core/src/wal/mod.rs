@@ -3,6 +3,7 @@
 
 pub(crate) mod checksum;
 pub(crate) mod compacted;
+pub(crate) mod consumers;
 pub(crate) mod hint;
 pub(crate) mod iter;
 pub(crate) mod reader;

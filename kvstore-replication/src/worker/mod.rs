@@ -58,9 +58,17 @@ fn room_is_small(in_flight: usize, room: usize, window: usize) -> bool {
     in_flight > 0 && room < window.div_ceil(2)
 }
 
+/// What the WAL consumer names of replicas start with.
+const CONSUMER_PREFIX: &str = "replica:";
+
 /// Name under which a replica pins the master's WAL (`retain_wal`).
 pub(crate) fn wal_consumer_name(replica: &str) -> String {
-    format!("replica:{replica}")
+    format!("{CONSUMER_PREFIX}{replica}")
+}
+
+/// Whether a WAL consumer is a replica's (see [`wal_consumer_name`]).
+pub(crate) fn is_replica_consumer(consumer: &str) -> bool {
+    consumer.starts_with(CONSUMER_PREFIX)
 }
 
 /// The replica's position within an open session.
