@@ -196,9 +196,10 @@ impl ReplicaEndpoint {
     /// Opens a session. Refuses a lower epoch ([`Error::StaleEpoch`]), and a master whose log
     /// does not hold what this replica applied ([`Error::Diverged`], unless `force_resync`): one
     /// whose log ends before the applied LSN, or whose timeline parts from this replica's at or
-    /// before it (see [`crate::timeline`]). A refusal changes nothing. A higher epoch and the
-    /// master's timeline are stored durably before the reply (the timeline of a forced session
-    /// only once its snapshot is installed). An accepted HELLO of another master or master
+    /// before it (see [`crate::timeline`]). A higher epoch is stored durably first, even when
+    /// the master is then refused as diverged (so that this node, if promoted, takes an epoch
+    /// above it); a refusal changes nothing else. The master's timeline is stored durably
+    /// before the reply (that of a forced session only once its snapshot is installed). An accepted HELLO of another master or master
     /// incarnation (another id or timeline), or a forced one, opens a new session and ends
     /// the previous one; one of the same incarnation joins the current session.
     pub fn hello(&self, hello: &Hello) -> Result<Opened> {
@@ -209,6 +210,13 @@ impl ReplicaEndpoint {
                 master_epoch: hello.epoch,
                 replica_epoch: state.epoch,
             });
+        }
+        // Stored even if the master is then refused as diverged, as Raft keeps the highest
+        // term it heard of: this node, promoted later, must take an epoch above that master's,
+        // or the two would share one and neither be fenced.
+        if hello.epoch > state.epoch {
+            epoch::write_epoch(self.store.path(), hello.epoch)?;
+            state.epoch = hello.epoch;
         }
         let applied = self.store.applied_lsn();
         if !hello.force_resync {
@@ -222,10 +230,6 @@ impl ReplicaEndpoint {
                     master_lsn: agreed_up_to,
                 });
             }
-        }
-        if hello.epoch > state.epoch {
-            epoch::write_epoch(self.store.path(), hello.epoch)?;
-            state.epoch = hello.epoch;
         }
         state.pending_timeline = hello.force_resync.then(|| hello.timeline.clone());
         if !hello.force_resync && !hello.timeline.is_empty() && hello.timeline != state.timeline {
