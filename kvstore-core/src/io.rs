@@ -251,10 +251,12 @@ impl FaultyVfs {
     pub fn syncs_finished(&self) -> u64 {
         self.faults.syncs_finished.load(Ordering::SeqCst)
     }
-    /// Stops injecting faults.
+    /// Stops injecting faults: failures, torn writes and sync delays.
     pub fn heal(&self) {
         self.faults.sync_limit_on.store(false, Ordering::SeqCst);
         self.faults.write_limit_on.store(false, Ordering::SeqCst);
+        self.faults.tear.store(false, Ordering::SeqCst);
+        self.faults.sync_delay_ms.store(0, Ordering::SeqCst);
     }
 }
 

@@ -23,8 +23,9 @@ pub struct Glob {
 }
 
 impl Glob {
-    /// Compiles `pattern`; every byte string is a valid pattern (a lone `[` or trailing `\`
-    /// matches itself, as in Redis).
+    /// Compiles `pattern`; every byte string is a valid pattern, read as Redis reads it: a
+    /// trailing `\` matches itself, and a `[` with no closing `]` opens a class that runs to
+    /// the end of the pattern (so `key[` matches nothing, and `key[a` matches `keya`).
     pub fn new(pattern: &[u8]) -> Glob {
         let mut tokens = Vec::new();
         let mut i = 0;

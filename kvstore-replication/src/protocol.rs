@@ -37,7 +37,8 @@ pub struct HelloReply {
     /// The epoch the replica now follows (the master's, once accepted).
     pub epoch: u64,
     /// A snapshot install in progress on the replica, which the master may continue instead
-    /// of starting over (progress is never discarded while the replica keeps running).
+    /// of starting over. Its progress is kept while the replica runs, until a chunk 0 starts
+    /// an install again or a record is applied instead (the master gave the snapshot up).
     pub snapshot_in_progress: Option<SnapshotProgress>,
     /// Who answered: an id the replica drew when it started (`None` from a peer that sends
     /// none). A master that reaches one replica under two addresses sees the same id twice
@@ -104,9 +105,10 @@ impl SnapshotPiece {
     }
 }
 
-/// A numbered chunk of a snapshot. Chunk `seq == 0` starts an install (discarding any other
-/// unfinished one); chunks must arrive in order; `last` finishes the install, after which the
-/// replica's applied LSN is `snapshot_lsn`.
+/// A numbered chunk of a snapshot. Chunk `seq == 0` starts an install, discarding any
+/// unfinished one, even of the same snapshot: a master with nothing to resume sends it, and
+/// a snapshot taken anew with no writes since has the same LSN. Chunks must arrive in order;
+/// `last` finishes the install, after which the replica's applied LSN is `snapshot_lsn`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotChunk {
     /// LSN of the snapshot (every write up to it is reflected).
@@ -121,8 +123,9 @@ pub struct SnapshotChunk {
 
 /// The replica's answer to a [`SnapshotChunk`].
 ///
-/// A chunk with `seq < next_seq` of the same snapshot is a duplicate and changes nothing; one
-/// with `seq > next_seq` is refused without effect (the reply still says which `next_seq` is
+/// A chunk with `0 < seq < next_seq` of the same snapshot is a duplicate and changes nothing
+/// (chunk 0 starts over, see [`SnapshotChunk`]); one with `seq > next_seq` is refused without
+/// effect (the reply still says which `next_seq` is
 /// expected, 0 when the replica has no install of that snapshot in progress).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotAck {
