@@ -338,16 +338,15 @@ impl Inner {
     /// (and so mapping) the old: its values are then read from the map rather than with one
     /// `pread` each, as Bitcask opens a new active file on every start. A nearly empty one is
     /// kept, so that frequent reopens of a small store leave no trail of tiny segments.
-    pub(crate) fn seal_recovered_tail(&self) -> Result<()> {
+    /// Returns the rolled segment, which [`finish_seal`](Self::finish_seal) seals once the
+    /// background threads that write its hint run.
+    pub(crate) fn roll_recovered_tail(&self) -> Result<Option<SegmentId>> {
         let mut active = self.active.lock();
         if active.len < SEGMENT_HEADER_BYTES + self.opts.segment_bytes / 16 {
-            return Ok(());
+            return Ok(None);
         }
         let last_lsn = active.written_lsn;
-        let sealed = self.roll(&mut active, last_lsn)?;
-        drop(active);
-        self.finish_seal(&[sealed]);
-        Ok(())
+        self.roll(&mut active, last_lsn).map(Some)
     }
 
     /// Marks rolled segments sealed (compaction may now take them) and asks for their hints.

@@ -147,6 +147,16 @@ impl Inner {
         self.poison_reason.lock().clone()
     }
 
+    /// `Err(Poisoned)` once the store is poisoned: for the write paths that may answer
+    /// without reaching the commit (which checks too), such as a delete of a key the index
+    /// does not hold, which after a failed commit may well be in the log.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match self.poison_reason() {
+            Some(reason) => Err(Error::Poisoned { reason }),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn poison(&self, reason: &str) {
         tracing::error!(dir = %self.dir.display(), %reason, "store poisoned for writes");
         let mut slot = self.poison_reason.lock();
@@ -376,8 +386,11 @@ impl KvStore {
             opts,
             _lock_file: lock_file,
         });
+        // Before any background thread starts: a failed open must leave nothing running (an
+        // automatic compaction of the half-opened store would hold its lock and its files).
+        let sealed_tail = inner.roll_recovered_tail()?;
         inner.maintenance.start(&inner);
-        inner.seal_recovered_tail()?;
+        inner.finish_seal(sealed_tail.as_slice());
         for id in recovered.segments_without_hint {
             inner.schedule_hint(id);
         }
@@ -520,6 +533,7 @@ impl KvStore {
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
         self.inner.check_key(key)?;
+        self.inner.check_writable()?;
         let stripe = crate::wal::checksum::crc32(key) as usize % DELETE_STRIPES;
         let hook = self.inner.hook();
         let lsn = {
@@ -544,6 +558,7 @@ impl KvStore {
     /// An empty batch commits nothing and returns the current last LSN.
     pub fn write_batch(&self, batch: WriteBatch) -> Result<Lsn> {
         if batch.is_empty() {
+            self.inner.check_writable()?;
             return Ok(self.last_lsn());
         }
         self.inner.write_batch(batch)
@@ -562,6 +577,7 @@ impl KvStore {
     /// here but the hook's replication requirement failed (e.g. `QuorumNotReached`).
     pub fn write_batches(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Lsn>>> {
         let inner = &self.inner;
+        inner.check_writable()?;
         let hook = inner.hook();
         if let Some(hook) = &hook {
             hook.admit()?;
