@@ -7,6 +7,7 @@
 //!   record (nothing it hides can come back);
 //! - old and new segments are exchanged by a [`swap`](crate::wal::swap), atomic across crashes.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,21 +216,62 @@ impl Inner {
             let mut candidates = Vec::new();
             let mut outside_min = Lsn::MAX;
             let mut horizon = 0;
+            let eligible =
+                |s: &crate::index::Segment| s.sealed && (s.compacted || s.max_lsn <= floor);
+            let mut wanted: BTreeSet<SegmentId> = state
+                .segments
+                .iter()
+                .filter(|(_, s)| {
+                    // An automatic compaction takes the segments that are themselves at least
+                    // as dead as its threshold (one always is when the whole is): after a burst
+                    // of overwrites the old segments are nearly all dead and go for almost
+                    // nothing, while the new, nearly all live ones are not copied again for a
+                    // few dead bytes.
+                    let worth = if full {
+                        s.dead_bytes > 0 || !s.compacted
+                    } else {
+                        s.dead_bytes > 0
+                            && s.dead_bytes as f64 >= self.opts.compaction_dead_ratio * s.len as f64
+                    };
+                    eligible(s) && (worth || (s.compacted && s.is_empty()))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            // Log segments go only with every older one: a sealed log segment's end is checked
+            // through the header of the log segment after it (`EndCheck::FollowsLog`), so a
+            // kept one whose follower was compacted away could lose its last records to a cut
+            // at a record boundary unnoticed. The older ones are copied too, once: compacted
+            // segments count their records instead.
+            if let Some(newest) = state
+                .segments
+                .iter()
+                .rev()
+                .find(|(id, s)| !s.compacted && wanted.contains(id))
+                .map(|(id, _)| *id)
+            {
+                for (id, s) in state.segments.range(..newest) {
+                    if s.compacted {
+                        continue;
+                    }
+                    if !eligible(s) {
+                        // Never the case (log segments seal in order, and their LSNs grow),
+                        // but were it, the newer log segments would have to stay.
+                        let newer_logs: Vec<SegmentId> = state
+                            .segments
+                            .range(id..)
+                            .filter(|(_, s)| !s.compacted)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for newer in newer_logs {
+                            wanted.remove(&newer);
+                        }
+                        break;
+                    }
+                    wanted.insert(*id);
+                }
+            }
             for (id, s) in &state.segments {
-                // An automatic compaction takes the segments that are themselves at least as
-                // dead as its threshold (one always is when the whole is): after a burst of
-                // overwrites the old segments are nearly all dead and go for almost nothing,
-                // while the new, nearly all live ones are not copied again for a few dead bytes.
-                let worth = if full {
-                    s.dead_bytes > 0 || !s.compacted
-                } else {
-                    s.dead_bytes > 0
-                        && s.dead_bytes as f64 >= self.opts.compaction_dead_ratio * s.len as f64
-                };
-                let wanted = s.sealed
-                    && (worth || (s.compacted && s.is_empty()))
-                    && (s.compacted || s.max_lsn <= floor);
-                if wanted {
+                if wanted.contains(id) {
                     horizon = horizon.max(s.max_lsn);
                     if s.compacted {
                         horizon = horizon.max(s.lsn_mark);
