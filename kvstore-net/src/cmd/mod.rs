@@ -31,6 +31,7 @@ mod quit;
 mod range;
 mod replicaof;
 pub(crate) mod replicate;
+mod resync;
 mod role;
 mod scan;
 mod select;
@@ -218,6 +219,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("role", 1, FAST_R, 0, 0, 0, role::run),
     spec!("wait", 3, R, 0, 0, 0, wait::run),
     spec!("replicaof", 3, ADMIN, 0, 0, 0, replicaof::run),
+    spec!("resync", 2, ADMIN, 0, 0, 0, resync::run),
     spec!("slaveof", 3, ADMIN, 0, 0, 0, replicaof::run),
     spec!("auth", -2, CONN, 0, 0, 0, auth::run),
     spec!("hello", -1, CONN, 0, 0, 0, hello::run),
