@@ -107,33 +107,35 @@ fn single(token: &Token, b: u8) -> bool {
     }
 }
 
-/// Parses a class starting after its `[`; returns the token and the index after `]`.
-/// An unterminated class runs to the end of the pattern (Redis does the same).
+/// Parses a class starting after its `[`; returns the token and the index after `]`. Read as
+/// Redis's `stringmatchlen` reads it: an escaped byte is a member and never starts a range;
+/// `x-y` is a range whatever `y` is (so `[a-]` holds `]` through `a`, and the class goes on);
+/// a `]` first closes an empty class; an unterminated class runs to the end of the pattern.
 fn class(pattern: &[u8], mut i: usize) -> (Token, usize) {
     let negated = pattern.get(i) == Some(&b'^');
     if negated {
         i += 1;
     }
     let mut ranges = Vec::new();
-    while i < pattern.len() && pattern[i] != b']' {
-        let mut lo = pattern[i];
-        if lo == b'\\' && i + 1 < pattern.len() {
-            i += 1;
-            lo = pattern[i];
-        }
-        if pattern.get(i + 1) == Some(&b'-') && i + 2 < pattern.len() && pattern[i + 2] != b']' {
-            let hi = pattern[i + 2];
-            ranges.push((lo.min(hi), lo.max(hi)));
-            i += 3;
-        } else {
-            ranges.push((lo, lo));
-            i += 1;
+    while let Some(rest) = pattern.get(i..).filter(|rest| !rest.is_empty()) {
+        match *rest {
+            [b'\\', escaped, ..] => {
+                ranges.push((escaped, escaped));
+                i += 2;
+            }
+            [b']', ..] => return (Token::Class { negated, ranges }, i + 1),
+            [lo, b'-', hi, ..] => {
+                ranges.push((lo.min(hi), lo.max(hi)));
+                i += 3;
+            }
+            [b, ..] => {
+                ranges.push((b, b));
+                i += 1;
+            }
+            [] => break,
         }
     }
-    (
-        Token::Class { negated, ranges },
-        (i + 1).min(pattern.len().max(i + 1)),
-    )
+    (Token::Class { negated, ranges }, pattern.len())
 }
 
 #[cfg(test)]

@@ -3,8 +3,15 @@
 
 use crate::parse::ProtocolError;
 
+/// Blanks skipped between arguments (C's `isspace`), and after a closing quote.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// Bytes that end an unquoted argument: fewer than [`is_space`], as in `sdssplitargs`, where a
+/// vertical tab or form feed inside an argument is part of it.
+fn ends_argument(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -33,7 +40,7 @@ pub(crate) fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
             match b {
                 b'"' => i = double_quoted(line, i + 1, &mut current)?,
                 b'\'' => i = single_quoted(line, i + 1, &mut current)?,
-                b if is_space(b) => break,
+                b if ends_argument(b) => break,
                 b => {
                     current.push(b);
                     i += 1;
