@@ -7,8 +7,6 @@
 //! never an error; an error means the stream cannot be resynchronised and the connection
 //! should get the error reply and be closed (as Redis does).
 
-use std::fmt;
-
 use crate::inline::split_inline;
 
 /// Longest inline request line: 64 KiB (Redis's `PROTO_INLINE_MAX_SIZE`). A longer line,
@@ -377,24 +375,6 @@ impl RequestDecoder {
             });
         }
         Ok(Some((args, newline + 1)))
-    }
-}
-
-/// Shows a request the way Redis quotes arguments in its error messages.
-pub(crate) struct Quoted<'a>(pub &'a [u8]);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 128;
-        let shown = &self.0[..self.0.len().min(SHOWN)];
-        for &b in shown {
-            if b == b'\r' || b == b'\n' || !(0x20..0x7f).contains(&b) {
-                write!(f, "\\x{b:02x}")?;
-            } else {
-                write!(f, "{}", char::from(b))?;
-            }
-        }
-        Ok(())
     }
 }
 

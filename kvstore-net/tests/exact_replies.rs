@@ -298,7 +298,11 @@ fn requirepass_gates_every_command_but_auth() -> TestResult {
         b"-NOAUTH Authentication required.\r\n",
     )?;
     c.check(&resp(&[b"PING"]), b"-NOAUTH Authentication required.\r\n")?;
-    c.check(&resp(&[b"NOSUCH"]), b"-NOAUTH Authentication required.\r\n")?;
+    // As Redis 7 checks: the command's existence and arity come before authentication.
+    c.check(
+        &resp(&[b"NOSUCH"]),
+        b"-ERR unknown command 'NOSUCH', with args beginning with: \r\n",
+    )?;
     c.check(
         &resp(&[b"AUTH", b"wrong"]),
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",

@@ -17,7 +17,7 @@ fn replica_refuses_client_writes_and_serves_reads() -> TestResult {
     c.check(&resp(&[b"GET", b"k"]), b"$-1\r\n")?;
     c.check(
         &resp(&[b"WAIT", b"1", b"10"]),
-        b"-ERR WAIT cannot be used with replica instances.\r\n",
+        b"-ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.\r\n",
     )?;
     c.check(
         &resp(&[b"ROLE"]),

@@ -121,7 +121,7 @@ fn hello_authenticates_with_requirepass() -> TestResult {
     c.check(
         &resp(&[b"HELLO", b"3"]),
         b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-          HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+          HELLO AUTH <user> <pass> option can be used to authenticate the client and \
           select the RESP protocol version at the same time\r\n",
     )?;
     c.check(

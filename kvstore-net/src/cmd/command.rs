@@ -1,7 +1,6 @@
 //! `COMMAND`, `COMMAND COUNT`, `COMMAND INFO name…`, `COMMAND DOCS …`: the minimal
 //! introspection `redis-cli` and client libraries ask for at start-up.
 
-use super::args::syntax_error;
 use super::{lookup, Args, Ctx, Spec, COMMANDS};
 use crate::frame::Frame;
 
@@ -45,6 +44,7 @@ pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let Some(sub) = args.next_opt() else {
         return Ok(Frame::Array(COMMANDS.iter().map(describe).collect()));
     };
+    let typed = sub;
     let sub = sub.to_ascii_uppercase();
     match sub.as_slice() {
         b"COUNT" => {
@@ -59,6 +59,9 @@ pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         )),
         // No documentation is served; clients fall back to their built-in help.
         b"DOCS" => Ok(Frame::Map(Vec::new())),
-        _ => Err(syntax_error()),
+        _ => Err(Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(typed)
+        ))),
     }
 }

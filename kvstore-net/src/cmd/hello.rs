@@ -49,7 +49,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     if !ctx.session.authenticated {
         return Err(Frame::error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client \
              and select the RESP protocol version at the same time",
         ));
     }

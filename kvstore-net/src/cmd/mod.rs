@@ -55,7 +55,7 @@ use kvstore_core::WriteBatch;
 use crate::config::ReplicationMode;
 use crate::frame::{Frame, Protocol};
 use crate::node::Node;
-use crate::parse::{Limits, Quoted, Request};
+use crate::parse::{Limits, Request};
 use crate::stats::ServerStats;
 
 /// Per-connection state commands may read or change.
@@ -245,15 +245,40 @@ fn lookup(name: &[u8]) -> Option<&'static Spec> {
         .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// Redis's reply, byte for byte: the arguments while their list is under 128 bytes, the last
+/// one cut to fit (CR and LF become spaces in every error reply).
 fn unknown_command<'a>(name: &[u8], args: impl Iterator<Item = &'a [u8]>) -> Frame {
+    const BUDGET: usize = 128;
     let mut shown = String::new();
-    for arg in args.take(8) {
-        shown.push_str(&format!("'{}' ", Quoted(arg)));
+    for arg in args {
+        if shown.len() >= BUDGET {
+            break;
+        }
+        let arg = as_c_string(arg, BUDGET - shown.len());
+        shown.push_str(&format!("'{arg}' "));
     }
     Frame::error(format!(
         "ERR unknown command '{}', with args beginning with: {shown}",
-        Quoted(name)
+        as_c_string(name, BUDGET)
     ))
+}
+
+/// `bytes` as Redis's `%.*s` prints them: up to the first NUL and at most `max` bytes. Bytes
+/// that are not UTF-8, which our error lines cannot carry, are shown as `\xNN`.
+fn as_c_string(bytes: &[u8], max: usize) -> String {
+    let end = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(bytes.len())
+        .min(max);
+    let mut out = String::new();
+    for chunk in bytes[..end].utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// The protocol limits of a connection in `session`'s state: [`Limits::before_auth`] until
@@ -321,19 +346,18 @@ pub(crate) fn resolve<'a>(
     let Some(name) = request.get(0) else {
         return Err(Frame::error("ERR empty command"));
     };
+    // In Redis 7's order: an unknown command or a wrong arity is reported even before
+    // authentication (they reveal nothing of the data).
     let Some(spec) = lookup(name) else {
-        if !session.authenticated {
-            return Err(noauth());
-        }
         return Err(unknown_command(name, request.iter().skip(1)));
     };
-    if !session.authenticated && !spec.flags.contains(&"no-auth") {
-        return Err(noauth());
-    }
     let argc = request.len() as i64;
     let args = Args::new(request);
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
         return Err(args.wrong_arity());
+    }
+    if !session.authenticated && !spec.flags.contains(&"no-auth") {
+        return Err(noauth());
     }
     Ok((spec, args))
 }

@@ -31,8 +31,11 @@ fn current_replicator(node: &Node) -> Result<Option<Arc<Replicator>>, Frame> {
     // Clone the handle out: waiting under the role lock would stall every writer behind a
     // pending REPLICAOF.
     match &*node.role.read_recursive() {
+        // Redis's text, word for word (its second sentence is about writable replicas).
         Role::Replica(_) => Err(Frame::error(
-            "ERR WAIT cannot be used with replica instances.",
+            "ERR WAIT cannot be used with replica instances. Please also note that since Redis \
+             4.0 if a replica is configured to be writable (which is not the default) writes to \
+             replicas are just local and are not propagated.",
         )),
         Role::Master(master) => Ok(master.replicator.clone()),
     }
