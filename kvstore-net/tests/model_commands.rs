@@ -115,6 +115,8 @@ struct Data {
     values: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
     next_version: u64,
     last_delete: u64,
+    /// Keys `DEL` removed, for an `EXEC` to tell which of them its batch leaves deleted.
+    removed: Vec<Vec<u8>>,
 }
 
 /// A watched key's state: the version of its value, or, without one, the last delete.
@@ -148,6 +150,7 @@ impl Data {
                 let removed = distinct
                     .into_iter()
                     .filter(|k| self.values.remove(&key(**k)).is_some())
+                    .inspect(|k| self.removed.push(key(**k)))
                     .count();
                 if removed > 0 {
                     self.last_delete = version;
@@ -271,10 +274,18 @@ impl Model {
                         self.data.next_version += 1;
                     }
                     // The transaction's writes are one batch: one version for all.
+                    let last_delete = self.data.last_delete;
+                    self.data.removed.clear();
                     let replies = queued
                         .iter()
                         .map(|cmd| self.data.run(cmd, version))
                         .collect();
+                    // The batch holds each key's final state: it deletes only the keys it
+                    // leaves without a value (a `DEL` then `SETNX` of one key is a put).
+                    let removed = std::mem::take(&mut self.data.removed);
+                    if removed.iter().all(|k| self.data.values.contains_key(k)) {
+                        self.data.last_delete = last_delete;
+                    }
                     Frame::Array(replies)
                 }
                 _ => {
