@@ -812,12 +812,17 @@ impl KvStore {
     /// `lsn` are kept from compaction, up to [`Options::max_retained_wal_bytes`].
     ///
     /// Like a PostgreSQL replication slot, the registration outlives this handle: it is saved
-    /// in the data directory within about a second of each change (and at close), and the
-    /// next open keeps the log for it again, until [`release_wal`](Self::release_wal). A
-    /// crash can lose the last second's moves, which keeps more log than needed, or less for
-    /// a consumer moved back just before it (which then may need a full resync); never data.
+    /// in the data directory, and the next open keeps the log for it again, until
+    /// [`release_wal`](Self::release_wal). A new consumer, or one moved back, is saved before
+    /// this returns (a failure to save is logged and retried); a move forward is saved within
+    /// about a second (later while a compaction runs) and at close, so a crash may lose it,
+    /// which only keeps more log than needed.
     pub fn retain_wal(&self, consumer: &str, lsn: Lsn) {
-        self.inner.wal_consumers.set(consumer, lsn);
+        if self.inner.wal_consumers.set(consumer, lsn) {
+            if let Err(e) = self.inner.save_wal_consumers(false) {
+                tracing::warn!(error = %e, consumer, "could not save a WAL consumer; will retry");
+            }
+        }
     }
 
     /// Unregisters a WAL consumer, here and (within about a second, or at close) on disk.

@@ -286,6 +286,8 @@ fn master_role(node: &Node, promote: bool) -> Result<MasterRole> {
         // after a later restart can tell this incarnation's writes apart (see
         // `kvstore_replication::timeline`).
         timeline::begin_incarnation(&node.store, epoch).map_err(replication_err)?;
+        // Nor releases the WAL kept for replicas no longer configured (`attach` does).
+        kvstore_replication::release_replica_retention(&node.store);
         return Ok(MasterRole {
             epoch,
             replicator: None,

@@ -140,8 +140,11 @@ pub struct Opened {
 
 impl ReplicaEndpoint {
     /// Wraps `store`, reading the epoch it has accepted (0 if none) and the timeline of the
-    /// master it follows from its data directory.
+    /// master it follows from its data directory. Releases the WAL the store kept for replicas
+    /// of its own, from an earlier life as a master ([`crate::release_replica_retention`]).
     pub fn open(store: KvStore) -> Result<Self> {
+        // A replica keeps no WAL for replicas of its own (from an earlier life as a master).
+        crate::replicator::release_replica_retention(&store);
         let epoch = epoch::read_epoch(store.path())?.unwrap_or(0);
         let timeline = Timeline::read(store.path())?;
         Ok(ReplicaEndpoint {

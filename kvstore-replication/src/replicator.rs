@@ -44,8 +44,10 @@ impl std::fmt::Debug for Replicator {
 /// stops being a master (it becomes a replica, whose log is its master's business). A
 /// [`Replicator`]'s drop keeps that retention, saved with the store like a PostgreSQL
 /// replication slot, so that a replica that is down while its master restarts still
-/// catches up from the log rather than by a full resync. Call it with no replicator attached
-/// (a running one registers its replicas again).
+/// catches up from the log rather than by a full resync. [`ReplicaEndpoint::open`] calls it;
+/// call it with no replicator attached (a running one registers its replicas again).
+///
+/// [`ReplicaEndpoint::open`]: crate::ReplicaEndpoint::open
 pub fn release_replica_retention(store: &KvStore) {
     for (consumer, _) in store.wal_consumers() {
         if crate::worker::is_replica_consumer(&consumer) {

@@ -3,8 +3,11 @@
 //! `Inner::retention_floor`).
 //!
 //! Like PostgreSQL's replication slots they outlive the process: the table is saved to the
-//! `wal-consumers` file of the data directory shortly after it changes (by the maintenance
-//! thread, at most once per [`SAVE_INTERVAL`]) and at close, and loaded at open. Without
+//! `wal-consumers` file of the data directory and loaded at open. A new consumer, or one moved
+//! back, is saved before `retain_wal` returns (lost, it would let compaction take log it
+//! needs); moves forward and releases, which lost only keep more log, are saved by the
+//! maintenance thread (at most once per [`SAVE_INTERVAL`]; a long compaction delays it) and
+//! at close. Without
 //! that, a replica that is down while its master restarts would not be kept for until it
 //! reconnects, and compaction could take the records it needs and force a full resync.
 //!
@@ -74,13 +77,16 @@ impl WalConsumers {
         }
     }
 
-    /// Registers `name` at `lsn`, or moves it there.
-    pub fn set(&self, name: &str, lsn: Lsn) {
+    /// Registers `name` at `lsn`, or moves it there. Returns whether the change must be saved
+    /// at once: a new consumer, or one moved back, would lose log it needs if a crash lost
+    /// the change; a move forward lost only keeps more log than needed, and waits.
+    pub fn set(&self, name: &str, lsn: Lsn) -> bool {
         let mut positions = self.positions.lock();
-        if positions.get(name) != Some(&lsn) {
-            positions.insert(name.to_string(), lsn);
+        let before = positions.insert(name.to_string(), lsn);
+        if before != Some(lsn) {
             self.dirty.store(true, Ordering::Release);
         }
+        before.is_none_or(|before| lsn < before)
     }
 
     /// Unregisters `name`.
