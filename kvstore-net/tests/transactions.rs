@@ -79,7 +79,7 @@ fn a_refused_command_discards_the_transaction_at_exec() -> TestResult {
         b"-ERR unknown command 'NOSUCH', with args beginning with: \r\n",
     )?;
     c.check(
-        &resp(&[b"WAIT", b"0", b"0"]),
+        &resp(&[b"INFO"]),
         b"-ERR Command not allowed inside a transaction\r\n",
     )?;
     c.check(

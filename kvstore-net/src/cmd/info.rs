@@ -1,5 +1,5 @@
 //! `INFO [section …]`: Redis-style `field:value` lines under `# Section` headings, as one bulk
-//! string (a verbatim string to RESP3 clients, as Redis sends it). Sections: `server`, `clients`, `persistence`, `replication`, `stats`, `keyspace`;
+//! string (a verbatim string to RESP3 clients, as Redis sends it). Sections: `server`, `clients`, `memory`, `persistence`, `replication`, `stats`, `keyspace`;
 //! none, `all`, `default` or `everything` means all of them; an unknown one adds nothing.
 //!
 //! `replication` on a master holds, besides Redis's `role`/`connected_slaves`/
@@ -23,9 +23,10 @@ use crate::stats::ServerStats;
 /// (`INFO`'s `redis_version`, `HELLO`'s `version`) to decide what they may send.
 pub(super) const REDIS_VERSION: &str = "7.0.0";
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "server",
     "clients",
+    "memory",
     "persistence",
     "replication",
     "stats",
@@ -57,6 +58,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         match section {
             "server" => server(&mut out, node),
             "clients" => clients(&mut out, node),
+            "memory" => memory(&mut out, node),
             "persistence" => persistence(&mut out, node),
             "replication" => replication(&mut out, node),
             "stats" => stats(&mut out, node),
@@ -95,6 +97,50 @@ fn clients(out: &mut String, node: &Node) {
     );
     field!(out, "blocked_clients", ServerStats::get(&s.blocked_clients));
     field!(out, "maxclients", node.config.max_clients);
+}
+
+/// Redis's `used_memory` counts its allocator's bytes; no allocator count is kept here, so it
+/// is the process's resident memory (what `redis-cli --stat` and dashboards show), and the
+/// index's own share is `index_bytes`.
+fn memory(out: &mut String, node: &Node) {
+    let resident = resident_bytes().unwrap_or(0);
+    field!(out, "used_memory", resident);
+    field!(out, "used_memory_human", human_bytes(resident));
+    field!(out, "used_memory_rss", resident);
+    field!(out, "used_memory_rss_human", human_bytes(resident));
+    field!(out, "index_bytes", node.store.stats().index_bytes);
+    field!(out, "maxmemory", 0);
+    field!(out, "maxmemory_human", "0B");
+    field!(out, "maxmemory_policy", "noeviction");
+}
+
+/// The process's resident memory, from `/proc/self/status` (Linux); `None` elsewhere.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes as Redis's `used_memory_human` shows them: `1.36M`, `512B`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 4] = [
+        ("T", 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ("G", 1024.0 * 1024.0 * 1024.0),
+        ("M", 1024.0 * 1024.0),
+        ("K", 1024.0),
+    ];
+    for (unit, size) in UNITS {
+        if bytes as f64 >= size {
+            return format!("{:.2}{unit}", bytes as f64 / size);
+        }
+    }
+    format!("{bytes}B")
 }
 
 fn persistence(out: &mut String, node: &Node) {

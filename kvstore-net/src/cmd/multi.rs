@@ -16,8 +16,10 @@
 //!
 //! Served inside a transaction: `PING`, `ECHO`, `TIME`, `GET`/`READ`, `MGET`, `EXISTS`,
 //! `TYPE`, `STRLEN`, `TTL`, `PTTL`, `DBSIZE`, `SET`/`PUT`, `MSET`/`BATCHPUT`, `DEL`/`DELETE`,
-//! `INCR`/`DECR`/`INCRBY`/`DECRBY`, `SETNX`, `MSETNX`, `GETSET`, `GETDEL`, `APPEND`;
-//! anything else gets `-ERR Command not allowed inside a transaction` (and aborts it).
+//! `INCR`/`DECR`/`INCRBY`/`DECRBY`, `SETNX`, `MSETNX`, `GETSET`, `GETDEL`, `APPEND`, and
+//! `WAIT`, which as in Redis does not block inside `EXEC` (it answers how many replicas have
+//! the writes committed before the transaction); anything else gets `-ERR Command not allowed
+//! inside a transaction` (and aborts it).
 //! `UNWATCH` is queued and answers `+OK`; `WATCH` inside a transaction is refused without
 //! aborting it. A transaction whose `WATCH`ed keys changed
 //! (see [`watch`](super::watch)) answers `EXEC` with a null array and writes nothing.
@@ -78,7 +80,7 @@ pub(crate) fn abort_exec(refusal: &Frame, session: &mut super::Session) -> Frame
 const ALLOWED: &[&str] = &[
     "ping", "echo", "time", "get", "read", "mget", "exists", "type", "strlen", "ttl", "pttl",
     "dbsize", "set", "put", "mset", "batchput", "del", "delete", "unwatch", "incr", "decr",
-    "incrby", "decrby", "setnx", "msetnx", "getset", "getdel", "append",
+    "incrby", "decrby", "setnx", "msetnx", "getset", "getdel", "append", "wait",
 ];
 
 /// Whether `spec` ends or nests a transaction rather than joining its queue.

@@ -8,7 +8,7 @@ use kvstore_core::{BatchOps, KvStore, Op, OpRef, WriteBatch};
 
 use super::{
     append, del, getdel, getset, incr, key_type, mset, msetnx, readonly, reply_budget, set, setnx,
-    store_error, time, ttl, Args, Spec,
+    store_error, time, ttl, wait, Args, Spec,
 };
 use crate::frame::Frame;
 use crate::node::Node;
@@ -314,6 +314,7 @@ impl<'a> View<'a> {
                 Ok(Frame::Integer(count))
             }
             "time" => Ok(time::now()),
+            "wait" => wait::in_transaction(args, node),
             "type" => Ok(key_type::type_of(self.contains(args.next_bytes()?)?)),
             "ttl" | "pttl" => Ok(ttl::ttl_of(self.contains(args.next_bytes()?)?)),
             "strlen" => {

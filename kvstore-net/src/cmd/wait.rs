@@ -66,7 +66,9 @@ fn unblocked() -> Frame {
     )
 }
 
-pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+/// `WAIT`'s arguments: the replicas required (a negative count is met at once, by however
+/// many replicas have the writes, as in Redis) and the timeout.
+fn parse(args: &mut Args) -> Result<(usize, Duration), Frame> {
     let replicas = args.next_int()?;
     let timeout_ms = args
         .next_int()
@@ -79,13 +81,30 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         0 => UNLIMITED_WAIT,
         ms => Duration::from_millis(ms as u64),
     };
+    Ok((
+        usize::try_from(replicas.max(0)).unwrap_or(usize::MAX),
+        timeout,
+    ))
+}
+
+/// `WAIT` queued in a transaction: as in Redis, it does not block inside `EXEC`; it answers
+/// how many replicas have every write committed before the transaction.
+pub(super) fn in_transaction(args: &mut Args, node: &Node) -> Result<Frame, Frame> {
+    parse(args)?;
+    let lsn = node.store.last_lsn();
+    Ok(Frame::Integer(match current_replicator(node)? {
+        Some(replicator) => replicator.wait_for(lsn, usize::MAX, Duration::ZERO) as i64,
+        None => 0,
+    }))
+}
+
+pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
+    let (required, timeout) = parse(args)?;
     let deadline = Instant::now() + timeout;
     let lsn = ctx.node.store.last_lsn();
     let Some(replicator) = current_replicator(ctx.node)? else {
         return Ok(Frame::Integer(0));
     };
-    // As in Redis, a negative count is met at once (by however many replicas have the writes).
-    let required = usize::try_from(replicas.max(0)).unwrap_or(usize::MAX);
     // A weak handle keeps the allocation (so the identity check below is sound) but not the
     // replicator itself.
     let waited_on: Weak<Replicator> = Arc::downgrade(&replicator);
