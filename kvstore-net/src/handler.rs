@@ -71,7 +71,7 @@ pub(crate) fn serve(
                 ServerStats::add(&node.stats.error_replies, count as u64);
             }
             for _ in 0..count {
-                conn.queue_as(&reply, session.protocol);
+                send(&mut conn, &mut session, &reply);
             }
         } else if replica_pipeline::coalescible(&request, &session, &node) {
             let mut window = Vec::new();
@@ -85,10 +85,10 @@ pub(crate) fn serve(
             (pending, broken) = (run.next, run.broken);
             if let [one] = window.as_slice() {
                 let reply = run_one(one, &node, &mut session);
-                conn.queue_as(&reply, session.protocol);
+                send(&mut conn, &mut session, &reply);
             } else {
                 for reply in replica_pipeline::apply(window, &node, &session) {
-                    conn.queue_as(&reply, session.protocol);
+                    send(&mut conn, &mut session, &reply);
                 }
             }
         } else {
@@ -98,7 +98,7 @@ pub(crate) fn serve(
                 conn.set_limits(cmd::limits_for(&session, &node));
             }
             if !session.hang_up {
-                conn.queue_as(&reply, session.protocol);
+                send(&mut conn, &mut session, &reply);
             }
         }
         if session.quit || session.hang_up {
@@ -114,10 +114,8 @@ pub(crate) fn serve(
     if let Some(err) = broken {
         ServerStats::add(&node.stats.protocol_errors, 1);
         tracing::debug!(peer = %session.peer, %err, "protocol error; closing");
-        conn.queue_as(
-            &Frame::error(format!("ERR Protocol error: {err}")),
-            session.protocol,
-        );
+        let reply = Frame::error(format!("ERR Protocol error: {err}"));
+        send(&mut conn, &mut session, &reply);
         conn.close_after_error();
     }
     let _ = conn.flush();
@@ -131,4 +129,12 @@ pub(crate) fn serve(
 
 fn run_one(request: &Request, node: &Arc<Node>, session: &mut Session) -> Frame {
     cmd::execute(request, &mut Ctx { node, session })
+}
+
+/// Queues a reply in the protocol the client chose, unless it turned replies off
+/// (`CLIENT REPLY`).
+fn send(conn: &mut Connection, session: &mut Session, reply: &Frame) {
+    if session.sends_reply() {
+        conn.queue_as(reply, session.protocol);
+    }
 }

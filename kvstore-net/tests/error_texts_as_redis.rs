@@ -3,7 +3,7 @@
 //!
 //! - `HELLO 3` before AUTH (requirepass set):
 //!   -NOAUTH HELLO must be called with the client already authenticated, otherwise the
-//!    HELLO AUTH <user> <pass> option can be used … (kvstore wrote `HELLO <proto> AUTH`)
+//!   HELLO AUTH <user> <pass> option can be used … (kvstore wrote `HELLO <proto> AUTH`)
 //! - `WAIT 0 0` on a replica: Redis's message goes on with "Please also note that since
 //!   Redis 4.0 …" (kvstore stopped after the first sentence)
 //! - `COMMAND FOO`: -ERR unknown subcommand 'FOO'. Try COMMAND HELP. (kvstore: -ERR syntax

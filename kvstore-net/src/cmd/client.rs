@@ -1,9 +1,11 @@
 //! `CLIENT ID | SETNAME name | GETNAME | SETINFO LIB-NAME|LIB-VER value | INFO`: what client
 //! libraries send when they connect (redis-py and Jedis send `SETINFO`, many set a name), and
-//! what an operator asks about their own connection. Nothing here changes what the server
-//! does; `CLIENT LIST`, `KILL`, `PAUSE` and the like are not served.
+//! what an operator asks about their own connection. `CLIENT REPLY ON|OFF|SKIP` as in Redis,
+//! for clients that fire and forget: `OFF` sends no reply (its own included) until `ON`
+//! (whose `+OK` goes out), `SKIP` none for itself and the next command. `CLIENT LIST`,
+//! `KILL`, `PAUSE` and the like are not served.
 
-use super::{Args, Ctx, Session};
+use super::{args::syntax_error, Args, Ctx, ReplyMode, Session};
 use crate::frame::Frame;
 
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
@@ -18,7 +20,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     };
     let arity = match sub.as_slice() {
         b"id" | b"getname" | b"info" => 0,
-        b"setname" => 1,
+        b"setname" | b"reply" => 1,
         b"setinfo" => 2,
         _ => {
             return Err(Frame::error(format!(
@@ -34,6 +36,18 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         b"id" => Ok(Frame::Integer(session.id as i64)),
         b"getname" if session.name.is_empty() => Ok(Frame::Null),
         b"getname" => Ok(Frame::bulk(session.name.clone())),
+        b"reply" => {
+            let mode = args.next_bytes()?.to_ascii_uppercase();
+            session.replies = match (mode.as_slice(), session.replies) {
+                (b"ON", _) => ReplyMode::On,
+                (b"OFF", _) => ReplyMode::Off,
+                // As in Redis, SKIP changes nothing while replies are off.
+                (b"SKIP", ReplyMode::Off) => ReplyMode::Off,
+                (b"SKIP", _) => ReplyMode::Skip(2),
+                _ => return Err(syntax_error()),
+            };
+            Ok(Frame::ok())
+        }
         b"setname" => {
             let name = args.next_bytes()?;
             validate_name(name)?;

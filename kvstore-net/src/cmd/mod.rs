@@ -92,6 +92,20 @@ pub(crate) struct Session {
     /// A second handle on the socket, for a command that blocks on a thread of its own
     /// (`WAIT`) to notice that the client hung up (see [`Session::client_gone`]).
     pub probe: Option<std::net::TcpStream>,
+    /// Which replies go out (`CLIENT REPLY`).
+    pub replies: ReplyMode,
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: whether the connection's replies are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    /// Every reply (the default).
+    #[default]
+    On,
+    /// None, until `CLIENT REPLY ON` (whose `+OK` goes out).
+    Off,
+    /// Not the next `n` (`CLIENT REPLY SKIP`'s own and the next command's).
+    Skip(u8),
 }
 
 impl Session {
@@ -113,6 +127,22 @@ impl Session {
             transaction: None,
             watched: watch::Watched::default(),
             probe: None,
+            replies: ReplyMode::On,
+        }
+    }
+
+    /// Whether the next reply goes out (see [`ReplyMode`]); every reply, in order, asks once.
+    pub fn sends_reply(&mut self) -> bool {
+        match self.replies {
+            ReplyMode::On => true,
+            ReplyMode::Off => false,
+            ReplyMode::Skip(n) => {
+                self.replies = match n {
+                    0 | 1 => ReplyMode::On,
+                    n => ReplyMode::Skip(n - 1),
+                };
+                false
+            }
         }
     }
 

@@ -160,9 +160,12 @@ impl LoopConn {
         }
     }
 
-    /// Queues a reply, in the protocol the client chose.
+    /// Queues a reply, in the protocol the client chose, unless the client turned replies
+    /// off (`CLIENT REPLY`).
     pub(super) fn reply(&mut self, frame: &Frame) {
-        self.wire.queue(frame, self.session.protocol);
+        if self.session.sends_reply() {
+            self.wire.queue(frame, self.session.protocol);
+        }
     }
 
     /// Writes queued replies without waiting: `Ok(true)` when none are left.
