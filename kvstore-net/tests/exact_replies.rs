@@ -257,7 +257,7 @@ fn admin_and_introspection_commands() -> TestResult {
         b"-ERR AUTH <password> called without any password configured for the default user. \
           Are you sure your configuration is correct?\r\n",
     )?;
-    c.check(&resp(&[b"COMMAND", b"COUNT"]), b":51\r\n")?;
+    c.check(&resp(&[b"COMMAND", b"COUNT"]), b":53\r\n")?;
     c.check(&resp(&[b"COMMAND", b"DOCS"]), b"*0\r\n")?;
     c.check(
         &resp(&[b"COMMAND", b"INFO", b"get", b"nope"]),

@@ -1,4 +1,5 @@
-//! `DEL key [key …]` (alias `DELETE`): the number of keys that existed and were removed.
+//! `DEL key [key …]` (aliases `DELETE`, and `UNLINK`, which Redis frees in the background
+//! and here is the same delete): the number of keys that existed and were removed.
 //! Several keys are removed atomically, in one batch.
 //!
 //! [`plan`] decides, from the keys that exist now, both the batch and the reply; the event

@@ -22,6 +22,7 @@ mod incr;
 mod info;
 pub(crate) mod isolated;
 mod key_type;
+mod keys;
 mod mget;
 mod mset;
 mod msetnx;
@@ -225,6 +226,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("put", 3, W, 1, 1, 1, set::run_put),
     spec!("del", -2, W, 1, -1, 1, del::run),
     spec!("delete", -2, W, 1, -1, 1, del::run),
+    spec!("unlink", -2, W, 1, -1, 1, del::run),
     spec!("mset", -3, W, 1, -1, 2, mset::run),
     spec!("batchput", -3, W, 1, -1, 2, mset::run),
     spec!("mget", -2, FAST_R, 1, -1, 1, mget::run),
@@ -244,6 +246,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("pttl", 2, FAST_R, 1, 1, 1, ttl::run),
     spec!("range", -3, R, 1, 2, 1, range::run),
     spec!("scan", -2, R, 0, 0, 0, scan::run),
+    spec!("keys", 2, R, 0, 0, 0, keys::run),
     spec!("dbsize", 1, FAST_R, 0, 0, 0, dbsize::run),
     spec!("info", -1, R, 0, 0, 0, info::run),
     spec!("role", 1, FAST_R, 0, 0, 0, role::run),
@@ -409,8 +412,10 @@ pub(crate) enum Route {
 
 /// Commands that wait on something other than this node's disk, or for a time that grows
 /// with the store: `WAIT` (replicas), `REPLICAOF` (retiring a replicator), `COMPACT`,
-/// `DIGEST` (reads every value), `REPLICATE` (a master's replication link).
+/// `DIGEST` (reads every value), `KEYS` (walks every key), `REPLICATE` (a master's
+/// replication link).
 const BLOCKING: &[&str] = &[
+    "keys",
     "wait",
     "replicaof",
     "slaveof",
@@ -546,7 +551,7 @@ fn grouped_write(spec: &Spec) -> Option<GroupedWrite> {
         "set" => Some(GroupedWrite::Blind(set::parse_set)),
         "put" => Some(GroupedWrite::Blind(set::parse_put_batch)),
         "mset" | "batchput" => Some(GroupedWrite::Blind(mset::parse_batch)),
-        "del" | "delete" => Some(GroupedWrite::Delete),
+        "del" | "delete" | "unlink" => Some(GroupedWrite::Delete),
         _ => None,
     }
 }

@@ -15,7 +15,7 @@
 //! its way to the replicas, as for any write (no fake rollback).
 //!
 //! Served inside a transaction: `PING`, `ECHO`, `TIME`, `GET`/`READ`, `MGET`, `EXISTS`,
-//! `TYPE`, `STRLEN`, `TTL`, `PTTL`, `DBSIZE`, `SET`/`PUT`, `MSET`/`BATCHPUT`, `DEL`/`DELETE`,
+//! `TYPE`, `STRLEN`, `TTL`, `PTTL`, `DBSIZE`, `SET`/`PUT`, `MSET`/`BATCHPUT`, `DEL`/`DELETE`/`UNLINK`,
 //! `INCR`/`DECR`/`INCRBY`/`DECRBY`, `SETNX`, `MSETNX`, `GETSET`, `GETDEL`, `APPEND`, and
 //! `WAIT`, which as in Redis does not block inside `EXEC` (it answers how many replicas have
 //! the writes committed before the transaction); anything else gets `-ERR Command not allowed
@@ -79,8 +79,8 @@ pub(crate) fn abort_exec(refusal: &Frame, session: &mut super::Session) -> Frame
 /// The commands a transaction may hold.
 const ALLOWED: &[&str] = &[
     "ping", "echo", "time", "get", "read", "mget", "exists", "type", "strlen", "ttl", "pttl",
-    "dbsize", "set", "put", "mset", "batchput", "del", "delete", "unwatch", "incr", "decr",
-    "incrby", "decrby", "setnx", "msetnx", "getset", "getdel", "append", "wait",
+    "dbsize", "set", "put", "mset", "batchput", "del", "delete", "unlink", "unwatch", "incr",
+    "decr", "incrby", "decrby", "setnx", "msetnx", "getset", "getdel", "append", "wait",
 ];
 
 /// Whether `spec` ends or nests a transaction rather than joining its queue.

@@ -343,7 +343,7 @@ impl<'a> View<'a> {
             "getset" => getset::apply(self, args, node),
             "getdel" => getdel::apply(self, args, node),
             "append" => append::apply(self, args),
-            "del" | "delete" => {
+            "del" | "delete" | "unlink" => {
                 let keys = del::parse_keys(args)?;
                 self.delete(&keys)
             }
