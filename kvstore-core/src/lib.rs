@@ -73,7 +73,7 @@ pub use options::{
 };
 pub use snapshot::{Snapshot, SnapshotInstall};
 pub use stats::{Stats, WalRetention};
-pub use store::{KeyVersion, KvStore};
+pub use store::{KeyVersion, KvStore, Replicating};
 pub use wal::iter::WalIter;
 pub use wal::record::{EncodedWalRecord, ReplicatedRecord, WalRecord};
 

@@ -40,6 +40,40 @@ pub struct KvStore {
     _closer: Arc<Closer>,
 }
 
+/// A write committed here whose replication is still to be waited for, from
+/// [`KvStore::write_batch_then_wait`].
+#[must_use = "the write's replication requirement is met only once `wait` returns Ok"]
+pub struct Replicating {
+    lsn: Lsn,
+    hook: Option<Arc<dyn CommitHook>>,
+}
+
+impl std::fmt::Debug for Replicating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicating")
+            .field("lsn", &self.lsn)
+            .finish()
+    }
+}
+
+impl Replicating {
+    /// The write's LSN (durable here already).
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// Waits until the commit hook's replication requirement is met for the write, as
+    /// [`KvStore::write_batch`] does before it returns; its error (e.g.
+    /// [`Error::QuorumNotReached`]) says the write is durable here but not replicated as
+    /// required. Returns the write's LSN.
+    pub fn wait(self) -> Result<Lsn> {
+        if let Some(hook) = &self.hook {
+            hook.wait_replicated(self.lsn)?;
+        }
+        Ok(self.lsn)
+    }
+}
+
 /// What a key held at one moment, from [`KvStore::key_version`]: compare two with `==`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyVersion {
@@ -562,6 +596,27 @@ impl KvStore {
             return Ok(self.last_lsn());
         }
         self.inner.write_batch(batch)
+    }
+
+    /// Commits `batch` here as [`write_batch`](Self::write_batch) does (admitted by the commit
+    /// hook, durable per the sync policy), but leaves the wait for replication — the hook's
+    /// requirement, such as a sync-mode quorum — to the returned [`Replicating`]. For a caller
+    /// that holds a lock of its own around the commit: it lets go before it waits, so that
+    /// other writers do not wait out its quorum timeout one after the other.
+    pub fn write_batch_then_wait(&self, batch: WriteBatch) -> Result<Replicating> {
+        if batch.is_empty() {
+            self.inner.check_writable()?;
+            return Ok(Replicating {
+                lsn: self.last_lsn(),
+                hook: None,
+            });
+        }
+        self.inner.check_ops(batch.ops())?;
+        let hook = self.inner.hook();
+        let lsn = self
+            .inner
+            .commit_local(record_of(batch)?, hook.as_deref())?;
+        Ok(Replicating { lsn, hook })
     }
 
     /// Commits several batches in one commit group: each batch is its own log record with its

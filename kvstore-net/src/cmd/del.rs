@@ -54,9 +54,17 @@ pub(crate) fn check_lone_key(keys: &[&[u8]]) -> Result<(), Frame> {
 pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let keys = parse_keys(args)?;
     // Held exclusively from the count to the commit: a write in between (an EXEC, another
-    // DEL of these keys) would make the count stale.
-    let _counted_alone = ctx.node.write_gate.write();
-    let (batch, removed) = plan(&keys, &ctx.node.store)?;
-    ctx.node.store.write_batch(batch).map_err(store_error)?;
+    // DEL of these keys) would make the count stale. Not while replicas are waited for.
+    let (replicating, removed) = {
+        let _counted_alone = ctx.node.write_gate.write();
+        let (batch, removed) = plan(&keys, &ctx.node.store)?;
+        let replicating = ctx
+            .node
+            .store
+            .write_batch_then_wait(batch)
+            .map_err(store_error)?;
+        (replicating, removed)
+    };
+    replicating.wait().map_err(store_error)?;
     Ok(removed)
 }

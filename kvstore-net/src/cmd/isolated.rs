@@ -4,7 +4,7 @@
 //! a [`View`] of the committed data plus their own writes, which are committed as one batch
 //! before any reply goes out. Outside a transaction such a command is a transaction of one.
 
-use kvstore_core::WriteBatch;
+use kvstore_core::{Replicating, WriteBatch};
 
 use super::view::View;
 use super::{del, lookup, resolve, store_error, Args, Ctx, Session};
@@ -24,27 +24,41 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
     let node: &Node = ctx.node;
     // The role first, then the gate: the order every writer takes them in.
     let role = node.role.read_recursive();
-    let _isolated = node.write_gate.write();
-    let mut replies = run_queue(
-        std::slice::from_ref(request),
-        role.is_replica(),
-        node,
-        ctx.session,
-    )?;
+    let (mut replies, replicating) = {
+        let _isolated = node.write_gate.write();
+        run_queue(
+            std::slice::from_ref(request),
+            role.is_replica(),
+            node,
+            ctx.session,
+        )?
+    };
+    wait_replicated(replicating)?;
     Ok(replies
         .pop()
         .unwrap_or_else(|| Frame::error("ERR internal: no reply")))
 }
 
+/// Waits for a write committed under the write gate to be replicated as the mode requires,
+/// once the gate is let go: waited for under it, concurrent writers waited out each other's
+/// sync-mode timeout one after the other.
+pub(super) fn wait_replicated(replicating: Option<Replicating>) -> Result<(), Frame> {
+    match replicating {
+        Some(replicating) => replicating.wait().map(drop).map_err(store_error),
+        None => Ok(()),
+    }
+}
+
 /// Runs `requests` in order on one view and commits their writes as one batch; returns each
-/// one's reply (a command's error is its reply), or the commit's error. The caller holds the
+/// one's reply (a command's error is its reply) and the commit's replication to wait for
+/// once the gate is let go ([`wait_replicated`]), or the commit's error. The caller holds the
 /// write gate exclusively.
 pub(super) fn run_queue(
     requests: &[Request],
     replica: bool,
     node: &Node,
     session: &Session,
-) -> Result<Vec<Frame>, Frame> {
+) -> Result<(Vec<Frame>, Option<Replicating>), Frame> {
     let mut view = View::new(&node.store, replica);
     let mut replies = Vec::with_capacity(requests.len());
     for request in requests {
@@ -55,10 +69,16 @@ pub(super) fn run_queue(
         replies.push(reply);
     }
     let batch = view.take_batch();
-    if !batch.is_empty() {
-        node.store.write_batch(batch).map_err(store_error)?;
-    }
-    Ok(replies)
+    let replicating = if batch.is_empty() {
+        None
+    } else {
+        Some(
+            node.store
+                .write_batch_then_wait(batch)
+                .map_err(store_error)?,
+        )
+    };
+    Ok((replies, replicating))
 }
 
 /// Plans an event loop's commit group that holds writes which depend on the data (a `DEL`'s

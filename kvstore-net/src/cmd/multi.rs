@@ -171,11 +171,14 @@ pub(super) fn run_exec(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Fram
         // Demoted since the writes were queued: nothing runs, as in Redis.
         return Err(abort_exec(&readonly(), ctx.session));
     }
-    let _isolated = node.write_gate.write();
-    if watched.changed(&node.store) {
-        return Ok(Frame::NullArray);
-    }
-    let replies = isolated::run_queue(&transaction.queued, role.is_replica(), node, ctx.session)?;
+    let (replies, replicating) = {
+        let _isolated = node.write_gate.write();
+        if watched.changed(&node.store) {
+            return Ok(Frame::NullArray);
+        }
+        isolated::run_queue(&transaction.queued, role.is_replica(), node, ctx.session)?
+    };
+    isolated::wait_replicated(replicating)?;
     // Redis counts each error inside an EXEC's reply as an error reply.
     let errors = replies
         .iter()

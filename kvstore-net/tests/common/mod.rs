@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: an in-process server on a free loopback port, a
-//! raw socket that checks exact reply bytes, and `kvstore-server` child processes that are
-//! killed by PID when dropped.
+//! raw socket that checks exact reply bytes, `kvstore-server` child processes that are
+//! killed by PID when dropped, and (`proxy`) a fault-injecting TCP proxy for replication links.
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
