@@ -87,6 +87,11 @@ impl Client {
         self.conn.peer()
     }
 
+    /// A second handle on the connection's socket (to shut it down from another thread).
+    pub(crate) fn try_clone_stream(&self) -> std::io::Result<std::net::TcpStream> {
+        self.conn.try_clone_stream()
+    }
+
     /// Queues a request without sending it (pipelining); [`flush`](Self::flush) sends.
     pub fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         self.conn.queue_request(args);

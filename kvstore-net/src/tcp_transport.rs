@@ -15,7 +15,12 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use kvstore_core::Lsn;
 use kvstore_replication::{
@@ -29,8 +34,13 @@ use crate::log_blob::{plan, Piece, LOG_PART_BYTES, MAX_LOG_BLOB_BYTES};
 
 /// Default bound on connecting to a replica.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default bound on a write, and on the reply to `HELLO` or to a snapshot chunk.
+/// Default bound on a write, and on the reply to a snapshot chunk (the last one installs
+/// the snapshot, which takes a while on a large store).
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the replies to `AUTH` and `HELLO`, which a replica answers at once: a link that
+/// takes bytes and answers nothing (stalled) is found out in this time, also when idle (the
+/// worker's heartbeat is a `HELLO`), rather than counted healthy for the I/O timeout.
+pub const HELLO_TIMEOUT: Duration = kvstore_replication::DEFAULT_ACK_TIMEOUT;
 
 /// A connection from a master to one replica. See the module docs.
 #[derive(Debug)]
@@ -41,6 +51,39 @@ pub struct TcpTransport {
     io_timeout: Duration,
     client: Option<Client>,
     in_flight: InFlight,
+    abort: Arc<Abort>,
+}
+
+/// What [`Transport::interrupter`] shares with the transport: the current connection's
+/// socket, to shut down from another thread, and whether calls are over for good.
+#[derive(Debug, Default)]
+struct Abort {
+    aborted: AtomicBool,
+    socket: Mutex<Option<TcpStream>>,
+}
+
+impl Abort {
+    /// Ends the current connection's calls and refuses new connections.
+    fn interrupt(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        if let Some(socket) = self.socket.lock().take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Notes the socket of a new connection; false if calls are already over (the socket is
+    /// then shut down here).
+    fn watch(&self, socket: Option<TcpStream>) -> bool {
+        let mut slot = self.socket.lock();
+        *slot = socket;
+        if self.aborted.load(Ordering::SeqCst) {
+            if let Some(socket) = slot.take() {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+            return false;
+        }
+        true
+    }
 }
 
 /// What was sent and not yet acknowledged: the LSNs of the records, in order, and how many
@@ -84,6 +127,7 @@ impl TcpTransport {
             io_timeout: DEFAULT_IO_TIMEOUT,
             client: None,
             in_flight: InFlight::default(),
+            abort: Arc::default(),
         }
     }
 
@@ -109,7 +153,11 @@ impl TcpTransport {
 
     /// Sends one request and reads its reply with the I/O timeout.
     fn round_trip(&mut self, args: &[Vec<u8>]) -> Result<Frame> {
-        let timeout = self.io_timeout;
+        self.round_trip_within(args, self.io_timeout)
+    }
+
+    /// Sends one request and reads its reply within `timeout`.
+    fn round_trip_within(&mut self, args: &[Vec<u8>], timeout: Duration) -> Result<Frame> {
         let result = self.client().and_then(|client| {
             client
                 .set_timeout(Some(timeout))
@@ -158,12 +206,20 @@ impl Transport for TcpTransport {
 
     fn hello(&mut self, hello: &Hello) -> Result<HelloReply> {
         self.close();
+        if self.abort.aborted.load(Ordering::SeqCst) {
+            return Err(self.broken("interrupted: the replicator is closing"));
+        }
         let addr = resolve(&self.addr).map_err(|e| self.broken(e))?;
         let client = Client::connect_timeout(&addr.to_string(), self.connect_timeout)
             .map_err(|e| self.broken(e))?;
+        if !self.abort.watch(client.try_clone_stream().ok()) {
+            return Err(self.broken("interrupted: the replicator is closing"));
+        }
         self.client = Some(client);
         if let Some(password) = self.password.clone() {
-            match self.round_trip(&[b"AUTH".to_vec(), password.into_bytes()])? {
+            match self
+                .round_trip_within(&[b"AUTH".to_vec(), password.into_bytes()], HELLO_TIMEOUT)?
+            {
                 Frame::Simple(ok) if ok == "OK" => {}
                 other => return Err(self.broken(format!("AUTH refused: {other}"))),
             }
@@ -182,7 +238,7 @@ impl Transport for TcpTransport {
             args.push(b"TIMELINE".to_vec());
             args.push(hello.timeline.encode().into_bytes());
         }
-        match self.round_trip(&args)? {
+        match self.round_trip_within(&args, HELLO_TIMEOUT)? {
             // A fifth item, the replica's id, comes from replicas that send one.
             Frame::Array(items) if items.len() == 4 || items.len() == 5 => {
                 let (Some(applied_lsn), Some(epoch)) = (int(&items[0]), int(&items[1])) else {
@@ -359,6 +415,12 @@ impl Transport for TcpTransport {
     fn close(&mut self) {
         self.client = None;
         self.in_flight.clear();
+        self.abort.socket.lock().take();
+    }
+
+    fn interrupter(&self) -> Option<kvstore_replication::Interrupter> {
+        let abort = self.abort.clone();
+        Some(Box::new(move || abort.interrupt()))
     }
 }
 
@@ -390,5 +452,38 @@ mod tests {
                 master_lsn: 4
             }
         ));
+    }
+
+    /// A replica that takes the HELLO and never answers: the interrupter ends the wait at
+    /// once (not after [`HELLO_TIMEOUT`]), and every later call fails without connecting.
+    #[test]
+    fn the_interrupter_ends_a_blocked_call_and_every_later_one() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let silent = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+        let mut transport = TcpTransport::new(addr, None);
+        let interrupt = transport.interrupter().unwrap();
+        let interrupting = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            interrupt();
+        });
+        let hello = Hello {
+            master_id: "m".into(),
+            epoch: 1,
+            master_last_lsn: 0,
+            force_resync: false,
+            timeline: Default::default(),
+        };
+        let started = std::time::Instant::now();
+        assert!(transport.hello(&hello).is_err());
+        assert!(
+            started.elapsed() < HELLO_TIMEOUT / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        interrupting.join().unwrap();
+        let _held_open = silent.join().unwrap();
+        let err = transport.hello(&hello).unwrap_err().to_string();
+        assert!(err.contains("interrupted"), "{err}");
     }
 }

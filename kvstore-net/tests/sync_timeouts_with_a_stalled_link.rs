@@ -18,7 +18,7 @@ const SYNC_TIMEOUT_MS: u64 = 500;
 fn concurrent_sync_writes_fail_within_the_sync_timeout_when_the_link_stalls() -> TestResult {
     let root = tempfile::tempdir()?;
     let replica = ServerProcess::start(&root.path().join("replica"), 0, &["--replica".into()])?;
-    let proxy = proxy::Proxy::start(&replica.addr);
+    let proxy = proxy::Proxy::start(&replica.addr)?;
     let master = ServerProcess::start(
         &root.path().join("master"),
         0,

@@ -88,4 +88,4 @@ pub use replicator::{release_replica_retention, Replicator, WithReplicas};
 pub use retry::Backoff;
 pub use status::{ReplicaStatus, ReplicationStatus};
 pub use timeline::{Timeline, TimelineEntry};
-pub use transport::{BoxedTransport, Transport, DEFAULT_ACK_TIMEOUT};
+pub use transport::{BoxedTransport, Interrupter, Transport, DEFAULT_ACK_TIMEOUT};

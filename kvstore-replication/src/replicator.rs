@@ -21,14 +21,19 @@ use crate::worker::Worker;
 ///
 /// Created with [`Replicator::builder`] and [`ReplicatorBuilder::attach`] (or
 /// [`WithReplicas::with_replicas`]). Dropping it detaches the hook, lets workers deliver what is
-/// committed (up to the shutdown timeout) and joins them; whatever is not delivered stays in
-/// the master's WAL for the next replicator.
+/// committed (up to the shutdown timeout; then a worker still blocked in its transport is
+/// interrupted, see [`Transport::interrupter`]) and joins them; whatever is not delivered
+/// stays in the master's WAL for the next replicator.
+///
+/// [`Transport::interrupter`]: crate::Transport::interrupter
 pub struct Replicator {
     shared: Arc<Shared>,
     store: KvStore,
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// Never sent on: dropping it wakes every worker's pauses at shutdown.
     shutdown: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    /// Ends the workers' transport calls once the shutdown timeout has passed.
+    interrupters: Vec<crate::transport::Interrupter>,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -104,6 +109,11 @@ impl ReplicatorBuilder {
             settings: self.settings,
         });
         let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
+        let interrupters: Vec<_> = self
+            .transports
+            .iter()
+            .filter_map(|t| t.interrupter())
+            .collect();
         let mut workers = Vec::new();
         for (idx, transport) in self.transports.into_iter().enumerate() {
             let worker = Worker::new(
@@ -124,6 +134,7 @@ impl ReplicatorBuilder {
                         store: store.clone(),
                         workers: Mutex::new(workers),
                         shutdown: Mutex::new(Some(shutdown_tx)),
+                        interrupters,
                     };
                     drop(replicator);
                     return Err(Error::Io {
@@ -139,6 +150,7 @@ impl ReplicatorBuilder {
             store: store.clone(),
             workers: Mutex::new(workers),
             shutdown: Mutex::new(Some(shutdown_tx)),
+            interrupters,
         })
     }
 }
@@ -251,6 +263,10 @@ impl Replicator {
     }
 }
 
+/// How long past the shutdown timeout a closing replicator lets its workers stop by
+/// themselves before it interrupts their transports.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
 impl Drop for Replicator {
     fn drop(&mut self) {
         // Detach first so no new record is queued, then close the queues: workers drain what
@@ -261,7 +277,21 @@ impl Drop for Replicator {
         self.shared.closing.store(true, Ordering::Release);
         self.shared.backlog.close();
         drop(self.shutdown.lock().take());
-        for handle in self.workers.lock().drain(..) {
+        let workers: Vec<JoinHandle<()>> = self.workers.lock().drain(..).collect();
+        // Each worker stops by itself within the shutdown timeout, unless it is blocked in a
+        // call to a stalled replica: past it (and a little grace), those calls are ended.
+        let deadline =
+            crate::shared::deadline_after(self.shared.settings.shutdown_timeout + SHUTDOWN_GRACE);
+        while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if workers.iter().any(|w| !w.is_finished()) {
+            tracing::warn!("replication workers still blocked after the shutdown timeout; interrupting their links");
+            for interrupt in &self.interrupters {
+                interrupt();
+            }
+        }
+        for handle in workers {
             if handle.join().is_err() {
                 tracing::error!("a replication worker panicked during shutdown");
             }

@@ -72,7 +72,21 @@ pub trait Transport: Send {
 
     /// Ends the session (closing the connection). The next call must be `hello`.
     fn close(&mut self) {}
+
+    /// A handle with which another thread ends, at once and for good, whatever call this
+    /// transport is blocked in and every later one: a closing [`Replicator`] uses it once its
+    /// shutdown timeout has passed, so that a stalled replica (a link that takes bytes and
+    /// answers nothing) does not hold it up for the transport's own I/O timeouts. `None`, the
+    /// default, for a transport whose calls end soon on their own.
+    ///
+    /// [`Replicator`]: crate::Replicator
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
 }
+
+/// Ends a transport's calls from another thread (see [`Transport::interrupter`]).
+pub type Interrupter = Box<dyn Fn() + Send + Sync>;
 
 /// A boxed transport, as the replicator's builder takes them.
 pub type BoxedTransport = Box<dyn Transport>;

@@ -5,9 +5,11 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -56,10 +58,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn start(target: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
+    pub fn start(target: &str) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
         let shared = Arc::new(Shared {
             ctl: Mutex::new(Ctl {
                 m2r: Mode::Forward,
@@ -79,7 +81,7 @@ impl Proxy {
             while !sh.stop.load(Ordering::Acquire) {
                 match listener.accept() {
                     Ok((down, _)) => {
-                        if sh.ctl.lock().unwrap().refuse {
+                        if sh.ctl.lock().refuse {
                             let _ = down.shutdown(Shutdown::Both);
                             continue;
                         }
@@ -90,9 +92,20 @@ impl Proxy {
                                 continue;
                             }
                         };
-                        down.set_nonblocking(false).unwrap();
+                        let clones = down.set_nonblocking(false).and_then(|()| {
+                            Ok((
+                                down.try_clone()?,
+                                up.try_clone()?,
+                                down.try_clone()?,
+                                up.try_clone()?,
+                            ))
+                        });
+                        let Ok((down_kept, up_kept, d2, u2)) = clones else {
+                            let _ = down.shutdown(Shutdown::Both);
+                            continue;
+                        };
                         let id = {
-                            let mut conns = sh.conns.lock().unwrap();
+                            let mut conns = sh.conns.lock();
                             let id = conns.len();
                             conns.push(ConnInfo {
                                 id,
@@ -101,16 +114,15 @@ impl Proxy {
                             id
                         };
                         {
-                            let mut socks = sh.sockets.lock().unwrap();
-                            socks.push((id, down.try_clone().unwrap()));
-                            socks.push((id, up.try_clone().unwrap()));
+                            let mut socks = sh.sockets.lock();
+                            socks.push((id, down_kept));
+                            socks.push((id, up_kept));
                         }
-                        let (d2, u2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
                         let s1 = sh.clone();
                         let s2 = sh.clone();
                         let t1 = std::thread::spawn(move || pump(s1, id, true, down, up));
                         let t2 = std::thread::spawn(move || pump(s2, id, false, u2, d2));
-                        let mut threads = sh.threads.lock().unwrap();
+                        let mut threads = sh.threads.lock();
                         threads.push(t1);
                         threads.push(t2);
                     }
@@ -121,26 +133,26 @@ impl Proxy {
                 }
             }
         });
-        Proxy {
+        Ok(Proxy {
             addr,
             shared,
             acceptor: Some(acceptor),
-        }
+        })
     }
 
     pub fn set_m2r(&self, mode: Mode) {
-        self.shared.ctl.lock().unwrap().m2r = mode;
+        self.shared.ctl.lock().m2r = mode;
     }
     pub fn set_r2m(&self, mode: Mode) {
-        self.shared.ctl.lock().unwrap().r2m = mode;
+        self.shared.ctl.lock().r2m = mode;
     }
     pub fn stall_both(&self) {
-        let mut ctl = self.shared.ctl.lock().unwrap();
+        let mut ctl = self.shared.ctl.lock();
         ctl.m2r = Mode::Stall;
         ctl.r2m = Mode::Stall;
     }
     pub fn heal(&self) {
-        let mut ctl = self.shared.ctl.lock().unwrap();
+        let mut ctl = self.shared.ctl.lock();
         ctl.m2r = Mode::Forward;
         ctl.r2m = Mode::Forward;
         ctl.cut_m2r_at = None;
@@ -148,26 +160,26 @@ impl Proxy {
         ctl.refuse = false;
     }
     pub fn set_trickle(&self, on: bool) {
-        self.shared.ctl.lock().unwrap().trickle = on;
+        self.shared.ctl.lock().trickle = on;
     }
     pub fn set_refuse(&self, on: bool) {
-        self.shared.ctl.lock().unwrap().refuse = on;
+        self.shared.ctl.lock().refuse = on;
     }
     /// Cuts connection `id` once exactly `bytes` master->replica bytes were forwarded on it.
     pub fn cut_m2r_at(&self, id: usize, bytes: u64) {
-        self.shared.ctl.lock().unwrap().cut_m2r_at = Some((id, bytes));
+        self.shared.ctl.lock().cut_m2r_at = Some((id, bytes));
     }
     /// Closes every open connection (both sides) now.
     pub fn kill_all(&self) {
-        for (_, s) in self.shared.sockets.lock().unwrap().iter() {
+        for (_, s) in self.shared.sockets.lock().iter() {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
     pub fn conns(&self) -> Vec<ConnInfo> {
-        self.shared.conns.lock().unwrap().clone()
+        self.shared.conns.lock().clone()
     }
     pub fn conn_count(&self) -> usize {
-        self.shared.conns.lock().unwrap().len()
+        self.shared.conns.lock().len()
     }
 }
 
@@ -178,7 +190,7 @@ impl Drop for Proxy {
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
-        let threads: Vec<_> = self.shared.threads.lock().unwrap().drain(..).collect();
+        let threads: Vec<_> = self.shared.threads.lock().drain(..).collect();
         for t in threads {
             let _ = t.join();
         }
@@ -186,12 +198,12 @@ impl Drop for Proxy {
 }
 
 fn close(sh: &Shared, id: usize) {
-    for (cid, s) in sh.sockets.lock().unwrap().iter() {
+    for (cid, s) in sh.sockets.lock().iter() {
         if *cid == id {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
-    sh.conns.lock().unwrap()[id].closed = true;
+    sh.conns.lock()[id].closed = true;
 }
 
 fn pump(sh: Arc<Shared>, id: usize, m2r: bool, mut src: TcpStream, mut dst: TcpStream) {
@@ -203,7 +215,7 @@ fn pump(sh: Arc<Shared>, id: usize, m2r: bool, mut src: TcpStream, mut dst: TcpS
             break;
         }
         let (mode, trickle, cut) = {
-            let ctl = sh.ctl.lock().unwrap();
+            let ctl = sh.ctl.lock();
             let mode = if m2r { ctl.m2r } else { ctl.r2m };
             let cut = if m2r {
                 ctl.cut_m2r_at.filter(|(cid, _)| *cid == id).map(|(_, b)| b)
@@ -219,14 +231,14 @@ fn pump(sh: Arc<Shared>, id: usize, m2r: bool, mut src: TcpStream, mut dst: TcpS
                 let peeked = src.peek(&mut one);
                 let _ = src.set_nonblocking(false);
                 if matches!(peeked, Ok(n) if n > 0) {
-                    sh.conns.lock().unwrap()[id].pending_while_stalled = true;
+                    sh.conns.lock()[id].pending_while_stalled = true;
                 }
             }
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
         let done = {
-            let conns = sh.conns.lock().unwrap();
+            let conns = sh.conns.lock();
             if m2r {
                 conns[id].m2r
             } else {
@@ -236,7 +248,7 @@ fn pump(sh: Arc<Shared>, id: usize, m2r: bool, mut src: TcpStream, mut dst: TcpS
         let mut want = if trickle { 1 } else { buf.len() };
         if let Some(cut) = cut {
             if done >= cut {
-                sh.ctl.lock().unwrap().cut_m2r_at = None;
+                sh.ctl.lock().cut_m2r_at = None;
                 close(&sh, id);
                 break;
             }
@@ -251,14 +263,14 @@ fn pump(sh: Arc<Shared>, id: usize, m2r: bool, mut src: TcpStream, mut dst: TcpS
                 // The mode may have changed while the read waited: bytes read just as
                 // the link stalled are held until it heals.
                 loop {
-                    let ctl = sh.ctl.lock().unwrap();
+                    let ctl = sh.ctl.lock();
                     let now = if m2r { ctl.m2r } else { ctl.r2m };
                     drop(ctl);
                     if now == Mode::Forward || sh.stop.load(Ordering::Acquire) {
                         break;
                     }
                     if m2r {
-                        sh.conns.lock().unwrap()[id].pending_while_stalled = true;
+                        sh.conns.lock()[id].pending_while_stalled = true;
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -286,7 +298,7 @@ fn pump(sh: Arc<Shared>, id: usize, m2r: bool, mut src: TcpStream, mut dst: TcpS
                     }
                 }
                 {
-                    let mut conns = sh.conns.lock().unwrap();
+                    let mut conns = sh.conns.lock();
                     let c = &mut conns[id];
                     if m2r {
                         c.m2r += off as u64;
