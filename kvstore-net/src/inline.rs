@@ -38,8 +38,16 @@ pub(crate) fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
         let mut current = Vec::new();
         while let Some(&b) = line.get(i) {
             match b {
-                b'"' => i = double_quoted(line, i + 1, &mut current)?,
-                b'\'' => i = single_quoted(line, i + 1, &mut current)?,
+                // A closing quote ends the argument (a blank or the line's end follows it, and
+                // that blank may be a vertical tab or form feed, which is not kept).
+                b'"' => {
+                    i = double_quoted(line, i + 1, &mut current)?;
+                    break;
+                }
+                b'\'' => {
+                    i = single_quoted(line, i + 1, &mut current)?;
+                    break;
+                }
                 b if ends_argument(b) => break,
                 b => {
                     current.push(b);

@@ -25,7 +25,7 @@ pub(super) fn run(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         _ => {
             return Err(Frame::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(typed)
+                super::as_c_string(typed, 128)
             )))
         }
     };

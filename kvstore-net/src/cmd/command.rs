@@ -61,7 +61,7 @@ pub(super) fn run(args: &mut Args, _ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
         b"DOCS" => Ok(Frame::Map(Vec::new())),
         _ => Err(Frame::error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(typed)
+            super::as_c_string(typed, 128)
         ))),
     }
 }

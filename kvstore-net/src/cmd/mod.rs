@@ -298,7 +298,7 @@ fn unknown_command<'a>(name: &[u8], args: impl Iterator<Item = &'a [u8]>) -> Fra
 
 /// `bytes` as Redis's `%.*s` prints them: up to the first NUL and at most `max` bytes. Bytes
 /// that are not UTF-8, which our error lines cannot carry, are shown as `\xNN`.
-fn as_c_string(bytes: &[u8], max: usize) -> String {
+pub(crate) fn as_c_string(bytes: &[u8], max: usize) -> String {
     let end = bytes
         .iter()
         .position(|&b| b == 0)
