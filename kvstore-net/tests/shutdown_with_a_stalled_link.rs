@@ -9,34 +9,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, load, proxy, ServerProcess, TestResult};
+use common::{proxy, TestResult};
 
 #[test]
 fn sigterm_is_not_held_up_by_a_stalled_replica_link() -> TestResult {
     let root = tempfile::tempdir()?;
-    let replica = ServerProcess::start(&root.path().join("replica"), 0, &["--replica".into()])?;
-    let proxy = proxy::Proxy::start(&replica.addr)?;
-    let mut master = ServerProcess::start(
-        &root.path().join("master"),
-        0,
-        &["--replicas".into(), proxy.addr.clone()],
-    )?;
-    load(&master.addr, "k", 200)?;
-    common::converged_digest(
-        &[master.addr.clone(), replica.addr.clone()],
-        Duration::from_secs(20),
-    )?;
+    let (_replica, proxy, mut master) = proxy::proxied_pair(root.path(), &[])?;
 
     // The link stalls: nothing more goes either way, nothing is closed. The idle master
     // re-HELLOs every heartbeat on a fresh connection; wait until it has sent one into the
     // stall, so the SIGTERM below lands while that HELLO waits for its reply.
-    proxy.stall_both();
-    let stalled_from = proxy.conn_count();
     assert!(
-        eventually(Duration::from_secs(10), || proxy
-            .conns()
-            .iter()
-            .any(|c| c.id >= stalled_from && c.pending_while_stalled)),
+        proxy.stall_until_spoken_into(),
         "the master never said HELLO into the stalled link"
     );
     std::thread::sleep(Duration::from_millis(300));

@@ -8,48 +8,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, info_field, load, proxy, ServerProcess, TestResult};
+use common::{info_field, proxy, TestResult};
 
 #[test]
 fn a_stalled_idle_replica_stops_counting_as_healthy() -> TestResult {
     let root = tempfile::tempdir()?;
-    let replica = ServerProcess::start(&root.path().join("replica"), 0, &["--replica".into()])?;
-    let proxy = proxy::Proxy::start(&replica.addr)?;
-    let master = ServerProcess::start(
-        &root.path().join("master"),
-        0,
-        &[
-            "--replicas".into(),
-            proxy.addr.clone(),
-            "--min-replicas-to-write".into(),
-            "1".into(),
-        ],
-    )?;
+    let (_replica, proxy, master) =
+        proxy::proxied_pair(root.path(), &["--min-replicas-to-write", "1"])?;
     let mut client = master.client()?;
-    assert!(
-        eventually(Duration::from_secs(10), || info_field(
-            &mut client,
-            "replication",
-            "healthy_replicas"
-        )
-        .is_ok_and(|n| n == "1")),
-        "the replica never became healthy"
-    );
-    load(&master.addr, "k", 100)?;
-    common::converged_digest(
-        &[master.addr.clone(), replica.addr.clone()],
-        Duration::from_secs(20),
-    )?;
 
     // The link stalls (nothing is closed). Wait until the idle master's heartbeat HELLO went
     // into it.
-    proxy.stall_both();
-    let stalled_from = proxy.conn_count();
     assert!(
-        eventually(Duration::from_secs(10), || proxy
-            .conns()
-            .iter()
-            .any(|c| c.id >= stalled_from && c.pending_while_stalled)),
+        proxy.stall_until_spoken_into(),
         "the master never said HELLO into the stalled link"
     );
     let stalled_at = Instant::now();

@@ -10,31 +10,17 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{load, proxy, ServerProcess, TestResult};
+use common::{proxy, TestResult};
 
 const SYNC_TIMEOUT_MS: u64 = 500;
 
 #[test]
 fn concurrent_sync_writes_fail_within_the_sync_timeout_when_the_link_stalls() -> TestResult {
     let root = tempfile::tempdir()?;
-    let replica = ServerProcess::start(&root.path().join("replica"), 0, &["--replica".into()])?;
-    let proxy = proxy::Proxy::start(&replica.addr)?;
-    let master = ServerProcess::start(
-        &root.path().join("master"),
-        0,
-        &[
-            "--replicas".into(),
-            proxy.addr.clone(),
-            "--replication-mode".into(),
-            "sync".into(),
-            "--sync-timeout-ms".into(),
-            SYNC_TIMEOUT_MS.to_string(),
-        ],
-    )?;
-    load(&master.addr, "k", 100)?;
-    common::converged_digest(
-        &[master.addr.clone(), replica.addr.clone()],
-        Duration::from_secs(20),
+    let timeout = SYNC_TIMEOUT_MS.to_string();
+    let (_replica, proxy, master) = proxy::proxied_pair(
+        root.path(),
+        &["--replication-mode", "sync", "--sync-timeout-ms", &timeout],
     )?;
     // Healthy link: an INCR is acknowledged at once.
     let mut client = master.client()?;

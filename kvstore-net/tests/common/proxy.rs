@@ -181,6 +181,46 @@ impl Proxy {
     pub fn conn_count(&self) -> usize {
         self.shared.conns.lock().len()
     }
+
+    /// Stalls both directions, then waits (up to 10 s) until the master has sent something
+    /// into the stall on a connection opened since: an idle master's heartbeat `HELLO`,
+    /// which then waits for a reply that never comes. Whether it did.
+    pub fn stall_until_spoken_into(&self) -> bool {
+        self.stall_both();
+        let stalled_from = self.conn_count();
+        super::eventually(Duration::from_secs(10), || {
+            self.conns()
+                .iter()
+                .any(|c| c.id >= stalled_from && c.pending_while_stalled)
+        })
+    }
+}
+
+/// A replica and a master streaming to it through a [`Proxy`], as `kvstore-server`
+/// processes under `root`, with `master_extra` flags; returns once the replica is healthy
+/// and the master's first 100 writes have reached it (equal DIGESTs).
+pub fn proxied_pair(
+    root: &std::path::Path,
+    master_extra: &[&str],
+) -> super::TestResult<(super::ServerProcess, Proxy, super::ServerProcess)> {
+    let replica = super::ServerProcess::start(&root.join("replica"), 0, &["--replica".into()])?;
+    let proxy = Proxy::start(&replica.addr)?;
+    let mut flags = vec!["--replicas".to_string(), proxy.addr.clone()];
+    flags.extend(master_extra.iter().map(|f| f.to_string()));
+    let master = super::ServerProcess::start(&root.join("master"), 0, &flags)?;
+    let mut client = master.client()?;
+    let healthy = super::eventually(Duration::from_secs(10), || {
+        super::info_field(&mut client, "replication", "healthy_replicas").is_ok_and(|n| n == "1")
+    });
+    if !healthy {
+        return Err("the replica never became healthy".into());
+    }
+    super::load(&master.addr, "k", 100)?;
+    super::converged_digest(
+        &[master.addr.clone(), replica.addr.clone()],
+        Duration::from_secs(20),
+    )?;
+    Ok((replica, proxy, master))
 }
 
 impl Drop for Proxy {
