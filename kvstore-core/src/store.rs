@@ -330,17 +330,25 @@ impl Inner {
 
     /// A local write of the (checked, non-empty) `batch`, committed as the record it holds.
     fn write_batch(&self, batch: WriteBatch) -> Result<Lsn> {
+        self.commit_batch(batch)?.wait()
+    }
+
+    /// Commits a non-empty `batch` here; the wait for replication is the caller's.
+    fn commit_batch(&self, batch: WriteBatch) -> Result<Replicating> {
         self.check_ops(batch.ops())?;
-        self.write_record(record_of(batch)?)
+        self.commit_replicating(record_of(batch)?)
     }
 
     fn write_record(&self, record: EncodedRecord) -> Result<Lsn> {
+        self.commit_replicating(record)?.wait()
+    }
+
+    /// Commits `record` here, reading the commit hook once for its admission and for the
+    /// replication wait the result holds.
+    fn commit_replicating(&self, record: EncodedRecord) -> Result<Replicating> {
         let hook = self.hook();
         let lsn = self.commit_local(record, hook.as_deref())?;
-        if let Some(hook) = &hook {
-            hook.wait_replicated(lsn)?;
-        }
-        Ok(lsn)
+        Ok(Replicating { lsn, hook })
     }
 
     /// A local write's commit here: admitted by `hook`, then written and durable per the
@@ -611,12 +619,7 @@ impl KvStore {
                 hook: None,
             });
         }
-        self.inner.check_ops(batch.ops())?;
-        let hook = self.inner.hook();
-        let lsn = self
-            .inner
-            .commit_local(record_of(batch)?, hook.as_deref())?;
-        Ok(Replicating { lsn, hook })
+        self.inner.commit_batch(batch)
     }
 
     /// Commits several batches in one commit group: each batch is its own log record with its
@@ -631,6 +634,19 @@ impl KvStore {
     /// refused the writes up front (nothing written), or they were committed and are durable
     /// here but the hook's replication requirement failed (e.g. `QuorumNotReached`).
     pub fn write_batches(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Lsn>>> {
+        let (answers, replicating) = self.write_batches_then_wait(batches)?;
+        replicating.wait()?;
+        Ok(answers)
+    }
+
+    /// Commits `batches` as [`write_batches`](Self::write_batches) does, but leaves the wait
+    /// for replication (of the newest batch committed, which covers the others: acks are
+    /// cumulative) to the returned [`Replicating`], as
+    /// [`write_batch_then_wait`](Self::write_batch_then_wait) does for one batch.
+    pub fn write_batches_then_wait(
+        &self,
+        batches: Vec<WriteBatch>,
+    ) -> Result<(Vec<Result<Lsn>>, Replicating)> {
         let inner = &self.inner;
         inner.check_writable()?;
         let hook = inner.hook();
@@ -673,10 +689,14 @@ impl KvStore {
                 })
             })
             .collect();
-        if let (Some(hook), Some(lsn)) = (&hook, newest) {
-            hook.wait_replicated(lsn)?;
-        }
-        Ok(answers)
+        let replicating = match newest {
+            Some(lsn) => Replicating { lsn, hook },
+            None => Replicating {
+                lsn: before,
+                hook: None,
+            },
+        };
+        Ok((answers, replicating))
     }
 
     /// Key-ordered iteration over `range`, in both directions (`.rev()`). Holds no lock between

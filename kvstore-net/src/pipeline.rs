@@ -9,7 +9,7 @@
 //! missing `AUTH`) is left out and runs by itself, so the errors a batch can meet (I/O,
 //! quorum, too few replicas) are the same for each of its requests, and each gets that error.
 
-use kvstore_core::{WriteBatch, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES};
+use kvstore_core::{Replicating, WriteBatch, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 
 use std::io;
 
@@ -191,7 +191,7 @@ pub(crate) fn commit_group(
     // between the check and the commit (see `cmd::dispatch`); then the gate, as every writer
     // takes them.
     let role = node.role.read_recursive();
-    match hold {
+    let committed = match hold {
         GateHold::Shared => {
             let _gate = node.write_gate.read();
             commit_planned(node, role.is_replica(), plan(role.is_replica()))
@@ -200,19 +200,44 @@ pub(crate) fn commit_group(
             let _gate = node.write_gate.write();
             commit_planned(node, role.is_replica(), plan(role.is_replica()))
         }
+    };
+    // Replicas are waited for once the gate is let go: held (even shared) through a
+    // sync-mode quorum wait, it made every writer that takes it exclusively wait out this
+    // group's timeout before its own.
+    committed.wait()
+}
+
+/// A group committed here, and the replication still to wait for.
+struct Committed {
+    outcomes: Vec<Result<(), Frame>>,
+    replicating: Option<Replicating>,
+}
+
+impl Committed {
+    /// The outcomes once replicated as the mode requires: a replication failure (a quorum
+    /// not reached) is every batch's answer, as `KvStore::write_batches` gives it.
+    fn wait(self) -> Vec<Result<(), Frame>> {
+        match self.replicating.map(Replicating::wait) {
+            Some(Err(e)) => vec![Err(store_error(e)); self.outcomes.len()],
+            _ => self.outcomes,
+        }
     }
 }
 
-fn commit_planned(node: &Node, replica: bool, batches: Vec<WriteBatch>) -> Vec<Result<(), Frame>> {
+fn commit_planned(node: &Node, replica: bool, batches: Vec<WriteBatch>) -> Committed {
     let count = batches.len();
+    let refused = |outcomes| Committed {
+        outcomes,
+        replicating: None,
+    };
     if count == 0 {
-        return Vec::new();
+        return refused(Vec::new());
     }
     if replica {
-        return vec![Err(crate::cmd::readonly()); count];
+        return refused(vec![Err(crate::cmd::readonly()); count]);
     }
-    match node.store.write_batches(batches) {
-        Ok(results) => {
+    match node.store.write_batches_then_wait(batches) {
+        Ok((results, replicating)) => {
             let mut outcomes: Vec<Result<(), Frame>> = results
                 .into_iter()
                 .map(|result| result.map(|_| ()).map_err(store_error))
@@ -221,8 +246,11 @@ fn commit_planned(node: &Node, replica: bool, batches: Vec<WriteBatch>) -> Vec<R
             outcomes.resize_with(count, || {
                 Err(Frame::error("ERR internal: the commit group lost a reply"))
             });
-            outcomes
+            Committed {
+                outcomes,
+                replicating: Some(replicating),
+            }
         }
-        Err(e) => vec![Err(store_error(e)); count],
+        Err(e) => refused(vec![Err(store_error(e)); count]),
     }
 }

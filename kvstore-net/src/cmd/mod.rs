@@ -498,7 +498,9 @@ pub(crate) fn route(request: &Request, session: &Session, node: &Node) -> Route 
 /// one the group's commit order makes true.
 pub(crate) fn keys_read_by_write(request: &Request) -> impl Iterator<Item = &[u8]> {
     let is_delete = request.get(0).is_some_and(|name| {
-        name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"DELETE")
+        [&b"DEL"[..], b"DELETE", b"UNLINK"]
+            .iter()
+            .any(|delete| name.eq_ignore_ascii_case(delete))
     });
     let keys = if is_delete { request.len() - 1 } else { 0 };
     request.iter().skip(1).take(keys)

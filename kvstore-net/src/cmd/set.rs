@@ -109,9 +109,17 @@ pub(super) fn run_put(args: &mut Args, ctx: &mut Ctx<'_>) -> Result<Frame, Frame
 }
 
 /// Commits a blind write's batch: `+OK` once durable (and replicated) per the server's
-/// policy, else the engine's error.
+/// policy, else the engine's error. The wait for replicas comes after the write gate is let
+/// go: held (even shared) through a sync-mode quorum wait, it made every `INCR`, `DEL` or
+/// `EXEC` (which take it exclusively) wait out this write's timeout before their own.
 pub(super) fn commit(batch: WriteBatch, ctx: &mut Ctx<'_>) -> Result<Frame, Frame> {
-    let _not_in_a_transaction = ctx.node.write_gate.read();
-    ctx.node.store.write_batch(batch).map_err(store_error)?;
+    let replicating = {
+        let _not_in_a_transaction = ctx.node.write_gate.read();
+        ctx.node
+            .store
+            .write_batch_then_wait(batch)
+            .map_err(store_error)?
+    };
+    replicating.wait().map_err(store_error)?;
     Ok(Frame::ok())
 }
