@@ -6,7 +6,8 @@
 //! and addReplyErrorFormat only turns '\r' and '\n' into spaces: every other byte (tab,
 //! UTF-8, …) is sent as is. kvstore used to show at most 8 arguments whatever their length,
 //! never cut them to the 128-byte budget, and escape every byte outside 0x20..0x7e
-//! (including CR/LF, tab and UTF-8) as `\xNN`. Replies observed on redis-server 7.0.15 are asserted below.
+//! (including CR/LF, tab and UTF-8) as `\xNN`. Replies observed on redis-server 7.0.15 are
+//! asserted below.
 
 mod common;
 

@@ -15,8 +15,8 @@
 //! its way to the replicas, as for any write (no fake rollback).
 //!
 //! Served inside a transaction: `PING`, `ECHO`, `TIME`, `GET`/`READ`, `MGET`, `EXISTS`,
-//! `TYPE`, `STRLEN`, `TTL`, `PTTL`, `DBSIZE`, `SET`/`PUT`, `MSET`/`BATCHPUT`, `DEL`/`DELETE`/`UNLINK`,
-//! `INCR`/`DECR`/`INCRBY`/`DECRBY`, `SETNX`, `MSETNX`, `GETSET`, `GETDEL`, `APPEND`, and
+//! `TYPE`, `STRLEN`, `TTL`, `PTTL`, `DBSIZE`, `SET`/`PUT`, `MSET`/`BATCHPUT`,
+//! `DEL`/`DELETE`/`UNLINK`, `INCR`/`DECR`/`INCRBY`/`DECRBY`, `SETNX`, `MSETNX`, `GETSET`, `GETDEL`, `APPEND`, and
 //! `WAIT`, which as in Redis does not block inside `EXEC` (it answers how many replicas have
 //! the writes committed before the transaction); anything else gets `-ERR Command not allowed
 //! inside a transaction` (and aborts it).
