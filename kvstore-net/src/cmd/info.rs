@@ -1,6 +1,7 @@
 //! `INFO [section …]`: Redis-style `field:value` lines under `# Section` headings, as one bulk
 //! string (a verbatim string to RESP3 clients, as Redis sends it). Sections: `server`,
-//! `clients`, `memory`, `persistence`, `replication`, `stats`, `keyspace`; none, `all`, `default` or `everything` means all of them; an unknown one adds nothing.
+//! `clients`, `memory`, `persistence`, `replication`, `stats`, `keyspace`; none, `all`,
+//! `default` or `everything` means all of them; an unknown one adds nothing.
 //!
 //! `replication` on a master holds, besides Redis's `role`/`connected_slaves`/
 //! `master_repl_offset`, one line per replica
